@@ -1,0 +1,321 @@
+"""Typed agent configuration (CONTRACT §2): strict, with errors that name the bad key."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+CAC_ID_RE = re.compile(r"[a-z0-9-]{3,64}")
+STATION_ID_RE = re.compile(r"[a-z0-9-]{1,32}")
+CATEGORY_RE = re.compile(r"[a-z0-9_-]{1,32}")
+HHMM_RE = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
+
+DEFAULT_CHECKPOINT_SECONDS = 15
+DEFAULT_VOUCHER_VALID_DAYS = 30
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown or invalid; the message names the key."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}" if key else problem)
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Band:
+    """A time-of-day price: blocks starting in [start, end) local time cost block_price."""
+
+    start: time
+    end: time
+    block_price: int
+
+    def contains(self, t: time) -> bool:
+        """True if local wall-clock time t falls in [start, end), wrapping past midnight."""
+        if self.start < self.end:
+            return self.start <= t < self.end
+        if self.start > self.end:  # wraps midnight, e.g. 20:00 -> 08:00
+            return t >= self.start or t < self.end
+        return True  # from == to: the whole day
+
+
+@dataclass(frozen=True)
+class Tariff:
+    currency: str = "MAD"
+    block_minutes: int = 15
+    block_price: int = 200
+    minimum_blocks: int = 1
+    grace_seconds: int = 60
+    bands: tuple[Band, ...] = ()
+    concessions: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Z]{3}", self.currency):
+            raise ConfigError("tariff.currency", "must be a 3-letter ISO 4217 code like MAD")
+        _check_int("tariff.block_minutes", self.block_minutes, 1, 24 * 60)
+        _check_int("tariff.block_price", self.block_price, 0, 10**9)
+        _check_int("tariff.minimum_blocks", self.minimum_blocks, 0, 1000)
+        _check_int("tariff.grace_seconds", self.grace_seconds, 0, 24 * 3600)
+        for i, band in enumerate(self.bands):
+            _check_int(f"tariff.bands[{i}].block_price", band.block_price, 0, 10**9)
+        for name, pct in self.concessions.items():
+            if not CATEGORY_RE.fullmatch(name):
+                raise ConfigError(f"tariff.concessions.{name}", "category names are [a-z0-9_-]{1,32}")
+            _check_int(f"tariff.concessions.{name}", pct, 0, 100)
+
+    @property
+    def block_seconds(self) -> int:
+        return self.block_minutes * 60
+
+
+@dataclass(frozen=True)
+class Station:
+    id: str
+    token: str
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    host: str = "0.0.0.0"  # noqa: S104 - stations reach the agent over the site LAN
+    port: int = 8081
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    cac_id: str
+    data_dir: Path
+    timezone: str
+    mqtt: MqttConfig
+    http: HttpConfig
+    stations: tuple[Station, ...]
+    tariff: Tariff
+    checkpoint_seconds: int = DEFAULT_CHECKPOINT_SECONDS
+    voucher_valid_days: int = DEFAULT_VOUCHER_VALID_DAYS
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def station(self, station_id: str) -> Station | None:
+        for s in self.stations:
+            if s.id == station_id:
+                return s
+        return None
+
+
+# ---------------------------------------------------------------- parsing helpers
+
+
+def _check_int(key: str, value: object, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(key, f"must be an integer, got {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise ConfigError(key, f"must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _table(raw: object, key: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(key, "must be a table")
+    return raw
+
+
+def _no_unknown(raw: Mapping[str, object], allowed: set[str], prefix: str) -> None:
+    for k in raw:
+        if k not in allowed:
+            where = f"{prefix}.{k}" if prefix else k
+            raise ConfigError(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _req(raw: Mapping[str, object], key: str, prefix: str) -> object:
+    if key not in raw:
+        raise ConfigError(f"{prefix}.{key}" if prefix else key, "is required")
+    return raw[key]
+
+
+def _str(value: object, key: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, f"must be a string, got {type(value).__name__}")
+    return value
+
+
+def _hhmm(value: object, key: str) -> time:
+    s = _str(value, key)
+    m = HHMM_RE.fullmatch(s)
+    if not m:
+        raise ConfigError(key, f"must be a local time HH:MM, got {s!r}")
+    return time(int(m.group(1)), int(m.group(2)))
+
+
+def parse_tariff(raw: object, prefix: str = "tariff") -> Tariff:
+    """Build a Tariff from a TOML-like mapping; the same rules serve the file and the console."""
+    t = _table(raw, prefix)
+    _no_unknown(
+        t,
+        {"currency", "block_minutes", "block_price", "minimum_blocks", "grace_seconds",
+         "bands", "concessions"},
+        prefix,
+    )
+    bands_raw = t.get("bands", [])
+    if not isinstance(bands_raw, list):
+        raise ConfigError(f"{prefix}.bands", "must be an array of tables ([[tariff.bands]])")
+    bands = []
+    for i, b in enumerate(bands_raw):
+        key = f"{prefix}.bands[{i}]"
+        bt = _table(b, key)
+        _no_unknown(bt, {"from", "to", "block_price"}, key)
+        bands.append(
+            Band(
+                start=_hhmm(_req(bt, "from", key), f"{key}.from"),
+                end=_hhmm(_req(bt, "to", key), f"{key}.to"),
+                block_price=_check_int(f"{key}.block_price", _req(bt, "block_price", key), 0, 10**9),
+            )
+        )
+    conc = _table(t.get("concessions", {}), f"{prefix}.concessions")
+    return Tariff(
+        currency=_str(_req(t, "currency", prefix), f"{prefix}.currency"),
+        block_minutes=_check_int(
+            f"{prefix}.block_minutes", _req(t, "block_minutes", prefix), 1, 24 * 60),
+        block_price=_check_int(f"{prefix}.block_price", _req(t, "block_price", prefix), 0, 10**9),
+        minimum_blocks=_check_int(
+            f"{prefix}.minimum_blocks", _req(t, "minimum_blocks", prefix), 0, 1000),
+        grace_seconds=_check_int(
+            f"{prefix}.grace_seconds", _req(t, "grace_seconds", prefix), 0, 24 * 3600),
+        bands=tuple(bands),
+        concessions={str(k): v for k, v in conc.items()},
+    )
+
+
+def tariff_to_dict(t: Tariff) -> dict[str, Any]:
+    """The inverse of parse_tariff (for storing a tariff edited at the console)."""
+    out: dict[str, Any] = {
+        "currency": t.currency,
+        "block_minutes": t.block_minutes,
+        "block_price": t.block_price,
+        "minimum_blocks": t.minimum_blocks,
+        "grace_seconds": t.grace_seconds,
+    }
+    if t.bands:
+        out["bands"] = [
+            {"from": b.start.strftime("%H:%M"), "to": b.end.strftime("%H:%M"),
+             "block_price": b.block_price}
+            for b in t.bands
+        ]
+    if t.concessions:
+        out["concessions"] = dict(t.concessions)
+    return out
+
+
+def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
+    """Validate a decoded agent.toml; raises ConfigError naming the first bad key."""
+    _no_unknown(
+        raw,
+        {"cac_id", "data_dir", "timezone", "mqtt", "http", "stations", "tariff",
+         "checkpoint_seconds", "voucher_valid_days"},
+        "",
+    )
+    cac_id = _str(_req(raw, "cac_id", ""), "cac_id")
+    if not CAC_ID_RE.fullmatch(cac_id):
+        raise ConfigError("cac_id", f"must match [a-z0-9-]{{3,64}}, got {cac_id!r}")
+    data_dir = Path(_str(_req(raw, "data_dir", ""), "data_dir"))
+    tzname = _str(_req(raw, "timezone", ""), "timezone")
+    try:
+        ZoneInfo(tzname)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("timezone", f"unknown IANA time zone {tzname!r}") from None
+
+    m = _table(_req(raw, "mqtt", ""), "mqtt")
+    _no_unknown(m, {"host", "port", "username", "password", "tls"}, "mqtt")
+    username = m.get("username")
+    password = m.get("password")
+    if username is not None:
+        _str(username, "mqtt.username")
+    if password is not None:
+        _str(password, "mqtt.password")
+    if (username is None) != (password is None):
+        raise ConfigError("mqtt.password", "username and password must be given together")
+    tls = m.get("tls", False)
+    if not isinstance(tls, bool):
+        raise ConfigError("mqtt.tls", "must be true or false")
+    mqtt = MqttConfig(
+        host=_str(_req(m, "host", "mqtt"), "mqtt.host"),
+        port=_check_int("mqtt.port", _req(m, "port", "mqtt"), 1, 65535),
+        username=username,
+        password=password,
+        tls=tls,
+    )
+
+    h = _table(_req(raw, "http", ""), "http")
+    _no_unknown(h, {"host", "port"}, "http")
+    http = HttpConfig(
+        host=_str(_req(h, "host", "http"), "http.host"),
+        port=_check_int("http.port", _req(h, "port", "http"), 0, 65535),
+    )
+
+    st_raw = _req(raw, "stations", "")
+    if not isinstance(st_raw, list) or not st_raw:
+        raise ConfigError("stations", "must be a non-empty array of tables ([[stations]])")
+    stations: list[Station] = []
+    seen_ids: set[str] = set()
+    seen_tokens: set[str] = set()
+    for i, s in enumerate(st_raw):
+        key = f"stations[{i}]"
+        st = _table(s, key)
+        _no_unknown(st, {"id", "token"}, key)
+        sid = _str(_req(st, "id", key), f"{key}.id")
+        if not STATION_ID_RE.fullmatch(sid):
+            raise ConfigError(f"{key}.id", f"must match [a-z0-9-]{{1,32}}, got {sid!r}")
+        token = _str(_req(st, "token", key), f"{key}.token")
+        if len(token) < 16:
+            raise ConfigError(f"{key}.token", "must be at least 16 characters")
+        if sid in seen_ids:
+            raise ConfigError(f"{key}.id", f"duplicate station id {sid!r}")
+        if token in seen_tokens:
+            raise ConfigError(f"{key}.token", "two stations share a token")
+        seen_ids.add(sid)
+        seen_tokens.add(token)
+        stations.append(Station(sid, token))
+
+    return AgentConfig(
+        cac_id=cac_id,
+        data_dir=data_dir,
+        timezone=tzname,
+        mqtt=mqtt,
+        http=http,
+        stations=tuple(stations),
+        tariff=parse_tariff(_req(raw, "tariff", "")),
+        checkpoint_seconds=_check_int(
+            "checkpoint_seconds", raw.get("checkpoint_seconds", DEFAULT_CHECKPOINT_SECONDS),
+            1, 3600),
+        voucher_valid_days=_check_int(
+            "voucher_valid_days", raw.get("voucher_valid_days", DEFAULT_VOUCHER_VALID_DAYS),
+            1, 3660),
+    )
+
+
+def load_agent_config(path: Path) -> AgentConfig:
+    """Read and validate an agent.toml file."""
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError("", f"config file {path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
+    return parse_agent_config(raw)
