@@ -67,7 +67,8 @@ class Tariff:
             _check_int(f"tariff.bands[{i}].block_price", band.block_price, 0, 10**9)
         for name, pct in self.concessions.items():
             if not CATEGORY_RE.fullmatch(name):
-                raise ConfigError(f"tariff.concessions.{name}", "category names are [a-z0-9_-]{1,32}")
+                raise ConfigError(
+                    f"tariff.concessions.{name}", "category names are [a-z0-9_-]{1,32}")
             _check_int(f"tariff.concessions.{name}", pct, 0, 100)
 
     @property
@@ -184,7 +185,8 @@ def parse_tariff(raw: object, prefix: str = "tariff") -> Tariff:
             Band(
                 start=_hhmm(_req(bt, "from", key), f"{key}.from"),
                 end=_hhmm(_req(bt, "to", key), f"{key}.to"),
-                block_price=_check_int(f"{key}.block_price", _req(bt, "block_price", key), 0, 10**9),
+                block_price=_check_int(
+                    f"{key}.block_price", _req(bt, "block_price", key), 0, 10**9),
             )
         )
     conc = _table(t.get("concessions", {}), f"{prefix}.concessions")
@@ -237,7 +239,8 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
     tzname = _str(_req(raw, "timezone", ""), "timezone")
     try:
         ZoneInfo(tzname)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a zoneinfo directory name such as "Africa" raises IsADirectoryError
         raise ConfigError("timezone", f"unknown IANA time zone {tzname!r}") from None
 
     m = _table(_req(raw, "mqtt", ""), "mqtt")
@@ -316,6 +319,9 @@ def load_agent_config(path: Path) -> AgentConfig:
             raw = tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError("", f"config file {path} not found") from None
-    except tomllib.TOMLDecodeError as exc:
+    except OSError as exc:  # a directory, no permission, ...
+        raise ConfigError("", f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        # tomllib lets UnicodeDecodeError through for a file that is not UTF-8
         raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
     return parse_agent_config(raw)

@@ -1,0 +1,165 @@
+"""`cac-agent`: run the agent, quote a fee, manage operator accounts (CONTRACT §1)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from agent import __version__
+from agent.config import AgentConfig, ConfigError, load_agent_config
+
+PROG = "cac-agent"
+SUBCOMMANDS = ("quote", "add-operator", "check-config")
+
+
+class CliError(Exception):
+    """A one-line error for the user; exit status 2."""
+
+
+def _config(path: str) -> AgentConfig:
+    try:
+        return load_agent_config(Path(path))
+    except ConfigError as exc:
+        raise CliError(f"bad config {path}: {exc}") from None
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="The CAC site agent: metering, ledger, local API, reporting. "
+                    f"Subcommands: {', '.join(SUBCOMMANDS)} (see '{PROG} SUBCOMMAND --help').",
+    )
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    p.add_argument("--config", required=True, help="agent TOML file (CONTRACT §2)")
+    p.add_argument("--log-level", default="INFO",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def cmd_run(argv: Sequence[str]) -> int:
+    args = _run_parser().parse_args(argv)
+    config = _config(args.config)
+    logging.basicConfig(level=args.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # imported here so that `quote` and `--help` stay fast
+    from aiohttp import web
+
+    from agent.api import make_app
+    from agent.clock import SystemClock
+    from agent.ledger import Ledger, LedgerError
+    from agent.operators import OperatorStore
+    from agent.service import AgentService
+    from agent.storage import StorageError
+
+    try:
+        ledger = Ledger(config.data_dir, config.cac_id, config.tz)
+    except (LedgerError, StorageError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    operators = OperatorStore(config.data_dir)
+    service = AgentService(config, ledger, operators, SystemClock())
+    service.recover()
+    if not operators.all():
+        logging.getLogger(PROG).warning(
+            "no operator accounts yet: create one with '%s add-operator'", PROG)
+    app = make_app(service)
+    print(f"{PROG} {__version__}: {config.cac_id} listening on "
+          f"http://{config.http.host}:{config.http.port}/api/v1", flush=True)
+    try:
+        web.run_app(app, host=config.http.host, port=config.http.port, print=None,
+                    access_log=None)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {config.http.host}:{config.http.port}: "
+                       f"{exc.strerror}") from None
+    finally:
+        ledger.close()
+        operators.close()
+    return 0
+
+
+def cmd_quote(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog=f"{PROG} quote",
+                                description="Print the fee of a session as one JSON line.")
+    p.add_argument("--config", required=True)
+    p.add_argument("--minutes", required=True, type=int)
+    p.add_argument("--start", help="local wall-clock start YYYY-MM-DDTHH:MM (default: now)")
+    p.add_argument("--category", help="concession category")
+    args = p.parse_args(argv)
+    config = _config(args.config)
+    from agent.tariff import UnknownCategory, quote
+
+    if not 0 <= args.minutes <= 100_000:
+        raise CliError("--minutes must be between 0 and 100000")
+    tz = config.tz
+    if args.start:
+        try:
+            start = datetime.strptime(args.start, "%Y-%m-%dT%H:%M").replace(tzinfo=tz)
+        except ValueError:
+            raise CliError(f"--start must be YYYY-MM-DDTHH:MM, got {args.start!r}") from None
+    else:
+        start = datetime.now(tz)
+    try:
+        result = quote(config.tariff, tz, args.minutes, start, args.category)
+    except UnknownCategory as exc:
+        raise CliError(str(exc)) from None
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_add_operator(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog=f"{PROG} add-operator",
+                                description="Create or replace an operator account.")
+    p.add_argument("--config", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--role", required=True, choices=["operator", "manager"])
+    p.add_argument("--password-stdin", action="store_true", required=True,
+                   help="read the password from standard input (first line)")
+    args = p.parse_args(argv)
+    config = _config(args.config)
+    from datetime import UTC
+
+    from agent.operators import OperatorError, OperatorStore
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    store = OperatorStore(config.data_dir)
+    try:
+        store.put(args.name, args.role, password, datetime.now(UTC))
+    except OperatorError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+    print(f"operator {args.name} ({args.role}) saved")
+    return 0
+
+
+def cmd_check_config(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog=f"{PROG} check-config",
+                                description="Validate a config file and exit.")
+    p.add_argument("--config", required=True)
+    args = p.parse_args(argv)
+    config = _config(args.config)
+    print(f"{args.config}: ok ({config.cac_id}, {len(config.stations)} stations)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"quote": cmd_quote, "add-operator": cmd_add_operator,
+                "check-config": cmd_check_config}
+    try:
+        if argv and argv[0] in commands:
+            return commands[argv[0]](argv[1:])
+        return cmd_run(argv)
+    except CliError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

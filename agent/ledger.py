@@ -1,0 +1,336 @@
+"""The agent's ledger: every money event, durable, numbered, kept until the hub has it.
+
+Layout in ``data_dir``:
+
+- ``ledger.json``: a TinyDB database on ``AtomicJSONStorage`` with three tables, kept small:
+  ``state`` (one document: next sequence number, highest acknowledged one, checkpoints of
+  active sessions), ``outbox`` (records not yet acknowledged by the hub, document id = the
+  record's sequence number) and ``vouchers`` (live vouchers, document id = the code's value).
+- ``archive/YYYY-MM-DD.jsonl``: acknowledged records, by the local day they happened,
+  appended and fsync'd *before* they leave the outbox. A crash between the two leaves a
+  record in both places; readers deduplicate by id.
+
+Every change is one atomic write of ``ledger.json``: a session close removes the session's
+checkpoint, spends its voucher and appends its record in the same write.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tinydb import TinyDB
+from tinydb.table import Table
+
+from agent.storage import AtomicJSONStorage, StorageError, append_lines_durable, read_lines
+
+LEDGER_FILE = "ledger.json"
+ARCHIVE_DIR = "archive"
+LOCK_FILE = "agent.lock"
+STATE_DOC = "1"
+# a voucher that expired, was voided or is used up leaves the live file after this long
+VOUCHER_RETENTION = timedelta(days=7)
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_CROCKFORD_VALUE = {c: i for i, c in enumerate(_CROCKFORD)}
+
+Tables = dict[str, dict[str, Any]]
+
+
+class LedgerError(RuntimeError):
+    """The ledger cannot do what was asked (the message says why); nothing was changed."""
+
+
+class LedgerLocked(LedgerError):
+    """Another process holds this data directory."""
+
+
+def voucher_doc_id(code: str) -> str:
+    """The TinyDB document id of a canonical voucher code (its 50-bit value)."""
+    value = 0
+    for ch in code.replace("-", ""):
+        value = value * 32 + _CROCKFORD_VALUE[ch]
+    return str(value + 1)  # TinyDB ids start at 1
+
+
+class Ledger:
+    def __init__(self, data_dir: Path, cac_id: str, tz: ZoneInfo, *, lock: bool = True) -> None:
+        self.data_dir = Path(data_dir)
+        self.cac_id = cac_id
+        self.tz = tz
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.archive_dir = self.data_dir / ARCHIVE_DIR
+        self.archive_dir.mkdir(exist_ok=True)
+        self._lock_fd: int | None = None
+        if lock:
+            self._take_lock()
+        self.storage = AtomicJSONStorage(self.data_dir / LEDGER_FILE)
+        self._db = TinyDB(storage=lambda: self.storage)
+        self._db.storage.read()  # fail now, not on the first sale, if the file is damaged
+        self._outbox = self._table("outbox")
+        self._vouchers = self._table("vouchers")
+
+    # ---------------------------------------------------------------- housekeeping
+
+    def _table(self, name: str) -> Table:
+        return self._db.table(name, cache_size=0)
+
+    def _take_lock(self) -> None:
+        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LedgerLocked(
+                f"another agent is already using {self.data_dir}; stop it first") from None
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        self._db.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _commit(self, mutate: Callable[[Tables], Any]) -> Any:
+        """Apply ``mutate`` to the whole database and write it in one atomic write.
+
+        If ``mutate`` raises or the write fails, nothing changes on disk or in memory.
+        """
+        data = self.storage.read() or {}
+        try:
+            result = mutate(data)
+            self.storage.write(data)
+        except BaseException:
+            self.storage.invalidate()
+            raise
+        return result
+
+    @staticmethod
+    def _state(data: Tables) -> dict[str, Any]:
+        state: dict[str, Any] = data.setdefault("state", {}).setdefault(
+            STATE_DOC, {"next_seq": 1, "acked_seq": 0, "active": {}})
+        return state
+
+    def _read_state(self) -> dict[str, Any]:
+        data = self.storage.read() or {}
+        state: dict[str, Any] = data.get("state", {}).get(STATE_DOC) or {
+            "next_seq": 1, "acked_seq": 0, "active": {}}
+        return state
+
+    def _append(self, data: Tables, record: dict[str, Any]) -> dict[str, Any]:
+        """Number ``record`` and put it in the outbox (inside a commit)."""
+        for key in ("id", "type", "at"):
+            if key not in record:
+                raise LedgerError(f"a ledger record needs {key!r}")
+        state = self._state(data)
+        seq = state["next_seq"]
+        stamped = {**record, "seq": seq, "cac_id": self.cac_id}
+        data.setdefault("outbox", {})[str(seq)] = stamped
+        state["next_seq"] = seq + 1
+        return stamped
+
+    # ---------------------------------------------------------------- reading
+
+    @property
+    def next_seq(self) -> int:
+        return int(self._read_state()["next_seq"])
+
+    @property
+    def acked_seq(self) -> int:
+        return int(self._read_state()["acked_seq"])
+
+    def active_checkpoints(self) -> list[dict[str, Any]]:
+        return [dict(cp) for cp in self._read_state()["active"].values()]
+
+    def outbox(self, after_seq: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """Unacknowledged records with seq > after_seq, in sequence order."""
+        docs = sorted((d for d in self._outbox.all() if d.doc_id > after_seq),
+                      key=lambda d: d.doc_id)
+        if limit is not None:
+            docs = docs[:limit]
+        return [dict(d) for d in docs]
+
+    def backlog(self) -> int:
+        return len(self._outbox)
+
+    def voucher(self, code: str) -> dict[str, Any] | None:
+        """The stored voucher entry {"voucher", "sale_id", "in_use"} of a canonical code."""
+        doc = self._vouchers.get(doc_id=int(voucher_doc_id(code)))
+        return None if doc is None or isinstance(doc, list) else dict(doc)
+
+    def vouchers(self) -> list[dict[str, Any]]:
+        return [dict(d) for d in self._vouchers.all()]
+
+    def archive_path(self, day: date) -> Path:
+        return self.archive_dir / f"{day.isoformat()}.jsonl"
+
+    def local_day(self, at: str) -> date:
+        return datetime.fromisoformat(at).astimezone(self.tz).date()
+
+    def records(self, first: date | None = None, last: date | None = None
+                ) -> Iterator[dict[str, Any]]:
+        """Every record (archived and in the outbox) whose local day is in [first, last]."""
+        seen: set[str] = set()
+        for path in sorted(self.archive_dir.glob("*.jsonl")):
+            try:
+                day = date.fromisoformat(path.stem)
+            except ValueError:
+                continue
+            if (first and day < first) or (last and day > last):
+                continue
+            for rec in read_lines(path):
+                if rec.get("id") not in seen:
+                    seen.add(rec["id"])
+                    yield rec
+        for rec in self.outbox():
+            day = self.local_day(rec["at"])
+            if (first and day < first) or (last and day > last):
+                continue
+            if rec["id"] not in seen:
+                seen.add(rec["id"])
+                yield rec
+
+    # ---------------------------------------------------------------- writing
+
+    def start_session(self, checkpoint: dict[str, Any], voucher_code: str | None = None) -> None:
+        """Record a started session (and reserve its voucher) durably."""
+
+        def mutate(data: Tables) -> None:
+            active = self._state(data)["active"]
+            if any(cp["station"] == checkpoint["station"] for cp in active.values()):
+                raise LedgerError(f"station {checkpoint['station']} already has a session")
+            if voucher_code is not None:
+                entry = data.get("vouchers", {}).get(voucher_doc_id(voucher_code))
+                if entry is None:
+                    raise LedgerError("unknown voucher")
+                if entry.get("in_use"):
+                    raise LedgerError("voucher is in use in another session")
+                entry["in_use"] = checkpoint["id"]
+            active[checkpoint["id"]] = checkpoint
+
+        self._commit(mutate)
+
+    def checkpoint(self, checkpoints: list[dict[str, Any]]) -> None:
+        """Replace the checkpoints of active sessions (billed time so far, limits)."""
+        if not checkpoints:
+            return
+
+        def mutate(data: Tables) -> None:
+            active = self._state(data)["active"]
+            for cp in checkpoints:
+                if cp["id"] not in active:
+                    raise LedgerError(f"no active session {cp['id']}")
+                active[cp["id"]] = cp
+
+        self._commit(mutate)
+
+    def close_session(self, record: dict[str, Any], voucher_code: str | None = None,
+                      spent_seconds: int = 0) -> dict[str, Any]:
+        """Close an active session: drop its checkpoint, spend its voucher, append its record."""
+
+        def mutate(data: Tables) -> dict[str, Any]:
+            active = self._state(data)["active"]
+            if record["id"] not in active:
+                raise LedgerError(f"no active session {record['id']}")
+            del active[record["id"]]
+            if voucher_code is not None:
+                entry = data.get("vouchers", {}).get(voucher_doc_id(voucher_code))
+                if entry is not None:
+                    v = entry["voucher"]
+                    v["seconds_left"] = max(0, int(v["seconds_left"]) - spent_seconds)
+                    entry["in_use"] = None
+            return self._append(data, record)
+
+        result: dict[str, Any] = self._commit(mutate)
+        return result
+
+    def sell_voucher(self, voucher: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+        """Store a new voucher and its sale record in one write."""
+
+        def mutate(data: Tables) -> dict[str, Any]:
+            table = data.setdefault("vouchers", {})
+            key = voucher_doc_id(voucher["code"])
+            if key in table:
+                raise LedgerError("voucher code collision; try again")
+            table[key] = {"voucher": voucher, "sale_id": record["id"], "in_use": None}
+            return self._append(data, record)
+
+        result: dict[str, Any] = self._commit(mutate)
+        return result
+
+    def void_voucher(self, code: str, reason: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Mark a voucher void and append the void record in one write."""
+
+        def mutate(data: Tables) -> dict[str, Any]:
+            entry = data.get("vouchers", {}).get(voucher_doc_id(code))
+            if entry is None:
+                raise LedgerError("unknown voucher")
+            if entry.get("in_use"):
+                raise LedgerError("the voucher is in use; end its session first")
+            if entry["voucher"].get("void"):
+                raise LedgerError("the voucher is already void")
+            entry["voucher"]["void"] = True
+            entry["voucher"]["void_reason"] = reason
+            return self._append(data, record)
+
+        result: dict[str, Any] = self._commit(mutate)
+        return result
+
+    def ack(self, seq: int) -> int:
+        """The hub has stored every record up to ``seq``: archive them, then drop them.
+
+        Returns how many records left the outbox. Acks are idempotent and may arrive late or
+        out of order; an ack beyond what was ever sent is refused.
+        """
+        state = self._read_state()
+        if seq >= state["next_seq"]:
+            raise LedgerError(f"ack {seq} is beyond the last record {state['next_seq'] - 1}")
+        if seq <= state["acked_seq"]:
+            return 0
+        done = [r for r in self.outbox() if r["seq"] <= seq]
+        by_day: dict[date, list[dict[str, Any]]] = {}
+        for rec in done:
+            by_day.setdefault(self.local_day(rec["at"]), []).append(rec)
+        for day, recs in sorted(by_day.items()):
+            append_lines_durable(self.archive_path(day), recs)
+
+        def mutate(data: Tables) -> None:
+            outbox = data.get("outbox", {})
+            for rec in done:
+                outbox.pop(str(rec["seq"]), None)
+            self._state(data)["acked_seq"] = seq
+
+        self._commit(mutate)
+        return len(done)
+
+    def prune_vouchers(self, now: datetime) -> int:
+        """Drop vouchers that can never be used again from the live file."""
+        cutoff = now - VOUCHER_RETENTION
+
+        def dead(entry: dict[str, Any]) -> bool:
+            v = entry["voucher"]
+            if entry.get("in_use"):
+                return False
+            ended = v.get("void") or int(v["seconds_left"]) <= 0
+            expired = datetime.fromisoformat(v["expires_at"]) <= cutoff
+            return bool(expired or (ended and datetime.fromisoformat(v["sold_at"]) <= cutoff))
+
+        def mutate(data: Tables) -> int:
+            table = data.get("vouchers", {})
+            gone = [k for k, e in table.items() if dead(e)]
+            for k in gone:
+                del table[k]
+            return len(gone)
+
+        if not any(dead(e) for e in self.vouchers()):
+            return 0
+        removed: int = self._commit(mutate)
+        return removed
+
+
+__all__ = ["Ledger", "LedgerError", "LedgerLocked", "StorageError", "voucher_doc_id"]
