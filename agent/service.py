@@ -8,10 +8,10 @@ in-memory view changes only after the ledger write succeeded.
 
 from __future__ import annotations
 
-import logging
-import uuid
 import functools
+import logging
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any

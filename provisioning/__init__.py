@@ -1,1 +1,3 @@
-"""provisioning"""
+"""provisioning: identities, broker credentials and ACLs, enrolment bundles."""
+
+__version__ = "0.1.0"
