@@ -1,0 +1,303 @@
+"""The agent HTTP API (CONTRACT §4) on a real aiohttp server, with a fake clock."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from agent.api import make_app
+from agent.clock import FakeClock
+from agent.config import parse_agent_config
+from agent.ledger import Ledger
+from agent.operators import OperatorStore
+from agent.service import AgentService
+from agent.tariff import compute_fee
+
+TOKENS = {"s1": "station-one-token-0001", "s2": "station-two-token-0002"}
+PASSWORD = "counter-pass-1"
+
+
+def config_dict(data_dir: Path) -> dict[str, Any]:
+    return {
+        "cac_id": "ma-oriental-oujda-001",
+        "data_dir": str(data_dir),
+        "timezone": "Africa/Casablanca",
+        "mqtt": {"host": "127.0.0.1", "port": 1883},
+        "http": {"host": "127.0.0.1", "port": 0},
+        "stations": [{"id": k, "token": v} for k, v in TOKENS.items()],
+        "tariff": {"currency": "MAD", "block_minutes": 15, "block_price": 200,
+                   "minimum_blocks": 1, "grace_seconds": 60,
+                   "bands": [{"from": "20:00", "to": "08:00", "block_price": 100}],
+                   "concessions": {"student": 50}},
+    }
+
+
+class Agent:
+    def __init__(self, client: TestClient, service: AgentService, clock: FakeClock) -> None:
+        self.client = client
+        self.service = service
+        self.clock = clock
+        self.token = ""
+
+    async def req(self, method: str, path: str, token: str | None = None,
+                  **kw: Any) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        resp = await self.client.request(method, "/api/v1" + path, headers=headers, **kw)
+        assert resp.content_type == "application/json", await resp.text()
+        return resp.status, await resp.json()
+
+    async def op(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+        return await self.req(method, path, self.token, **kw)
+
+    async def st(self, sid: str, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+        return await self.req(method, f"/stations/{sid}{path}", TOKENS[sid], **kw)
+
+
+@pytest.fixture
+async def agent(tmp_path: Path, aiohttp_client: Any) -> Agent:
+    cfg = parse_agent_config(config_dict(tmp_path / "data"))
+    clock = FakeClock(datetime(2026, 6, 10, 9, 0, tzinfo=UTC))
+    ledger = Ledger(cfg.data_dir, cfg.cac_id, cfg.tz)
+    operators = OperatorStore(cfg.data_dir)
+    operators.put("amina", "operator", PASSWORD, clock.now())
+    service = AgentService(cfg, ledger, operators, clock)
+    client = await aiohttp_client(make_app(service))
+    a = Agent(client, service, clock)
+    status, body = await a.req("POST", "/login", json={"name": "amina", "password": PASSWORD})
+    assert status == 200
+    a.token = body["token"]
+    yield a
+    ledger.close()
+
+
+async def test_login_refuses_wrong_password_and_unknown_name(agent: Agent) -> None:
+    for name, pw in (("amina", "wrong-password"), ("nobody", PASSWORD)):
+        status, body = await agent.req("POST", "/login", json={"name": name, "password": pw})
+        assert status == 401
+        assert body["error"] == "bad_credentials"
+
+
+async def test_operator_endpoints_need_an_operator_token(agent: Agent) -> None:
+    for token in (None, "made-up", TOKENS["s1"]):
+        status, body = await agent.req("GET", "/stations", token)
+        assert status == 401, token
+        assert body["error"] == "unauthorized"
+        status, _ = await agent.req("POST", "/vouchers", token, json={"minutes": 30})
+        assert status == 401
+    assert agent.service.ledger.next_seq == 1  # nothing was sold
+
+
+async def test_operator_session_lifecycle_bills_per_tariff(agent: Agent) -> None:
+    status, s = await agent.op("POST", "/sessions", json={"station": "s1", "minutes": 30})
+    assert status == 201
+    assert s["station"] == "s1" and s["minutes"] == 30 and s["remaining_seconds"] == 1800
+    agent.clock.advance(20 * 60)
+    status, view = await agent.st("s1", "GET", "/session")
+    assert status == 200
+    assert view["session"]["remaining_seconds"] == 600
+    assert view["session"]["fee_so_far"] == 400
+    status, s2 = await agent.op("POST", f"/sessions/{s['id']}/extend", json={"minutes": 15})
+    assert status == 200 and s2["remaining_seconds"] == 600 + 900
+    agent.clock.advance(5 * 60 + 7)
+    status, rec = await agent.op("POST", f"/sessions/{s['id']}/end")
+    assert status == 200
+    assert rec["id"] == s["id"]
+    assert rec["billed_seconds"] == 25 * 60 + 7
+    assert rec["fee"] == compute_fee(agent.service.tariff, datetime.fromisoformat(
+        rec["started_at"]), 25 * 60 + 7, agent.service.tz) == 400
+    assert rec["currency"] == "MAD"
+    assert set(rec) >= {"id", "station", "started_at", "ended_at", "billed_seconds", "fee",
+                        "currency"}
+    outbox = agent.service.ledger.outbox()
+    assert [r["id"] for r in outbox] == [s["id"]] and outbox[0]["seq"] == 1
+    status, view = await agent.st("s1", "GET", "/session")
+    assert view == {"session": None}
+
+
+async def test_open_ended_session_and_concession(agent: Agent) -> None:
+    status, s = await agent.op("POST", "/sessions",
+                               json={"station": "s2", "minutes": None, "category": "student"})
+    assert status == 201 and s["open_ended"] and s["remaining_seconds"] is None
+    agent.clock.advance(3 * 3600)
+    status, rec = await agent.op("POST", f"/sessions/{s['id']}/end")
+    assert rec["billed_seconds"] == 3 * 3600
+    assert rec["fee"] == 12 * 200 * 50 // 100
+
+
+async def test_fixed_session_ends_itself_when_time_is_up(agent: Agent) -> None:
+    _, s = await agent.op("POST", "/sessions", json={"station": "s1", "minutes": 15})
+    agent.clock.advance(15 * 60 + 30)
+    _, stations = await agent.op("GET", "/stations")
+    assert stations[0]["session"] is None
+    (rec,) = agent.service.ledger.outbox()
+    assert rec["id"] == s["id"]
+    assert rec["end_reason"] == "time_exhausted" and rec["billed_seconds"] == 900
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        ({"station": "s9", "minutes": 10}, 404, "unknown_station"),
+        ({"station": "s1", "minutes": "10"}, 400, "bad_field"),
+        ({"station": "s1", "minutes": True}, 400, "bad_field"),
+        ({"station": "s1", "minutes": 0}, 400, "bad_field"),
+        ({"station": "s1"}, 400, "missing_field"),
+        ({"minutes": 10}, 400, "missing_field"),
+        ({"station": 1, "minutes": 10}, 400, "bad_field"),
+        ({"station": "s1", "minutes": 10, "category": "vip"}, 400, "unknown_category"),
+    ],
+)
+async def test_bad_session_requests_are_refused_and_change_nothing(
+        agent: Agent, body: dict[str, Any], status: int, error: str) -> None:
+    got, answer = await agent.op("POST", "/sessions", json=body)
+    assert (got, answer["error"]) == (status, error)
+    assert answer["message"]
+    assert agent.service.sessions == {}
+    assert agent.service.ledger.active_checkpoints() == []
+
+
+async def test_malformed_and_oversized_bodies_are_json_4xx(agent: Agent) -> None:
+    for data in (b"not json", b"[1, 2]", b"\xff\xfe", b""):
+        status, body = await agent.op("POST", "/sessions", data=data)
+        assert status == 400 and body["error"] == "bad_json", data
+    status, body = await agent.op("POST", "/sessions", data=b"{" + b" " * 70_000 + b"}")
+    assert status == 413 and body["error"] == "body_too_large"
+    status, body = await agent.op("POST", "/sessions/nope/end")
+    assert status == 404 and body["error"] == "unknown_session"
+    status, body = await agent.op("GET", "/no/such/thing")
+    assert status == 404 and body["error"] == "not_found"
+
+
+async def test_one_session_per_station(agent: Agent) -> None:
+    await agent.op("POST", "/sessions", json={"station": "s1", "minutes": 10})
+    status, body = await agent.op("POST", "/sessions", json={"station": "s1", "minutes": 10})
+    assert status == 409 and body["error"] == "station_busy"
+
+
+async def test_voucher_sale_redeem_and_balance(agent: Agent) -> None:
+    status, v = await agent.op("POST", "/vouchers", json={"minutes": 60})
+    assert status == 201
+    assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}", v["code"])
+    assert v["price"] == 4 * 200 and v["minutes"] == 60
+    typed = v["code"].lower().replace("-", " ")
+    status, s = await agent.st("s1", "POST", "/redeem", json={"code": typed})
+    assert status == 201 and s["remaining_seconds"] == 3600 and s["paid_by"] == "voucher"
+    # the same voucher cannot run on two stations at once
+    status, body = await agent.st("s2", "POST", "/redeem", json={"code": v["code"]})
+    assert status == 409 and body["error"] == "voucher_in_use"
+    agent.clock.advance(20 * 60)
+    status, rec = await agent.st("s1", "POST", "/session/end")
+    assert status == 200 and rec["fee"] == 0 and rec["billed_seconds"] == 1200
+    assert rec["voucher_minutes_left"] == 40
+    # the balance carries over to the next session, which ends when it runs out
+    status, s = await agent.st("s2", "POST", "/redeem", json={"code": v["code"]})
+    assert status == 201 and s["remaining_seconds"] == 2400
+    agent.clock.advance(41 * 60)
+    status, view = await agent.st("s2", "GET", "/session")
+    assert view == {"session": None}
+    status, body = await agent.st("s2", "POST", "/redeem", json={"code": v["code"]})
+    assert status == 409 and body["error"] == "voucher_empty"
+    types = [r["type"] for r in agent.service.ledger.outbox()]
+    assert types == ["voucher_sale", "session", "session"]
+    _, info = await agent.op("GET", f"/vouchers/{v['code']}")
+    assert info["minutes_left"] == 0
+
+
+async def test_voucher_expires(agent: Agent) -> None:
+    _, v = await agent.op("POST", "/vouchers", json={"minutes": 30})
+    agent.clock.advance(31 * 24 * 3600)
+    status, body = await agent.st("s1", "POST", "/redeem", json={"code": v["code"]})
+    assert status == 409 and body["error"] == "voucher_expired"
+
+
+async def test_failed_redemptions_are_rate_limited_per_station(agent: Agent) -> None:
+    _, v = await agent.op("POST", "/vouchers", json={"minutes": 30})
+    wrong = ["00000-00000", "ZZZZZ-ZZZZZ", "not a code", "11111-11111", "22222-22222"]
+    for code in wrong:
+        status, body = await agent.st("s1", "POST", "/redeem", json={"code": code})
+        assert status in (400, 404), body
+    resp = await agent.client.post("/api/v1/stations/s1/redeem", json={"code": v["code"]},
+                                   headers={"Authorization": f"Bearer {TOKENS['s1']}"})
+    assert resp.status == 429
+    assert int(resp.headers["Retry-After"]) > 0
+    assert (await resp.json())["error"] == "too_many_attempts"
+    # another station is not affected; this one is free again after the window
+    status, _ = await agent.st("s2", "POST", "/redeem", json={"code": "33333-33333"})
+    assert status == 404
+    agent.clock.advance(61)
+    status, s = await agent.st("s1", "POST", "/redeem", json={"code": v["code"]})
+    assert status == 201
+
+
+async def test_station_token_acts_on_its_own_station_only(agent: Agent) -> None:
+    await agent.op("POST", "/sessions", json={"station": "s2", "minutes": 30})
+    status, body = await agent.req("POST", "/stations/s2/session/end", TOKENS["s1"])
+    assert status == 403 and body["error"] == "forbidden"
+    status, body = await agent.req("GET", "/stations/s2/session", agent.token)
+    assert status == 401
+    assert len(agent.service.sessions) == 1
+
+
+async def test_station_goes_online_when_its_kiosk_polls(agent: Agent) -> None:
+    _, before = await agent.op("GET", "/stations")
+    assert [s["online"] for s in before] == [False, False]
+    await agent.st("s2", "GET", "/session")
+    _, after = await agent.op("GET", "/stations")
+    assert [s["online"] for s in after] == [False, True]
+    agent.clock.advance(31)
+    _, later = await agent.op("GET", "/stations")
+    assert [s["online"] for s in later] == [False, False]
+
+
+async def test_idle_end_from_station_is_recorded(agent: Agent) -> None:
+    await agent.op("POST", "/sessions", json={"station": "s1", "minutes": None})
+    agent.clock.advance(600)
+    status, rec = await agent.st("s1", "POST", "/session/end", json={"reason": "idle"})
+    assert status == 200 and rec["end_reason"] == "idle"
+    status, body = await agent.st("s1", "POST", "/session/end", json={"reason": "operator"})
+    assert status == 400
+
+
+async def test_void_unused_voucher_reverses_its_sale(agent: Agent) -> None:
+    _, v = await agent.op("POST", "/vouchers", json={"minutes": 30, "category": "student"})
+    assert v["price"] == 2 * 200 * 50 // 100  # 2 blocks, 50 % off
+    status, rec = await agent.op("POST", f"/vouchers/{v['code']}/void", json={"reason": "typo"})
+    assert status == 200 and rec["type"] == "void" and rec["amount"] == v["price"]
+    assert rec["operator"] == "amina" and rec["reason"] == "typo"
+    status, body = await agent.op("POST", f"/vouchers/{v['code']}/void", json={"reason": "x"})
+    assert status == 409
+    status, body = await agent.st("s1", "POST", "/redeem", json={"code": v["code"]})
+    assert status == 409 and body["error"] == "voucher_void"
+    status, body = await agent.op("POST", f"/vouchers/{v['code']}/void", json={})
+    assert status == 400
+
+
+async def test_quote_endpoint_matches_fee_core(agent: Agent) -> None:
+    status, q = await agent.op("GET", "/quote?minutes=31&category=student")
+    assert status == 200
+    assert q == {"minutes": 31, "fee": compute_fee(agent.service.tariff, agent.clock.now(),
+                                                   31 * 60, agent.service.tz, "student"),
+                 "currency": "MAD"}
+    status, _ = await agent.op("GET", "/quote?minutes=abc")
+    assert status == 400
+
+
+async def test_recovery_closes_interrupted_sessions_at_their_checkpoint(
+        agent: Agent, tmp_path: Path) -> None:
+    _, s = await agent.op("POST", "/sessions", json={"station": "s1", "minutes": None})
+    agent.clock.advance(16)
+    agent.service.tick()  # a checkpoint is due (every 15 s)
+    agent.clock.advance(10)  # lost: the agent "dies" before the next checkpoint
+    svc = agent.service
+    svc.sessions.clear()  # the old process is gone with its memory
+    fresh = AgentService(svc.config, svc.ledger, svc.operators, agent.clock)
+    (rec,) = fresh.recover()
+    assert rec["id"] == s["id"]
+    assert rec["end_reason"] == "restart_recovery"
+    assert rec["billed_seconds"] == 16
+    assert svc.ledger.active_checkpoints() == []
