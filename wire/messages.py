@@ -1,0 +1,180 @@
+"""Payload schemas (CONTRACT §6): strict JSON with a schema version, decoded with msgspec.
+
+Unknown fields are ignored so a v1 message may grow new optional fields; a missing field,
+a wrong type, a wrong version or an oversized payload is a ``WireError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+import msgspec
+
+from wire import SCHEMA_VERSION
+
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_BATCH = 200  # usage records per message
+
+
+class WireError(ValueError):
+    """A payload that does not follow the contract; ``kind`` classifies it for counters."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class _Msg(msgspec.Struct, kw_only=True):
+    v: int = SCHEMA_VERSION
+
+
+class Status(_Msg):
+    state: Literal["online", "offline"]
+    boot_id: str
+    version: str
+    at: str
+
+
+class StationHealth(msgspec.Struct, kw_only=True):
+    id: str
+    online: bool
+    last_seen_s: float | None = None  # seconds since the station's kiosk was last heard
+    in_session: bool = False
+
+
+class Health(_Msg):
+    at: str  # the agent's wall clock (the hub compares it with its own: clock skew)
+    boot_id: str
+    version: str
+    uptime_s: float
+    cpu_percent: float
+    load: list[float]
+    mem_percent: float
+    mem_total: int
+    disk_percent: float
+    disk_free: int
+    disk_total: int
+    temps: dict[str, float] = {}
+    net_sent: int = 0
+    net_recv: int = 0
+    agent_rss: int = 0
+    backlog: int = 0
+    stations: list[StationHealth] = []
+    content: dict[str, Any] = {}
+
+
+class _Record(msgspec.Struct, kw_only=True, tag_field="type"):
+    id: str
+    seq: int
+    cac_id: str
+    at: str
+
+
+class SessionRecord(_Record, tag="session"):
+    station: str
+    started_at: str
+    ended_at: str
+    billed_seconds: int
+    fee: int
+    currency: str
+    category: str | None = None
+    voucher_id: str | None = None
+    operator: str | None = None
+    minutes: int | None = None
+    end_reason: str = "citizen"
+    paid_by: str = "cash"
+
+
+class VoucherSaleRecord(_Record, tag="voucher_sale"):
+    minutes: int
+    price: int
+    currency: str
+    category: str | None = None
+    expires_at: str | None = None
+    operator: str | None = None
+
+
+class VoidRecord(_Record, tag="void"):
+    ref: str
+    amount: int
+    currency: str
+    reason: str
+    operator: str | None = None
+    minutes_voided: int = 0
+
+
+Record = SessionRecord | VoucherSaleRecord | VoidRecord
+
+
+class Usage(_Msg):
+    records: list[Record]
+
+
+class Ack(_Msg):
+    seq: int
+
+
+class Command(_Msg):
+    id: str
+    name: str
+    args: dict[str, Any] = {}
+    station: str | None = None
+
+
+class CommandAck(_Msg):
+    id: str
+    status: Literal["done", "failed"]
+    message: str = ""
+
+
+M = TypeVar("M", bound=_Msg)
+
+_decoders: dict[type, msgspec.json.Decoder[Any]] = {}
+_encoder = msgspec.json.Encoder()
+
+
+def encode(msg: _Msg) -> bytes:
+    return _encoder.encode(msg)
+
+
+def decode(payload: bytes, cls: type[M]) -> M:
+    """Decode and validate one payload of type ``cls``."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise WireError("oversized", f"payload of {len(payload)} bytes is over "
+                        f"{MAX_PAYLOAD_BYTES}")
+    dec = _decoders.get(cls)
+    if dec is None:
+        dec = _decoders[cls] = msgspec.json.Decoder(cls)
+    try:
+        msg: M = dec.decode(payload)
+    except msgspec.ValidationError as exc:
+        # a wrong version is its own kind, so it can be counted apart
+        raw = _peek_version(payload)
+        if raw is not None and raw != SCHEMA_VERSION:
+            raise WireError("wrong_version", f"schema version {raw!r}, expected "
+                            f"{SCHEMA_VERSION}") from None
+        raise WireError("invalid", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise WireError("malformed", f"not JSON: {exc}") from None
+    if msg.v != SCHEMA_VERSION:
+        raise WireError("wrong_version", f"schema version {msg.v}, expected {SCHEMA_VERSION}")
+    return msg
+
+
+def _peek_version(payload: bytes) -> object:
+    try:
+        obj = msgspec.json.decode(payload)
+    except msgspec.DecodeError:
+        return None
+    return obj.get("v") if isinstance(obj, dict) else None
+
+
+def record_from_dict(rec: dict[str, Any]) -> Record:
+    """A ledger record as a typed wire record (validates it)."""
+    out: Record = msgspec.convert(rec, Record)
+    return out
+
+
+def record_to_dict(rec: Record) -> dict[str, Any]:
+    out: dict[str, Any] = msgspec.to_builtins(rec)
+    return out
