@@ -71,7 +71,11 @@ class Ledger:
             self._take_lock()
         self.storage = AtomicJSONStorage(self.data_dir / LEDGER_FILE)
         self._db = TinyDB(storage=lambda: self.storage)
-        self._db.storage.read()  # fail now, not on the first sale, if the file is damaged
+        try:
+            self._db.storage.read()  # fail now, not on the first sale, if the file is damaged
+        except BaseException:
+            self.close()  # release the lock: the caller may restore the file and retry
+            raise
         self._outbox = self._table("outbox")
         self._vouchers = self._table("vouchers")
 
