@@ -69,7 +69,7 @@ class Ledger:
         self._lock_fd: int | None = None
         if lock:
             self._take_lock()
-        self.storage = AtomicJSONStorage(self.data_dir / LEDGER_FILE)
+        self.storage = AtomicJSONStorage(self.data_dir / LEDGER_FILE, owner=lock)
         self._db = TinyDB(storage=lambda: self.storage)
         try:
             self._db.storage.read()  # fail now, not on the first sale, if the file is damaged

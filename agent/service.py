@@ -8,11 +8,13 @@ in-memory view changes only after the ledger write succeeded.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import secrets
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -108,8 +110,48 @@ class AgentService:
 
     def checkpoint(self) -> None:
         now = self.clock.monotonic()
-        self.ledger.checkpoint([self._checkpoint(s, now) for s in self.sessions.values()])
+        with self._ledger_write():
+            self.ledger.checkpoint([self._checkpoint(s, now) for s in self.sessions.values()])
         self._last_checkpoint = now
+
+    @contextlib.contextmanager
+    def _ledger_write(self) -> Iterator[None]:
+        """Wrap a ledger write: on failure, make memory agree with what the ledger holds.
+
+        A write can fail after it took effect (the directory fsync after the rename), so
+        memory is rebuilt from the ledger instead of being assumed unchanged.
+        """
+        try:
+            yield
+        except LedgerError:
+            raise
+        except OSError as exc:
+            log.exception("ledger write failed")
+            with contextlib.suppress(Exception):
+                self._reconcile()
+            raise ServiceError(503, "storage_error",
+                               f"the ledger could not be written ({exc.strerror or exc}); "
+                               "check the disk") from None
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._reconcile()
+            raise
+
+    def _reconcile(self) -> None:
+        stored = {cp["id"]: cp for cp in self.ledger.active_checkpoints()}
+        mono = self.clock.monotonic()
+        for sid, s in list(self.sessions.items()):
+            cp = stored.get(sid)
+            if cp is None:  # its close reached the ledger
+                del self.sessions[sid]
+                self.voucher_codes.pop(sid, None)
+            elif cp["limit_seconds"] != s.limit_seconds:  # its extension reached the ledger
+                self.sessions[sid] = replace(s, limit_seconds=cp["limit_seconds"])
+        for sid, cp in stored.items():
+            if sid not in self.sessions:  # its start reached the ledger
+                self.sessions[sid] = Session.from_checkpoint(cp, mono)
+                if cp.get("voucher_code"):
+                    self.voucher_codes[sid] = cp["voucher_code"]
 
     def _checkpoint(self, s: Session, mono: float) -> dict[str, Any]:
         return {**s.to_checkpoint(mono), "voucher_code": self.voucher_codes.get(s.id)}
@@ -192,6 +234,20 @@ class AgentService:
             })
         return out
 
+    def health_snapshot(self) -> dict[str, Any]:
+        """Backlog and each station's state as plain data, for the health report (read-only)."""
+        now = self.clock.monotonic()
+        stations = []
+        for st in self.config.stations:
+            seen = self.station_seen.get(st.id)
+            stations.append({
+                "id": st.id,
+                "online": seen is not None and now - seen <= STATION_ONLINE_SECONDS,
+                "last_seen_s": None if seen is None else round(now - seen, 1),
+                "in_session": self._session_on(st.id) is not None,
+            })
+        return {"backlog": self.ledger.backlog(), "stations": stations}
+
     def active_sessions(self) -> list[dict[str, Any]]:
         self.tick()
         return [self.session_view(s) for s in self.sessions.values()]
@@ -228,8 +284,9 @@ class AgentService:
                     mono_start=self.clock.monotonic(),
                     limit_seconds=None if minutes is None else minutes * 60,
                     category=category or None, operator=operator)
-        self.ledger.start_session(self._checkpoint(s, self.clock.monotonic()))
-        self.sessions[s.id] = s
+        with self._ledger_write():
+            self.ledger.start_session(self._checkpoint(s, self.clock.monotonic()))
+            self.sessions[s.id] = s
         log.info("session %s started on %s by %s (%s min)", s.id, station_id, operator,
                  "open" if minutes is None else minutes)
         return self.session_view(s)
@@ -248,8 +305,9 @@ class AgentService:
             extended = s.extend(minutes, mono)
         except SessionError as exc:
             raise ServiceError(409, exc.code, str(exc)) from None
-        self.ledger.checkpoint([self._checkpoint(extended, mono)])
-        self.sessions[s.id] = extended
+        with self._ledger_write():
+            self.ledger.checkpoint([self._checkpoint(extended, mono)])
+            self.sessions[s.id] = extended
         log.info("session %s extended by %d min by %s", s.id, minutes, operator)
         return self.session_view(extended)
 
@@ -268,9 +326,10 @@ class AgentService:
         closed = s.close(self.clock.monotonic(), reason, self.tariff, self.tz)
         record = {**closed.to_record(), "at": closed.ended_at.isoformat()}
         code = self.voucher_codes.get(s.id)
-        stored = self.ledger.close_session(record, code, closed.billed_seconds)
-        del self.sessions[s.id]
-        self.voucher_codes.pop(s.id, None)
+        with self._ledger_write():
+            stored = self.ledger.close_session(record, code, closed.billed_seconds)
+            del self.sessions[s.id]
+            self.voucher_codes.pop(s.id, None)
         log.info("session %s on %s closed (%s): %d s, fee %d", s.id, s.station, reason,
                  closed.billed_seconds, closed.fee)
         return self._public_record(stored, code)
@@ -295,7 +354,10 @@ class AgentService:
             price = compute_fee(self.tariff, now, minutes * 60, self.tz, category)
         except UnknownCategory as exc:
             raise ServiceError(400, "unknown_category", str(exc)) from None
-        v = Voucher(code=generate_code(), cac_id=self.config.cac_id, seconds_total=minutes * 60,
+        code = generate_code()
+        while self.ledger.voucher(code) is not None:  # 50 random bits: next to never
+            code = generate_code()
+        v = Voucher(code=code, cac_id=self.config.cac_id, seconds_total=minutes * 60,
                     seconds_left=minutes * 60, price=price, category=category or None,
                     sold_at=now, expires_at=now + timedelta(days=self.config.voucher_valid_days),
                     sold_by=operator)
@@ -303,7 +365,8 @@ class AgentService:
                   "minutes": minutes, "price": price, "currency": self.tariff.currency,
                   "category": v.category, "expires_at": v.expires_at.isoformat(),
                   "operator": operator}
-        self.ledger.sell_voucher(v.to_dict(), record)
+        with self._ledger_write():
+            self.ledger.sell_voucher(v.to_dict(), record)
         log.info("voucher sold by %s: %d min for %d", operator, minutes, price)
         return {"code": v.code, "minutes": minutes, "price": price,
                 "currency": self.tariff.currency, "category": v.category,
@@ -338,7 +401,8 @@ class AgentService:
                   "ref": entry["sale_id"], "amount": refund, "currency": self.tariff.currency,
                   "minutes_voided": v.minutes_left, "reason": reason, "operator": operator}
         try:
-            stored = self.ledger.void_voucher(code, reason, record)
+            with self._ledger_write():
+                stored = self.ledger.void_voucher(code, reason, record)
         except LedgerError as exc:
             raise ServiceError(409, "cannot_void", str(exc)) from None
         log.info("voucher sale %s voided by %s", entry["sale_id"], operator)
@@ -376,11 +440,13 @@ class AgentService:
                     voucher_id=entry["sale_id"])
         self.voucher_codes[s.id] = code
         try:
-            self.ledger.start_session(self._checkpoint(s, mono), code)
+            with self._ledger_write():
+                self.ledger.start_session(self._checkpoint(s, mono), code)
+                self.sessions[s.id] = s
         except BaseException:
-            self.voucher_codes.pop(s.id, None)
+            if s.id not in self.sessions:
+                self.voucher_codes.pop(s.id, None)
             raise
-        self.sessions[s.id] = s
         log.info("session %s started on %s from a voucher (%d s left)", s.id, station_id,
                  v.seconds_left)
         return self.session_view(s)

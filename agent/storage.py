@@ -8,6 +8,7 @@ previous file or the new one, never a torn one.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import msgspec
 from tinydb.storages import Storage
 
+log = logging.getLogger(__name__)
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 
@@ -57,11 +59,13 @@ class AtomicJSONStorage(Storage):
     mutated the dict it read before writing sees the state on disk again, not its change.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, owner: bool = True) -> None:
+        """``owner``: this process is the file's one writer (it may clear a torn temp file)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            self.path.with_name(f".{self.path.name}.tmp").unlink()  # a write cut short
+        if owner:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.with_name(f".{self.path.name}.tmp").unlink()  # a write cut short
         self._cache: dict[str, dict[str, Any]] | None = None
         self._loaded = False
         self.writes = 0
@@ -131,17 +135,23 @@ def append_lines_durable(path: Path, records: Iterable[dict[str, Any]]) -> None:
 
 
 def read_lines(path: Path) -> Iterator[dict[str, Any]]:
-    """Records of a JSON-lines file; a torn last line (cut by a crash) is skipped."""
+    """Records of a JSON-lines file; a line torn by a crash is skipped (and logged)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return
+    bad = 0
     for line in data.splitlines():
         if not line.strip():
             continue
         try:
             obj = _decoder.decode(line)
         except msgspec.DecodeError:
+            bad += 1
             continue
         if isinstance(obj, dict):
             yield obj
+        else:
+            bad += 1
+    if bad:
+        log.warning("%s: skipped %d damaged line(s)", path, bad)

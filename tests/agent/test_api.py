@@ -301,3 +301,49 @@ async def test_recovery_closes_interrupted_sessions_at_their_checkpoint(
     assert rec["end_reason"] == "restart_recovery"
     assert rec["billed_seconds"] == 16
     assert svc.ledger.active_checkpoints() == []
+
+
+async def test_a_write_that_fails_after_it_landed_leaves_memory_agreeing_with_the_ledger(
+        agent: Agent, monkeypatch: pytest.MonkeyPatch) -> None:
+    import agent.storage as storage
+
+    _, s = await agent.op("POST", "/sessions", json={"station": "s1", "minutes": None})
+    agent.clock.advance(300)
+    agent.service.tick()  # take the due checkpoint now, so the next write is the close
+    real = storage.fsync_dir
+    calls = {"n": 0}
+
+    def failing_fsync_dir(path: Path) -> None:
+        calls["n"] += 1
+        raise OSError(5, "Input/output error")
+
+    # the rename has happened when the directory fsync fails: the close is in the ledger
+    monkeypatch.setattr(storage, "fsync_dir", failing_fsync_dir)
+    status, body = await agent.op("POST", f"/sessions/{s['id']}/end")
+    monkeypatch.setattr(storage, "fsync_dir", real)
+    assert calls["n"] == 1
+    assert status == 503 and body["error"] == "storage_error"
+    assert [r["id"] for r in agent.service.ledger.outbox()] == [s["id"]]
+    assert agent.service.sessions == {}  # the station is free again, not stuck
+    status, s2 = await agent.op("POST", "/sessions", json={"station": "s1", "minutes": 10})
+    assert status == 201
+    agent.clock.advance(20)
+    agent.service.tick()  # checkpoints keep working
+    assert agent.service.ledger.active_checkpoints()[0]["billed_seconds"] == 20
+
+
+async def test_a_write_that_fails_before_it_landed_changes_nothing(
+        agent: Agent, monkeypatch: pytest.MonkeyPatch) -> None:
+    import agent.storage as storage
+
+    def failing_replace(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage.os, "replace", failing_replace)
+    status, body = await agent.op("POST", "/vouchers", json={"minutes": 30})
+    status2, _ = await agent.op("POST", "/sessions", json={"station": "s1", "minutes": 10})
+    monkeypatch.undo()
+    assert status == status2 == 503 and "No space left" in body["message"]
+    assert agent.service.ledger.next_seq == 1
+    assert agent.service.ledger.vouchers() == []
+    assert agent.service.sessions == {} and agent.service.ledger.active_checkpoints() == []
