@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from agent import __version__
+from agent.reporter import Reporter
 from agent.service import AgentService, Principal, ServiceError
 from agent.session import EndReason
 
@@ -27,6 +28,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SERVICE = web.AppKey("service", AgentService)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+REPORTER = web.AppKey("reporter", Reporter)
 
 
 class BadRequest(ServiceError):
@@ -299,9 +301,13 @@ async def _ticker(app: web.Application) -> None:
 
 
 async def _lifecycle(app: web.Application) -> Any:
+    reporter = app.get(REPORTER)
+    if reporter is not None:
+        reporter.start()
     task = asyncio.create_task(_ticker(app))
     yield
-    # shutdown order: stop the ticker, write a last checkpoint, release the thread
+    # shutdown order: stop the ticker, write a last checkpoint, publish the retained
+    # `offline` and disconnect, release the service thread
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
@@ -309,13 +315,19 @@ async def _lifecycle(app: web.Application) -> Any:
     loop = asyncio.get_running_loop()
     if svc.sessions:
         await loop.run_in_executor(app[EXECUTOR], svc.checkpoint)
+    if reporter is not None:
+        await reporter.stop()
     app[EXECUTOR].shutdown(wait=True)
 
 
-def make_app(service: AgentService) -> web.Application:
+def make_app(service: AgentService, reporter_enabled: bool = False) -> web.Application:
+    """The agent's web application; with ``reporter_enabled`` it also reports to the hub."""
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
     app[SERVICE] = service
     app[EXECUTOR] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent-service")
+    if reporter_enabled:
+        app[REPORTER] = Reporter(service.config, service.ledger, app[EXECUTOR],
+                                 service.health_snapshot)
     app.add_routes(routes)
     app.cleanup_ctx.append(_lifecycle)
     return app

@@ -66,7 +66,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     if not operators.all():
         logging.getLogger(PROG).warning(
             "no operator accounts yet: create one with '%s add-operator'", PROG)
-    app = make_app(service)
+    app = make_app(service, reporter_enabled=True)
     print(f"{PROG} {__version__}: {config.cac_id} listening on "
           f"http://{config.http.host}:{config.http.port}/api/v1", flush=True)
     try:
