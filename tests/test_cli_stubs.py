@@ -17,7 +17,6 @@ BIN = Path(sys.executable).parent
 STUBS = [
     ("cac-kiosk", ["--agent", "http://127.0.0.1:8081", "--station", "s1", "--token", "t" * 32],
      4),
-    ("cac-hub", ["--config", "hub.toml"], 3),
     ("cac-provision", ["init-hub", "--dir", "hubdir"], 8),
     ("cac-provision", ["add-cac", "--dir", "hubdir", "--cac-id", "demo-cac-001"], 8),
     ("cac-provision", ["revoke-cac", "--dir", "hubdir", "--cac-id", "demo-cac-001"], 8),

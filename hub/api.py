@@ -1,0 +1,170 @@
+"""The hub's HTTP API (CONTRACT §5): fleet and sessions as JSON under /api/v1, /metrics.
+
+Errors are JSON ``{"error": "<code>", "message": "<text>"}`` like the agent's API. Fleet
+answers come from memory (``Ingest.views``); sessions from the store, read in a worker
+thread on a connection of the request's own, so a large answer never blocks ingest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from hub import __version__
+from hub.config import HUB_ID_RE
+from hub.fleet import CacView
+from hub.ingest import Ingest
+from hub.metrics import CONTENT_TYPE, collect, render
+from hub.store import StoreError, open_reader
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+GaugeSource = Callable[[], Mapping[str, tuple[str, float]]]
+
+INGEST = web.AppKey("ingest", Ingest)
+DB_PATH = web.AppKey("db_path", Path)
+GAUGES: web.AppKey[GaugeSource] = web.AppKey("gauges")
+
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+               413: "body_too_large"}
+_encoder = msgspec.json.Encoder()
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+def json_response(obj: object) -> web.Response:
+    return web.Response(body=_encoder.encode(obj), content_type="application/json")
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every refusal is a JSON {"error", "message"}; an unexpected fault is a logged 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, _HTTP_CODES.get(exc.status, "http_error"),
+                              exc.text or exc.reason)
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal error; it has been logged")
+
+
+def iso(ts: float | None) -> str | None:
+    """Seconds since the epoch as an ISO 8601 UTC time."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def cac_json(c: CacView) -> dict[str, Any]:
+    """One CAC in the CONTRACT §5 shape (plus optional keys)."""
+    health: dict[str, Any] = {}
+    if c.health is not None:
+        health = msgspec.to_builtins(c.health)
+        health.pop("v", None)
+        health["received_at"] = iso(c.health_seen)
+    return {
+        "cac_id": c.cac_id,
+        "online": c.online,
+        "last_seen": iso(c.last_seen),
+        "health": health,
+        "backlog": c.backlog,
+        "version": c.version,
+        "boot_id": c.boot_id,
+        "state": c.state,
+        "first_seen": iso(c.first_seen),
+    }
+
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/v1/cacs")
+async def get_cacs(request: web.Request) -> web.Response:
+    return json_response([cac_json(c) for c in request.app[INGEST].views()])
+
+
+def _unknown(cac_id: str) -> web.Response:
+    return error_response(404, "not_found", f"unknown CAC {cac_id[:80]!r}")
+
+
+@routes.get("/api/v1/cacs/{cac_id}")
+async def get_cac(request: web.Request) -> web.Response:
+    cac_id = request.match_info["cac_id"]
+    view = request.app[INGEST].view(cac_id)
+    if view is None:
+        return _unknown(cac_id)
+    return json_response(cac_json(view))
+
+
+def _read_sessions(db_path: Path, cac_id: str) -> list[dict[str, Any]] | None:
+    with open_reader(db_path) as store:
+        if not store.has_cac(cac_id):
+            return None
+        return store.sessions(cac_id)
+
+
+@routes.get("/api/v1/cacs/{cac_id}/sessions")
+async def get_sessions(request: web.Request) -> web.Response:
+    """Every closed session record received from the CAC, each once, by seq."""
+    cac_id = request.match_info["cac_id"]
+    if not HUB_ID_RE.fullmatch(cac_id):
+        return _unknown(cac_id)
+    try:
+        rows = await asyncio.to_thread(_read_sessions, request.app[DB_PATH], cac_id)
+    except StoreError as exc:
+        log.error("sessions of %s: %s", cac_id, exc)  # noqa: TRY400
+        return error_response(503, "store_unavailable", "the store cannot be read right now")
+    if rows is None:
+        if request.app[INGEST].view(cac_id) is None:
+            return _unknown(cac_id)
+        rows = []  # heard from, nothing stored yet
+    return json_response(rows)
+
+
+@routes.get("/metrics")
+async def get_metrics(request: web.Request) -> web.Response:
+    ingest = request.app[INGEST]
+    text = render(collect(ingest.counters.snapshot(), ingest.views(), request.app[GAUGES]()))
+    return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+
+
+@routes.get("/")
+async def get_index(request: web.Request) -> web.Response:
+    """A plain list of CACs (the dashboard proper is another issue); no scripts, no CDN."""
+    rows = []
+    for c in request.app[INGEST].views():
+        rows.append(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+                html.escape(c.cac_id), "online" if c.online else "offline",
+                html.escape(iso(c.last_seen) or "never"),
+                "" if c.backlog is None else c.backlog, html.escape(c.version or "")))
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>CAC hub</title></head>"
+        f"<body><h1>CAC hub {html.escape(__version__)}</h1>"
+        "<table><tr><th>CAC</th><th>state</th><th>last seen (UTC)</th><th>backlog</th>"
+        f"<th>version</th></tr>{''.join(rows)}</table></body></html>"
+    )
+    return web.Response(text=page, content_type="text/html")
+
+
+def make_app(ingest: Ingest, db_path: Path, gauges: GaugeSource = dict) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024, middlewares=[json_errors])
+    app[INGEST] = ingest
+    app[DB_PATH] = db_path
+    app[GAUGES] = gauges
+    app.add_routes(routes)
+    return app

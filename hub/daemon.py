@@ -1,0 +1,125 @@
+"""The hub process: store, fleet state, MQTT ingest and HTTP API, started and stopped in order.
+
+Start: open the store, rebuild fleet state from it, serve HTTP, connect to the broker
+(whose retained status messages then complete the fleet). Run: a tick every
+``TICK_SECONDS`` applies the silence rule (``offline_after_seconds``). Stop, in this order:
+stop accepting (HTTP site closed, MQTT intake closed), drain and flush the store, publish
+the retained hub ``offline``, disconnect, close the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from aiohttp import web
+
+from hub.api import make_app
+from hub.config import HubConfig
+from hub.fleet import FleetState
+from hub.ingest import Ingest
+from hub.mqtt import MqttLink
+from hub.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 1.0
+
+
+class HubError(RuntimeError):
+    """The hub cannot run (store unusable, HTTP port taken, ...); one line for the user."""
+
+
+class Hub:
+    """One hub process (or one worker of several); ``start``, ``run(stop)``, ``stop``."""
+
+    def __init__(self, config: HubConfig, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self._store: Store | None = None
+        self._ingest: Ingest | None = None
+        self._link: MqttLink | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def ingest(self) -> Ingest:
+        assert self._ingest is not None, "hub not started"
+        return self._ingest
+
+    @property
+    def link(self) -> MqttLink:
+        assert self._link is not None, "hub not started"
+        return self._link
+
+    @property
+    def http_port(self) -> int:
+        """The port the API listens on (useful with ``[http] port = 0``)."""
+        assert self._runner is not None, "hub not started"
+        for addr in self._runner.addresses:
+            return int(addr[1])
+        raise HubError("the HTTP site is not running")
+
+    def _gauges(self) -> Mapping[str, tuple[str, float]]:
+        link = self._link
+        return {
+            "mqtt_connected": ("1 if connected to the broker",
+                               1 if link is not None and link.connected else 0),
+            "ingest_queue": ("messages waiting for the ingest worker",
+                             link.queue_depth if link is not None else 0),
+        }
+
+    async def start(self) -> None:
+        cfg = self.config
+        try:
+            store = await asyncio.to_thread(Store, cfg.db_path)
+            rows = await asyncio.to_thread(store.load_cacs)
+        except StoreError as exc:
+            raise HubError(str(exc)) from None
+        fleet = FleetState(cfg.offline_after_seconds, started_at=self.clock())
+        fleet.restore(rows)
+        self._store = store
+        self._ingest = Ingest(store, fleet)
+        try:
+            self._link = MqttLink(cfg, self._ingest, self.clock)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            store.close()
+            raise HubError(f"cannot set up the mqtt connection: {exc}") from None
+        runner = web.AppRunner(make_app(self._ingest, cfg.db_path, self._gauges),
+                               access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, cfg.http.host, cfg.http.port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            store.close()
+            raise HubError(f"cannot listen on {cfg.http.host}:{cfg.http.port}: "
+                           f"{exc.strerror or exc}") from None
+        self._runner = runner
+        self._link.start()
+        log.info("hub %s: %d CACs known from the store", cfg.hub_id, len(fleet))
+
+    async def tick_forever(self) -> None:
+        while True:
+            self.ingest.evaluate(self.clock())
+            await asyncio.sleep(TICK_SECONDS)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run the periodic tasks until ``stop`` is set."""
+        async with asyncio.TaskGroup() as tg:
+            ticker = tg.create_task(self.tick_forever())
+            await stop.wait()
+            ticker.cancel()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()  # stop accepting HTTP
+            self._runner = None
+        if self._link is not None:
+            # stop MQTT intake, drain + flush the store, retained offline, disconnect
+            await asyncio.to_thread(self._link.stop)
+            self._link = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None

@@ -1,0 +1,259 @@
+"""The hub's MQTT connection (paho-mqtt 2) feeding ``Ingest`` from one worker thread.
+
+Threads:
+
+- paho's network thread (``loop_start``) reads packets; ``on_message`` only enqueues.
+  It also reconnects, with a delay doubling from ``RECONNECT_MIN_SECONDS`` to
+  ``RECONNECT_MAX_SECONDS``.
+- the ingest worker thread drains the queue in batches of up to ``MAX_BATCH_MESSAGES``,
+  runs ``Ingest.handle_batch`` (one store transaction per batch), publishes the acks, and
+  only then sends the MQTT PUBACKs (``manual_ack``): the broker forgets a usage message
+  only once it is on disk, and re-delivers it to our persistent session otherwise. Every
+  ``flush_seconds`` it writes changed fleet rows. It is the only thread that writes the
+  store.
+- the asyncio thread (HTTP API, fleet tick) reads fleet state under ``Ingest.lock``.
+
+The session is persistent (clean_session false, a stable client id): what CACs send while
+the hub is away waits in the broker. The hub's own status is retained on
+``hub/v1/{id}/status``, ``online`` on connect and ``offline`` as last will and at shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from hub import __version__
+from hub.config import HubConfig
+from hub.ingest import Incoming, Ingest
+from hub.store import StoreError
+from wire.messages import Status, encode
+from wire.topics import hub_status_topic, hub_subscriptions
+
+log = logging.getLogger(__name__)
+
+RECONNECT_MIN_SECONDS = 1
+RECONNECT_MAX_SECONDS = 30
+MAX_BATCH_MESSAGES = 500  # messages per store transaction
+MAX_QUEUED = 200_000  # past this, QoS 0 messages (health) are dropped, counted
+OUT_INFLIGHT = 100  # our unacknowledged QoS 1 publishes (acks) on the wire
+STOP_TIMEOUT_SECONDS = 10.0
+PUBLISH_TIMEOUT_SECONDS = 2.0
+ERROR_PAUSE_SECONDS = 0.5  # after a failed batch, before the next one
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    message: Incoming
+    mid: int
+    qos: int
+    generation: int  # which connection it came on: a PUBACK is only valid on that one
+
+
+_STOP = object()
+
+
+class MqttLink:
+    """Connects to the broker, feeds ``ingest``; ``start()`` then ``stop()`` (blocking)."""
+
+    def __init__(self, config: HubConfig, ingest: Ingest,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.ingest = ingest
+        self.counters = ingest.counters
+        self.clock = clock
+        self.boot_id = uuid.uuid4().hex
+        self.status_topic = hub_status_topic(config.status_id)
+        self._queue: queue.SimpleQueue[_Queued | object] = queue.SimpleQueue()
+        self._accepting = False
+        self._generation = 0
+        self._unreachable_logged = False
+        self._connected = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._client = self._make_client()
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Wait until connected and subscribed."""
+        return self._connected.wait(timeout)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _status(self, state: Literal["online", "offline"]) -> bytes:
+        at = datetime.fromtimestamp(self.clock(), UTC).isoformat()
+        return encode(Status(state=state, boot_id=self.boot_id, version=__version__, at=at))
+
+    def _make_client(self) -> paho.Client:
+        cfg = self.config.mqtt
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
+                             clean_session=False, protocol=paho.MQTTv311, manual_ack=True)
+        if cfg.username is not None:
+            client.username_pw_set(cfg.username, cfg.password)
+        if cfg.tls:
+            client.tls_set(ca_certs=str(cfg.ca_file) if cfg.ca_file else None)
+        client.will_set(self.status_topic, self._status("offline"), qos=1, retain=True)
+        client.reconnect_delay_set(RECONNECT_MIN_SECONDS, RECONNECT_MAX_SECONDS)
+        client.max_inflight_messages_set(OUT_INFLIGHT)
+        client.max_queued_messages_set(0)  # unlimited: acks are few (one per CAC per batch)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def start(self) -> None:
+        """Start the worker and the network thread; connection happens in the background."""
+        self._accepting = True
+        self._worker = threading.Thread(target=self._work, name="hub-ingest", daemon=True)
+        self._worker.start()
+        cfg = self.config.mqtt
+        self._client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive)
+        self._client.loop_start()
+        log.info("connecting to mqtt %s:%d as %s", cfg.host, cfg.port, self.config.client_id)
+
+    def stop(self) -> None:
+        """Stop accepting, drain and flush the store, publish retained offline, disconnect."""
+        self._accepting = False  # unacknowledged messages stay with the broker for next time
+        if self._worker is not None:
+            self._queue.put(_STOP)
+            self._worker.join(STOP_TIMEOUT_SECONDS)
+            if self._worker.is_alive():
+                log.error("ingest worker did not stop within %.0f s", STOP_TIMEOUT_SECONDS)
+        if self.connected:
+            info = self._client.publish(self.status_topic, self._status("offline"), qos=1,
+                                        retain=True)
+            with contextlib.suppress(ValueError, RuntimeError):
+                info.wait_for_publish(PUBLISH_TIMEOUT_SECONDS)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+
+    # ------------------------------------------------------------------ paho callbacks
+
+    def _on_connect(self, client: paho.Client, userdata: object, flags: paho.ConnectFlags,
+                    reason_code: ReasonCode, properties: Properties | None) -> None:
+        if reason_code.is_failure:
+            log.warning("broker refused the connection: %s", reason_code)
+            return
+        self._generation += 1
+        self.counters.add("mqtt_connects")
+        client.subscribe([(flt, 1) for flt in hub_subscriptions(self.config.shared_subscription)])
+        client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
+        self._unreachable_logged = False
+        log.info("connected to mqtt (session %s)",
+                 "resumed" if flags.session_present else "new")
+
+    def _on_subscribe(self, client: paho.Client, userdata: object, mid: int,
+                      reason_codes: list[ReasonCode], properties: Properties | None) -> None:
+        refused = [rc for rc in reason_codes if rc.is_failure]
+        if refused:
+            log.error("the broker refused %d of our subscriptions (%s): check the hub's ACL",
+                      len(refused), refused[0])
+        self._connected.set()  # connected and subscribed: ready
+
+    def _on_connect_fail(self, client: paho.Client, userdata: object) -> None:
+        if not self._unreachable_logged:  # once per outage, not every retry
+            self._unreachable_logged = True
+            cfg = self.config.mqtt
+            log.warning("cannot reach the mqtt broker at %s:%d; retrying", cfg.host, cfg.port)
+
+    def _on_disconnect(self, client: paho.Client, userdata: object,
+                       flags: paho.DisconnectFlags, reason_code: ReasonCode,
+                       properties: Properties | None) -> None:
+        if self._connected.is_set():
+            self.counters.add("mqtt_disconnects")
+            self._connected.clear()
+            if self._accepting:
+                log.warning("lost the mqtt connection (%s); reconnecting", reason_code)
+
+    def _on_message(self, client: paho.Client, userdata: object,
+                    msg: paho.MQTTMessage) -> None:
+        if not self._accepting:
+            return  # no PUBACK: the broker keeps it in our session
+        if msg.qos == 0 and self._queue.qsize() > MAX_QUEUED:
+            self.counters.add("messages_dropped")
+            return
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            topic = ""  # not UTF-8: refused as a foreign topic
+        self._queue.put(_Queued(Incoming(topic, bytes(msg.payload), bool(msg.retain)), msg.mid,
+                                msg.qos, self._generation))
+
+    # ------------------------------------------------------------------ worker thread
+
+    def _work(self) -> None:
+        flush_every = self.config.flush_seconds
+        next_flush = time.monotonic() + flush_every
+        stop = False
+        while not stop:
+            batch: list[_Queued] = []
+            try:
+                item = self._queue.get(timeout=max(0.0, next_flush - time.monotonic()))
+            except queue.Empty:
+                item = None
+            while item is not None:
+                if item is _STOP:
+                    stop = True
+                    break
+                assert isinstance(item, _Queued)
+                batch.append(item)
+                if len(batch) >= MAX_BATCH_MESSAGES:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    item = None
+            if batch:
+                self._process(batch)
+            if stop or time.monotonic() >= next_flush:
+                self._flush()
+                next_flush = time.monotonic() + flush_every
+
+    def _process(self, batch: list[_Queued]) -> None:
+        try:
+            acks = self.ingest.handle_batch([q.message for q in batch], self.clock())
+        except StoreError:
+            acks = []  # logged and counted by Ingest; agents re-send what stays unacked
+            time.sleep(ERROR_PAUSE_SECONDS)
+        except Exception:
+            log.exception("unexpected error in ingest; batch of %d dropped", len(batch))
+            acks = []
+        for out in acks:
+            self._client.publish(out.topic, out.payload, qos=1)
+        self.counters.add("acks_sent", len(acks))
+        generation = self._generation
+        for q in batch:
+            if q.qos and q.generation == generation:
+                self._client.ack(q.mid, q.qos)
+
+    def _flush(self) -> None:
+        try:
+            self.ingest.flush()
+            if self.config.shared_subscription:
+                self.ingest.merge_from_store(self.clock())
+        except Exception:
+            log.exception("unexpected error while saving fleet state")
