@@ -18,6 +18,7 @@ HHMM_RE = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 
 DEFAULT_CHECKPOINT_SECONDS = 15
 DEFAULT_VOUCHER_VALID_DAYS = 30
+DEFAULT_HEALTH_INTERVAL_SECONDS = 30
 
 
 class ConfigError(ValueError):
@@ -108,6 +109,7 @@ class AgentConfig:
     tariff: Tariff
     checkpoint_seconds: int = DEFAULT_CHECKPOINT_SECONDS
     voucher_valid_days: int = DEFAULT_VOUCHER_VALID_DAYS
+    health_interval_seconds: int = DEFAULT_HEALTH_INTERVAL_SECONDS
 
     @property
     def tz(self) -> ZoneInfo:
@@ -229,7 +231,7 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
     _no_unknown(
         raw,
         {"cac_id", "data_dir", "timezone", "mqtt", "http", "stations", "tariff",
-         "checkpoint_seconds", "voucher_valid_days"},
+         "checkpoint_seconds", "voucher_valid_days", "health_interval_seconds"},
         "",
     )
     cac_id = _str(_req(raw, "cac_id", ""), "cac_id")
@@ -309,6 +311,9 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
         voucher_valid_days=_check_int(
             "voucher_valid_days", raw.get("voucher_valid_days", DEFAULT_VOUCHER_VALID_DAYS),
             1, 3660),
+        health_interval_seconds=_check_int(
+            "health_interval_seconds",
+            raw.get("health_interval_seconds", DEFAULT_HEALTH_INTERVAL_SECONDS), 1, 3600),
     )
 
 

@@ -64,7 +64,7 @@ from wire.topics import Kind, TopicError, agent_subscriptions, cac_topic, parse_
 
 log = logging.getLogger(__name__)
 
-HEALTH_INTERVAL = 30.0  # seconds between health reports (QoS 0)
+HEALTH_INTERVAL = 30.0  # default seconds between health reports (QoS 0); config may change it
 POLL_INTERVAL = 1.0  # how often the outbox is looked at for new records
 ACK_TIMEOUT = 20.0  # no ack progress for this long: publish again from acked_seq + 1
 ACK_TIMEOUT_MAX = 300.0  # each fruitless re-publication doubles the wait, up to this
@@ -161,6 +161,7 @@ class Reporter:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._logged: set[str] = set()
+        self.health_interval = float(config.health_interval_seconds)
         # usage state of the current connection
         self._acked_seq = 0
         self._ack_target = 0  # highest valid-looking ack received, not yet applied
@@ -511,7 +512,7 @@ class Reporter:
                 raise
             except Exception as exc:  # psutil or the snapshot: skip this report only
                 self._log_once(f"health:{type(exc).__name__}", "health sample failed: %r", exc)
-            await asyncio.sleep(HEALTH_INTERVAL)
+            await asyncio.sleep(self.health_interval)
 
     async def publish_health(self) -> None:
         """Sample and publish one health report (QoS 0)."""

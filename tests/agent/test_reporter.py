@@ -464,8 +464,8 @@ async def test_acks_sent_while_the_agent_was_away_arrive_on_return(
 async def test_health_is_published_on_its_topic_and_validates(
         site: Site, mosquitto: MosquittoBroker, hubs: Callable[..., FakeHub],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reporter, "HEALTH_INTERVAL", 0.2)
     hub = hubs(mosquitto, site.cac_id)
+    site.reporter.health_interval = 0.2
     await site.sell(2)
     await site.call(site.service.station_for_token, TOKEN, "s1")
     await site.start()
