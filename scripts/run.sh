@@ -25,7 +25,7 @@ warn() { printf 'run: WARNING: %s\n' "$*" >&2; }
 # ------------------------------------------------------------------ processes and cleanup
 
 declare -A PIDS=() # name -> pid of what this script started
-STOP_ORDER=(kiosk agent hub mosquitto)
+STOP_ORDER=(kiosk simulator agent hub mosquitto)
 
 stop_pid() { # stop_pid NAME PID: SIGTERM, wait up to 10 s, then SIGKILL
     local name="$1" pid="$2" i
@@ -320,6 +320,19 @@ HUB_STATE="http://127.0.0.1:$HUB_PORT/ (pid ${PIDS[hub]}, log run-data/hub.log)"
 check_started hub "${PIDS[hub]}" "$DATA/hub.log" 1 ||
     HUB_STATE="not running (see above and run-data/hub.log)"
 
+# ------------------------------------------------------------------ simulated CACs (background)
+
+SIM_COUNT="${CAC_SIM_COUNT:-5}"
+SIM_STATE="not started"
+if [ -n "${PIDS[mosquitto]:-}" ] && [ "$SIM_COUNT" -gt 0 ]; then
+    "$V/cac-simulate" --host 127.0.0.1 --port "$MQTT_PORT" --count "$SIM_COUNT" \
+        --prefix demo-sim </dev/null >"$DATA/simulator.log" 2>&1 &
+    PIDS[simulator]=$!
+    SIM_STATE="$SIM_COUNT simulated CACs demo-sim-* (pid ${PIDS[simulator]}, log run-data/simulator.log; CAC_SIM_COUNT=N to change)"
+    check_started simulator "${PIDS[simulator]}" "$DATA/simulator.log" 1 ||
+        SIM_STATE="not running (see run-data/simulator.log)"
+fi
+
 # ------------------------------------------------------------------ kiosk (background)
 
 S1_TOKEN="$("$PY" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["stations"][0]["token"])' "$AGENT_TOML")"
@@ -349,6 +362,8 @@ print("\n                ".join("%s  token %s" % (s["id"], s["token"]) for s in 
 ' "$AGENT_TOML")
  broker         $BROKER_STATE
  hub            $HUB_STATE
+                fleet API http://127.0.0.1:$HUB_PORT/api/v1/cacs   metrics http://127.0.0.1:$HUB_PORT/metrics
+ simulator      $SIM_STATE
  kiosk          $KIOSK_STATE
  data           run-data/ (agent.toml, hub.toml, agent/, logs); delete it to start over
  Ctrl-C stops everything started here.
