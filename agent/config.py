@@ -11,6 +11,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from wire.config_check import ConfigError as ConfigError
+from wire.config_check import check_int as _check_int
+from wire.config_check import no_unknown as _no_unknown
+from wire.config_check import req as _req
+from wire.config_check import string as _str
+from wire.config_check import table as _table
+
 CAC_ID_RE = re.compile(r"[a-z0-9-]{3,64}")
 STATION_ID_RE = re.compile(r"[a-z0-9-]{1,32}")
 CATEGORY_RE = re.compile(r"[a-z0-9_-]{1,32}")
@@ -19,15 +26,6 @@ HHMM_RE = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 DEFAULT_CHECKPOINT_SECONDS = 15
 DEFAULT_VOUCHER_VALID_DAYS = 30
 DEFAULT_HEALTH_INTERVAL_SECONDS = 30
-
-
-class ConfigError(ValueError):
-    """A config value is missing, unknown or invalid; the message names the key."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key}: {problem}" if key else problem)
-        self.key = key
-        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -123,39 +121,6 @@ class AgentConfig:
 
 
 # ---------------------------------------------------------------- parsing helpers
-
-
-def _check_int(key: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(key, f"must be an integer, got {type(value).__name__}")
-    if not lo <= value <= hi:
-        raise ConfigError(key, f"must be between {lo} and {hi}, got {value}")
-    return value
-
-
-def _table(raw: object, key: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise ConfigError(key, "must be a table")
-    return raw
-
-
-def _no_unknown(raw: Mapping[str, object], allowed: set[str], prefix: str) -> None:
-    for k in raw:
-        if k not in allowed:
-            where = f"{prefix}.{k}" if prefix else k
-            raise ConfigError(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
-
-
-def _req(raw: Mapping[str, object], key: str, prefix: str) -> object:
-    if key not in raw:
-        raise ConfigError(f"{prefix}.{key}" if prefix else key, "is required")
-    return raw[key]
-
-
-def _str(value: object, key: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(key, f"must be a string, got {type(value).__name__}")
-    return value
 
 
 def _hhmm(value: object, key: str) -> time:

@@ -17,7 +17,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from wire.config_check import ConfigError as ConfigError
+from wire.config_check import check_int as _check_int
+from wire.config_check import no_unknown as _no_unknown
+from wire.config_check import req as _req
+from wire.config_check import string
+from wire.config_check import table as _table
 
 HUB_ID_RE = re.compile(r"[a-z0-9-]{3,64}")  # the wire contract's id rule
 WORKER_ID_RE = re.compile(r"[a-z0-9-]{1,32}")
@@ -25,15 +31,6 @@ WORKER_ID_RE = re.compile(r"[a-z0-9-]{1,32}")
 DEFAULT_OFFLINE_AFTER_SECONDS = 90
 DEFAULT_FLUSH_SECONDS = 5
 DEFAULT_KEEPALIVE_SECONDS = 30
-
-
-class ConfigError(ValueError):
-    """A config value is missing, unknown or invalid; the message names the key."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key}: {problem}" if key else problem)
-        self.key = key
-        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -84,36 +81,8 @@ class HubConfig:
 # ---------------------------------------------------------------- parsing helpers
 
 
-def _check_int(key: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(key, f"must be an integer, got {type(value).__name__}")
-    if not lo <= value <= hi:
-        raise ConfigError(key, f"must be between {lo} and {hi}, got {value}")
-    return value
-
-
-def _table(raw: object, key: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise ConfigError(key, "must be a table")
-    return raw
-
-
-def _no_unknown(raw: Mapping[str, object], allowed: set[str], prefix: str) -> None:
-    for k in raw:
-        if k not in allowed:
-            where = f"{prefix}.{k}" if prefix else k
-            raise ConfigError(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
-
-
-def _req(raw: Mapping[str, object], key: str, prefix: str) -> object:
-    if key not in raw:
-        raise ConfigError(f"{prefix}.{key}" if prefix else key, "is required")
-    return raw[key]
-
-
 def _str(value: object, key: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(key, f"must be a string, got {type(value).__name__}")
+    value = string(value, key)
     if not value:
         raise ConfigError(key, "must not be empty")
     return value

@@ -1,0 +1,48 @@
+"""Checks shared by the agent's and the hub's TOML config parsers: errors name the key."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown or invalid; the message names the key."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}" if key else problem)
+        self.key = key
+        self.problem = problem
+
+
+def check_int(key: str, value: object, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(key, f"must be an integer, got {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise ConfigError(key, f"must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def table(raw: object, key: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(key, "must be a table")
+    return raw
+
+
+def no_unknown(raw: Mapping[str, object], allowed: set[str], prefix: str) -> None:
+    for k in raw:
+        if k not in allowed:
+            where = f"{prefix}.{k}" if prefix else k
+            raise ConfigError(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def req(raw: Mapping[str, object], key: str, prefix: str) -> object:
+    if key not in raw:
+        raise ConfigError(f"{prefix}.{key}" if prefix else key, "is required")
+    return raw[key]
+
+
+def string(value: object, key: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, f"must be a string, got {type(value).__name__}")
+    return value
