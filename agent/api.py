@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from agent import __version__
+from agent.commands import CommandRunner
 from agent.reporter import Reporter
 from agent.service import AgentService, Principal, ServiceError
 from agent.session import EndReason
@@ -29,6 +30,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SERVICE = web.AppKey("service", AgentService)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
 REPORTER = web.AppKey("reporter", Reporter)
+COMMANDS = web.AppKey("commands", CommandRunner)
 
 
 class BadRequest(ServiceError):
@@ -85,8 +87,10 @@ async def json_body(request: web.Request, *, allow_empty: bool = False) -> dict[
 
 
 def field_int(body: dict[str, Any], key: str, lo: int, hi: int, *,
-              nullable: bool = False) -> int | None:
+              nullable: bool = False, required: bool = True) -> int | None:
     if key not in body:
+        if not required and nullable:
+            return None
         raise BadRequest(f"{key!r} is required", "missing_field")
     value = body[key]
     if value is None and nullable:
@@ -199,10 +203,11 @@ async def extend_session(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/sessions/{id}/end")
 async def end_session(request: web.Request) -> web.Response:
-    await operator(request)
+    who = await operator(request)
     await json_body(request, allow_empty=True)
     svc = request.app[SERVICE]
-    return ok(await call(request, svc.end, request.match_info["id"], EndReason.OPERATOR))
+    return ok(await call(request, svc.end, request.match_info["id"], EndReason.OPERATOR,
+                         f"operator:{who.name}"))
 
 
 @routes.post("/api/v1/vouchers")
@@ -247,6 +252,72 @@ async def quote(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     fee = await call(request, svc.quote, minutes, category)
     return ok({"minutes": minutes, "fee": fee, "currency": svc.tariff.currency})
+
+
+async def manager(request: web.Request) -> Principal:
+    who = await operator(request)
+    if who.role != "manager":
+        raise ServiceError(403, "forbidden", "only a manager may do this")
+    return who
+
+
+@routes.post("/api/v1/stations/{sid}/lock")
+async def lock_station(request: web.Request) -> web.Response:
+    who = await operator(request)
+    body = await json_body(request, allow_empty=True)
+    reason = field_str(body, "reason", required=False, max_len=500) or ""
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.lock_station, request.match_info["sid"],
+                         f"operator:{who.name}", reason))
+
+
+@routes.post("/api/v1/stations/{sid}/unlock")
+async def unlock_station(request: web.Request) -> web.Response:
+    who = await operator(request)
+    await json_body(request, allow_empty=True)
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.unlock_station, request.match_info["sid"],
+                         f"operator:{who.name}"))
+
+
+@routes.post("/api/v1/stations/{sid}/message")
+async def message_station(request: web.Request) -> web.Response:
+    """``{"text", "seconds": optional}``; station ``*`` sends to every station; an empty
+    text clears the message."""
+    who = await operator(request)
+    body = await json_body(request)
+    text = field_str(body, "text", max_len=2000)
+    seconds = field_int(body, "seconds", 1, 24 * 3600, nullable=True, required=False)
+    sid = request.match_info["sid"]
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.send_message, None if sid == "*" else sid, text or "",
+                         seconds, f"operator:{who.name}"))
+
+
+@routes.get("/api/v1/tariff")
+async def get_tariff(request: web.Request) -> web.Response:
+    await operator(request)
+    return ok(await call(request, request.app[SERVICE].tariff_view))
+
+
+@routes.put("/api/v1/tariff")
+async def put_tariff(request: web.Request) -> web.Response:
+    """Manager only: the body is the config file's ``[tariff]`` table as JSON."""
+    who = await manager(request)
+    body = await json_body(request)
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.set_tariff, body, f"operator:{who.name}"))
+
+
+@routes.get("/api/v1/audit")
+async def audit(request: web.Request) -> web.Response:
+    await manager(request)
+    try:
+        limit = int(request.query.get("limit", "200"))
+    except ValueError:
+        raise BadRequest("'limit' must be an integer", "bad_field") from None
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.audit_entries, None, None, max(1, min(limit, 5000))))
 
 
 # ---------------------------------------------------------------- station endpoints
@@ -320,14 +391,17 @@ async def _lifecycle(app: web.Application) -> Any:
     app[EXECUTOR].shutdown(wait=True)
 
 
-def make_app(service: AgentService, reporter_enabled: bool = False) -> web.Application:
-    """The agent's web application; with ``reporter_enabled`` it also reports to the hub."""
+def make_app(service: AgentService, reporter_enabled: bool = False,
+             request_restart: Callable[[], None] | None = None) -> web.Application:
+    """The agent's web application; with ``reporter_enabled`` it also reports to the hub and
+    runs its commands (``request_restart`` is what the ``restart`` command calls)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
     app[SERVICE] = service
     app[EXECUTOR] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent-service")
+    app[COMMANDS] = CommandRunner(service, app[EXECUTOR], request_restart)
     if reporter_enabled:
         app[REPORTER] = Reporter(service.config, service.ledger, app[EXECUTOR],
-                                 service.health_snapshot)
+                                 service.health_snapshot, command_handler=app[COMMANDS].run)
     app.add_routes(routes)
     app.cleanup_ctx.append(_lifecycle)
     return app

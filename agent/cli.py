@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -66,7 +69,14 @@ def cmd_run(argv: Sequence[str]) -> int:
     if not operators.all():
         logging.getLogger(PROG).warning(
             "no operator accounts yet: create one with '%s add-operator'", PROG)
-    app = make_app(service, reporter_enabled=True)
+    restart = {"requested": False}
+
+    def request_restart() -> None:
+        # answer first (the ack is already queued), then stop cleanly and exec again
+        restart["requested"] = True
+        asyncio.get_running_loop().call_later(1.0, os.kill, os.getpid(), signal.SIGTERM)
+
+    app = make_app(service, reporter_enabled=True, request_restart=request_restart)
     print(f"{PROG} {__version__}: {config.cac_id} listening on "
           f"http://{config.http.host}:{config.http.port}/api/v1", flush=True)
     try:
@@ -78,6 +88,11 @@ def cmd_run(argv: Sequence[str]) -> int:
     finally:
         ledger.close()
         operators.close()
+    if restart["requested"]:
+        logging.getLogger(PROG).warning("restarting on the hub's command")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, sys.orig_argv)  # noqa: S606 - same PID, systemd keeps it
     return 0
 
 

@@ -58,6 +58,7 @@ def _stations(raw: object) -> list[StationHealth]:
             online=bool(st.get("online", False)),
             last_seen_s=None if last is None else float(last),
             in_session=bool(st.get("in_session", False)),
+            locked=bool(st.get("locked", False)),
         ))
     return out
 
@@ -97,4 +98,6 @@ def sample_health(data_dir: Path, service_snapshot: Mapping[str, Any], *, boot_i
         agent_rss=rss,
         backlog=int(service_snapshot.get("backlog", 0)),
         stations=_stations(service_snapshot.get("stations", [])),
+        content=dict(service_snapshot.get("content") or {}),
+        tariff_version=int(service_snapshot.get("tariff_version", 0)),
     )

@@ -33,7 +33,7 @@ import ssl
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -143,7 +143,9 @@ class Reporter:
 
     def __init__(self, config: AgentConfig, ledger: Ledger, executor: Executor,
                  health_snapshot: Snapshot | None = None, *, version: str = __version__,
-                 boot_id: str = BOOT_ID) -> None:
+                 boot_id: str = BOOT_ID,
+                 command_handler: Callable[[Command], Awaitable[CommandAck]] | None = None,
+                 ) -> None:
         self.config = config
         self.cac_id = config.cac_id
         self.ledger = ledger
@@ -152,7 +154,9 @@ class Reporter:
         self.version = version
         self.boot_id = boot_id
         self.stats = ReporterStats()
-        self.commands: deque[Command] = deque(maxlen=MAX_COMMANDS_KEPT)  # run by issue 6
+        self.commands: deque[Command] = deque(maxlen=MAX_COMMANDS_KEPT)  # received, newest last
+        self.command_handler = command_handler
+        self._command_tasks: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
         self._client: mqtt.Client | None = None  # a fresh one per connection
         self._client_lock = threading.Lock()  # connect and teardown never overlap
@@ -398,9 +402,30 @@ class Reporter:
             return
         self.stats.commands += 1
         self.commands.append(cmd)
-        log.info("command %s (%s) received; not supported yet", cmd.id, cmd.name)
-        answer = CommandAck(id=cmd.id, status="failed", message="not supported yet")
-        self._publish(Kind.CMD_ACK, encode(answer), qos=1)
+        if self.command_handler is None:
+            log.info("command %s (%s) received; no command runner", cmd.id, cmd.name)
+            self._answer(CommandAck(id=cmd.id, status="failed", message="not supported"))
+            return
+        task = asyncio.create_task(self._run_command(self.command_handler, cmd))
+        self._command_tasks.add(task)
+        task.add_done_callback(self._command_tasks.discard)
+
+    async def _run_command(self, handler: Callable[[Command], Awaitable[CommandAck]],
+                           cmd: Command) -> None:
+        log.info("command %s (%s) received", cmd.id, cmd.name)
+        try:
+            answer = await handler(cmd)
+        except Exception as exc:
+            log.exception("command %s (%s) failed", cmd.id, cmd.name)
+            answer = CommandAck(id=cmd.id, status="failed",
+                                message=f"internal error: {type(exc).__name__}")
+        self._answer(answer)
+
+    def _answer(self, answer: CommandAck) -> None:
+        try:
+            self._publish(Kind.CMD_ACK, encode(answer), qos=1)
+        except ReporterError as exc:  # not connected: the hub re-sends, the answer is kept
+            log.warning("could not answer command %s now (%s)", answer.id, exc)
 
     # ---------------------------------------------------------------- usage
 

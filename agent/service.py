@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import json
 import logging
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from agent.audit import AuditLog
 from agent.auth import TokenStore, hash_password, verify_password
 from agent.clock import Clock
-from agent.config import AgentConfig, Tariff
+from agent.config import AgentConfig, ConfigError, Tariff, parse_tariff, tariff_to_dict
 from agent.ledger import Ledger, LedgerError
 from agent.operators import OperatorStore
 from agent.ratelimit import FailureLimiter
 from agent.session import EndReason, Session, SessionError
+from agent.storage import atomic_write_bytes
 from agent.tariff import UnknownCategory, compute_fee
 from agent.vouchers import (
     InvalidCode,
@@ -42,6 +46,10 @@ REDEEM_FAILURE_LIMIT = 5
 REDEEM_FAILURE_WINDOW = 60.0
 MAX_VOUCHER_MINUTES = 24 * 60
 OPERATOR_TOKEN_TTL = 12 * 3600
+MAX_MESSAGE_CHARS = 500
+MAX_MESSAGE_SECONDS = 24 * 3600
+TARIFF_FILE = "tariff.json"  # the tariff edited at the console or pushed by the hub
+STATIONS_FILE = "stations.json"  # station locks (they survive a restart)
 
 
 class ServiceError(Exception):
@@ -74,7 +82,17 @@ class AgentService:
         self.operators = operators
         self.clock = clock
         self.tz = config.tz
+        self.state_dir = ledger.data_dir
+        self.audit = AuditLog(self.state_dir / "audit", config.tz)
         self.tariff: Tariff = config.tariff
+        self.tariff_info: dict[str, Any] = {"version": 0, "source": "config",
+                                            "set_at": None, "set_by": None}
+        self._load_tariff()
+        self.session_tariffs: dict[str, Tariff] = {}  # session id -> tariff it started under
+        self.locks: dict[str, dict[str, Any]] = self._load_locks()
+        self.messages: dict[str, dict[str, Any]] = {}  # station -> message shown on its kiosk
+        # set by the content cache: a cheap, thread-safe read of its sync status for health
+        self.content_status: Callable[[], dict[str, Any]] | None = None
         self.tokens = TokenStore()
         self.limiter = FailureLimiter(REDEEM_FAILURE_LIMIT, REDEEM_FAILURE_WINDOW)
         self.sessions: dict[str, Session] = {}
@@ -91,7 +109,7 @@ class AgentService:
         for cp in self.ledger.active_checkpoints():
             session = Session.from_checkpoint(cp, self.clock.monotonic())
             rec = session.close_billed(int(cp["billed_seconds"]), EndReason.RESTART_RECOVERY,
-                                       self.tariff, self.tz)
+                                       self._checkpoint_tariff(cp), self.tz)
             record = {**rec.to_record(), "at": rec.ended_at.isoformat()}
             closed.append(self.ledger.close_session(
                 record, cp.get("voucher_code"), rec.billed_seconds))
@@ -145,16 +163,49 @@ class AgentService:
             if cp is None:  # its close reached the ledger
                 del self.sessions[sid]
                 self.voucher_codes.pop(sid, None)
+                self.session_tariffs.pop(sid, None)
             elif cp["limit_seconds"] != s.limit_seconds:  # its extension reached the ledger
                 self.sessions[sid] = replace(s, limit_seconds=cp["limit_seconds"])
         for sid, cp in stored.items():
             if sid not in self.sessions:  # its start reached the ledger
                 self.sessions[sid] = Session.from_checkpoint(cp, mono)
+                self.session_tariffs[sid] = self._checkpoint_tariff(cp)
                 if cp.get("voucher_code"):
                     self.voucher_codes[sid] = cp["voucher_code"]
 
     def _checkpoint(self, s: Session, mono: float) -> dict[str, Any]:
-        return {**s.to_checkpoint(mono), "voucher_code": self.voucher_codes.get(s.id)}
+        return {**s.to_checkpoint(mono), "voucher_code": self.voucher_codes.get(s.id),
+                "tariff": tariff_to_dict(self._tariff_of(s))}
+
+    def _tariff_of(self, s: Session) -> Tariff:
+        """The tariff a session is billed with: the one in force when it started."""
+        return self.session_tariffs.get(s.id, self.tariff)
+
+    def _checkpoint_tariff(self, cp: dict[str, Any]) -> Tariff:
+        raw = cp.get("tariff")
+        if raw is None:  # written before tariffs could change at run time
+            return self.tariff
+        try:
+            return parse_tariff(raw)
+        except ConfigError:
+            log.exception("session %s: its stored tariff is unreadable; using the current one",
+                          cp.get("id"))
+            return self.tariff
+
+    # ---------------------------------------------------------------- audit
+
+    def audit_action(self, actor: str, action: str, target: str | None = None,
+               **details: Any) -> None:
+        """Append to the audit trail; a failure is logged loudly but never undoes the action
+        (which the ledger already holds)."""
+        try:
+            self.audit.record(self.clock.now(), actor, action, target, **details)
+        except OSError:
+            log.exception("could not write the audit trail (%s %s %s)", actor, action, target)
+
+    def audit_entries(self, since: datetime | None = None, until: datetime | None = None,
+                      limit: int = 1000) -> list[dict[str, Any]]:
+        return self.audit.entries(since, until, limit)
 
     # ---------------------------------------------------------------- authentication
 
@@ -164,10 +215,12 @@ class AgentService:
         encoded = account["password_hash"] if account else _dummy_hash()
         if not verify_password(password, encoded) or not account or not account.get("active"):
             log.info("failed operator login for %r", name)
+            self.audit_action(f"operator:{name}", "login.failed")
             raise ServiceError(401, "bad_credentials", "wrong name or password")
         token = self.tokens.issue(name, account["role"], self.clock.monotonic(),
                                   OPERATOR_TOKEN_TTL)
         log.info("operator %s logged in", name)
+        self.audit_action(f"operator:{name}", "login")
         return {"token": token, "name": name, "role": account["role"],
                 "expires_in": OPERATOR_TOKEN_TTL}
 
@@ -216,8 +269,8 @@ class AgentService:
             "operator": s.operator,
             "billed_seconds": s.billed_seconds(now),
             "remaining_seconds": s.remaining_seconds(now),
-            "fee_so_far": s.fee_so_far(now, self.tariff, self.tz),
-            "currency": self.tariff.currency,
+            "fee_so_far": s.fee_so_far(now, self._tariff_of(s), self.tz),
+            "currency": self._tariff_of(s).currency,
         }
 
     def stations(self) -> list[dict[str, Any]]:
@@ -231,6 +284,7 @@ class AgentService:
                 "id": st.id,
                 "online": seen is not None and now - seen <= STATION_ONLINE_SECONDS,
                 "session": None if s is None else self.session_view(s),
+                **self.station_state(st.id),
             })
         return out
 
@@ -245,8 +299,11 @@ class AgentService:
                 "online": seen is not None and now - seen <= STATION_ONLINE_SECONDS,
                 "last_seen_s": None if seen is None else round(now - seen, 1),
                 "in_session": self._session_on(st.id) is not None,
+                "locked": st.id in self.locks,
             })
-        return {"backlog": self.ledger.backlog(), "stations": stations}
+        content = self.content_status() if self.content_status is not None else {}
+        return {"backlog": self.ledger.backlog(), "stations": stations, "content": content,
+                "tariff_version": self.tariff_info["version"]}
 
     def active_sessions(self) -> list[dict[str, Any]]:
         self.tick()
@@ -256,14 +313,15 @@ class AgentService:
         self._require_station(station_id)
         self.tick()
         s = self._session_on(station_id)
+        state = self.station_state(station_id)
         if s is None:
-            return {"session": None}
+            return {"session": None, **state}
         view = self.session_view(s)
         code = self.voucher_codes.get(s.id)
         if code is not None:
             view["voucher_minutes_left"] = max(
                 0, ((s.limit_seconds or 0) - s.billed_seconds(self.clock.monotonic())) // 60)
-        return {"session": view}
+        return {"session": view, **state}
 
     # ---------------------------------------------------------------- sessions
 
@@ -278,17 +336,25 @@ class AgentService:
         self._require_station(station_id)
         self._check_category(category)
         self.tick()
+        self._require_unlocked(station_id)
         if self._session_on(station_id) is not None:
             raise ServiceError(409, "station_busy", f"station {station_id} already has a session")
         s = Session(id=_new_id(), station=station_id, started_at=self.clock.now(),
                     mono_start=self.clock.monotonic(),
                     limit_seconds=None if minutes is None else minutes * 60,
                     category=category or None, operator=operator)
-        with self._ledger_write():
-            self.ledger.start_session(self._checkpoint(s, self.clock.monotonic()))
-            self.sessions[s.id] = s
+        self.session_tariffs[s.id] = self.tariff
+        try:
+            with self._ledger_write():
+                self.ledger.start_session(self._checkpoint(s, self.clock.monotonic()))
+                self.sessions[s.id] = s
+        finally:
+            if s.id not in self.sessions:
+                self.session_tariffs.pop(s.id, None)
         log.info("session %s started on %s by %s (%s min)", s.id, station_id, operator,
                  "open" if minutes is None else minutes)
+        self.audit_action(f"operator:{operator}", "session.start", station_id, session=s.id,
+                    minutes=minutes, category=category or None)
         return self.session_view(s)
 
     def _get_session(self, session_id: str) -> Session:
@@ -309,27 +375,40 @@ class AgentService:
             self.ledger.checkpoint([self._checkpoint(extended, mono)])
             self.sessions[s.id] = extended
         log.info("session %s extended by %d min by %s", s.id, minutes, operator)
+        self.audit_action(f"operator:{operator}", "session.extend", s.station, session=s.id,
+                    minutes=minutes)
         return self.session_view(extended)
 
-    def end(self, session_id: str, reason: EndReason) -> dict[str, Any]:
-        return self._close(self._get_session(session_id), reason)
+    def end(self, session_id: str, reason: EndReason,
+            actor: str | None = None) -> dict[str, Any]:
+        """End a session; ``actor`` (``operator:NAME``, ``hub``) is recorded in the audit."""
+        record = self._close(self._get_session(session_id), reason)
+        if actor is not None:
+            self.audit_action(actor, "session.end", record["station"], session=session_id,
+                        fee=record["fee"], billed_seconds=record["billed_seconds"])
+        return record
 
-    def end_on_station(self, station_id: str, reason: EndReason) -> dict[str, Any]:
+    def end_on_station(self, station_id: str, reason: EndReason,
+                       actor: str | None = None) -> dict[str, Any]:
         self._require_station(station_id)
         self.tick()
         s = self._session_on(station_id)
         if s is None:
             raise ServiceError(404, "no_session", f"station {station_id} has no session")
-        return self._close(s, reason)
+        record = self._close(s, reason)
+        self.audit_action(actor or f"station:{station_id}", "session.end", station_id, session=s.id,
+                    reason=str(reason), fee=record["fee"])
+        return record
 
     def _close(self, s: Session, reason: EndReason) -> dict[str, Any]:
-        closed = s.close(self.clock.monotonic(), reason, self.tariff, self.tz)
+        closed = s.close(self.clock.monotonic(), reason, self._tariff_of(s), self.tz)
         record = {**closed.to_record(), "at": closed.ended_at.isoformat()}
         code = self.voucher_codes.get(s.id)
         with self._ledger_write():
             stored = self.ledger.close_session(record, code, closed.billed_seconds)
             del self.sessions[s.id]
             self.voucher_codes.pop(s.id, None)
+            self.session_tariffs.pop(s.id, None)
         log.info("session %s on %s closed (%s): %d s, fee %d", s.id, s.station, reason,
                  closed.billed_seconds, closed.fee)
         return self._public_record(stored, code)
@@ -368,6 +447,8 @@ class AgentService:
         with self._ledger_write():
             self.ledger.sell_voucher(v.to_dict(), record)
         log.info("voucher sold by %s: %d min for %d", operator, minutes, price)
+        self.audit_action(f"operator:{operator}", "voucher.sell", str(record["id"]),
+                          minutes=minutes, price=price, category=v.category)
         return {"code": v.code, "minutes": minutes, "price": price,
                 "currency": self.tariff.currency, "category": v.category,
                 "expires_at": v.expires_at.isoformat(), "sale_id": record["id"]}
@@ -406,6 +487,8 @@ class AgentService:
         except LedgerError as exc:
             raise ServiceError(409, "cannot_void", str(exc)) from None
         log.info("voucher sale %s voided by %s", entry["sale_id"], operator)
+        self.audit_action(f"operator:{operator}", "voucher.void", entry["sale_id"], reason=reason,
+                    refund=refund)
         return stored
 
     def redeem(self, station_id: str, code_text: str) -> dict[str, Any]:
@@ -418,6 +501,7 @@ class AgentService:
                                f"too many wrong codes; try again in {wait} s",
                                {"Retry-After": str(wait)})
         self.tick()
+        self._require_unlocked(station_id)
         if self._session_on(station_id) is not None:
             raise ServiceError(409, "station_busy", "this station already has a session")
         try:
@@ -439,6 +523,7 @@ class AgentService:
                     mono_start=mono, limit_seconds=v.seconds_left, category=v.category,
                     voucher_id=entry["sale_id"])
         self.voucher_codes[s.id] = code
+        self.session_tariffs[s.id] = self.tariff
         try:
             with self._ledger_write():
                 self.ledger.start_session(self._checkpoint(s, mono), code)
@@ -446,10 +531,178 @@ class AgentService:
         except BaseException:
             if s.id not in self.sessions:
                 self.voucher_codes.pop(s.id, None)
+                self.session_tariffs.pop(s.id, None)
             raise
         log.info("session %s started on %s from a voucher (%d s left)", s.id, station_id,
                  v.seconds_left)
+        self.audit_action(f"station:{station_id}", "voucher.redeem", entry["sale_id"], session=s.id,
+                    seconds_left=v.seconds_left)
         return self.session_view(s)
+
+    # ---------------------------------------------------------------- station control
+
+    def _load_locks(self) -> dict[str, dict[str, Any]]:
+        path = self.state_dir / STATIONS_FILE
+        try:
+            raw = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            log.exception("%s is unreadable; every station starts unlocked", path)
+            return {}
+        locks = raw.get("locks", {}) if isinstance(raw, dict) else {}
+        return {k: v for k, v in locks.items()
+                if isinstance(v, dict) and self.config.station(k) is not None}
+
+    def _save_locks(self, locks: dict[str, dict[str, Any]]) -> None:
+        data = json.dumps({"locks": locks}, ensure_ascii=False, indent=1).encode()
+        try:
+            atomic_write_bytes(self.state_dir / STATIONS_FILE, data)
+        except OSError as exc:
+            raise ServiceError(503, "storage_error",
+                               f"the station state could not be written ({exc.strerror or exc})"
+                               ) from None
+
+    def _require_unlocked(self, station_id: str) -> None:
+        if station_id in self.locks:
+            raise ServiceError(409, "station_locked",
+                               f"station {station_id} is locked; unlock it first")
+
+    def _message_of(self, station_id: str) -> dict[str, Any] | None:
+        m = self.messages.get(station_id)
+        if m is None:
+            return None
+        if m["expires_mono"] is not None and self.clock.monotonic() >= m["expires_mono"]:
+            del self.messages[station_id]
+            return None
+        return {k: v for k, v in m.items() if k != "expires_mono"}
+
+    def station_state(self, station_id: str) -> dict[str, Any]:
+        """What a kiosk must show besides its session: a lock and an operator message."""
+        lock = self.locks.get(station_id)
+        return {"locked": lock is not None, "lock": lock, "message": self._message_of(station_id)}
+
+    def lock_station(self, station_id: str, actor: str, reason: str = "") -> dict[str, Any]:
+        """Lock a station: no new session starts on it; a running one ends now (billed)."""
+        self._require_station(station_id)
+        self.tick()
+        if station_id not in self.locks:
+            lock = {"reason": reason[:MAX_MESSAGE_CHARS], "by": actor,
+                    "at": self.clock.now().isoformat()}
+            self._save_locks({**self.locks, station_id: lock})
+            self.locks[station_id] = lock
+            self.audit_action(actor, "station.lock", station_id, reason=reason)
+        s = self._session_on(station_id)
+        if s is not None:
+            self.end(s.id, EndReason.OPERATOR, actor)
+        return self.station_view(station_id)
+
+    def unlock_station(self, station_id: str, actor: str) -> dict[str, Any]:
+        self._require_station(station_id)
+        if station_id in self.locks:
+            rest = {k: v for k, v in self.locks.items() if k != station_id}
+            self._save_locks(rest)
+            self.locks = rest
+            self.audit_action(actor, "station.unlock", station_id)
+        return self.station_view(station_id)
+
+    def send_message(self, station_id: str | None, text: str, seconds: int | None,
+                     actor: str) -> list[dict[str, Any]]:
+        """Show ``text`` on one kiosk (or all with ``station_id=None``) for ``seconds``
+        (until replaced or cleared when None); an empty text clears the message."""
+        targets = [st.id for st in self.config.stations] if station_id is None else [station_id]
+        for sid in targets:
+            self._require_station(sid)
+        text = text.strip()
+        if len(text) > MAX_MESSAGE_CHARS:
+            raise ServiceError(400, "bad_message",
+                               f"a message is at most {MAX_MESSAGE_CHARS} characters")
+        if seconds is not None and not 1 <= seconds <= MAX_MESSAGE_SECONDS:
+            raise ServiceError(400, "bad_seconds",
+                               f"seconds must be between 1 and {MAX_MESSAGE_SECONDS}")
+        now = self.clock.now()
+        for sid in targets:
+            if not text:
+                self.messages.pop(sid, None)
+                continue
+            self.messages[sid] = {
+                "id": _new_id(), "text": text, "from": actor, "at": now.isoformat(),
+                "expires_at": None if seconds is None
+                else (now + timedelta(seconds=seconds)).isoformat(),
+                "expires_mono": None if seconds is None else self.clock.monotonic() + seconds,
+            }
+        self.audit_action(actor, "station.message" if text else "station.message_clear",
+                    station_id or "*", text=text, seconds=seconds)
+        return [self.station_view(sid) for sid in targets]
+
+    def station_view(self, station_id: str) -> dict[str, Any]:
+        self._require_station(station_id)
+        now = self.clock.monotonic()
+        seen = self.station_seen.get(station_id)
+        s = self._session_on(station_id)
+        return {
+            "id": station_id,
+            "online": seen is not None and now - seen <= STATION_ONLINE_SECONDS,
+            "session": None if s is None else self.session_view(s),
+            **self.station_state(station_id),
+        }
+
+    # ---------------------------------------------------------------- tariff
+
+    def _config_tariff_hash(self) -> str:
+        raw = json.dumps(tariff_to_dict(self.config.tariff), sort_keys=True).encode()
+        return hashlib.sha256(raw).hexdigest()
+
+    def _load_tariff(self) -> None:
+        """Use the tariff last set at run time, unless the config's tariff changed since."""
+        path = self.state_dir / TARIFF_FILE
+        try:
+            stored = json.loads(path.read_bytes())
+            tariff = parse_tariff(stored["tariff"])
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError, ConfigError):
+            log.exception("%s is unreadable; using the tariff of the config file", path)
+            return
+        if stored.get("config_hash") != self._config_tariff_hash():
+            log.warning("the config file's tariff changed since the tariff was last edited at "
+                        "run time (%s by %s); the config file's tariff wins",
+                        stored.get("set_at"), stored.get("set_by"))
+            self.tariff_info["version"] = int(stored.get("version", 0))
+            return
+        self.tariff = tariff
+        self.tariff_info = {"version": int(stored.get("version", 1)), "source": "edited",
+                            "set_at": stored.get("set_at"), "set_by": stored.get("set_by")}
+
+    def tariff_view(self) -> dict[str, Any]:
+        return {"tariff": tariff_to_dict(self.tariff), **self.tariff_info}
+
+    def set_tariff(self, raw: object, actor: str) -> dict[str, Any]:
+        """Replace the tariff for sessions and vouchers from now on (running sessions keep
+        theirs). ``raw`` has the shape of the config file's ``[tariff]`` table and is
+        checked by the same rules; a bad one changes nothing (400 naming the key)."""
+        try:
+            tariff = parse_tariff(raw)
+        except ConfigError as exc:
+            raise ServiceError(400, "bad_tariff", str(exc)) from None
+        version = int(self.tariff_info["version"]) + 1
+        now = self.clock.now().isoformat()
+        stored = {"version": version, "tariff": tariff_to_dict(tariff), "set_at": now,
+                  "set_by": actor, "config_hash": self._config_tariff_hash()}
+        try:
+            atomic_write_bytes(self.state_dir / TARIFF_FILE,
+                               json.dumps(stored, indent=1).encode())
+        except OSError as exc:
+            raise ServiceError(503, "storage_error",
+                               f"the tariff could not be written ({exc.strerror or exc})"
+                               ) from None
+        old = tariff_to_dict(self.tariff)
+        self.tariff = tariff
+        self.tariff_info = {"version": version, "source": "edited", "set_at": now,
+                            "set_by": actor}
+        log.info("tariff version %d set by %s", version, actor)
+        self.audit_action(actor, "tariff.set", f"v{version}", old=old, new=stored["tariff"])
+        return self.tariff_view()
 
     def quote(self, minutes: int, category: str | None, start: datetime | None = None) -> int:
         self._check_category(category)

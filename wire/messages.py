@@ -40,6 +40,7 @@ class StationHealth(msgspec.Struct, kw_only=True):
     online: bool
     last_seen_s: float | None = None  # seconds since the station's kiosk was last heard
     in_session: bool = False
+    locked: bool = False
 
 
 class Health(_Msg):
@@ -60,7 +61,8 @@ class Health(_Msg):
     agent_rss: int = 0
     backlog: int = 0
     stations: list[StationHealth] = []
-    content: dict[str, Any] = {}
+    content: dict[str, Any] = {}  # the content cache's sync status (agent/content.py)
+    tariff_version: int = 0  # 0: the config file's tariff; n: the n-th edited or pushed one
 
 
 class _Record(msgspec.Struct, kw_only=True, tag_field="type"):

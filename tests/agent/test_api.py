@@ -3,76 +3,22 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from agent_support import PASSWORD, TOKENS, Agent, start_agent
 
-from agent.api import make_app
-from agent.clock import FakeClock
-from agent.config import parse_agent_config
-from agent.ledger import Ledger
-from agent.operators import OperatorStore
 from agent.service import AgentService
 from agent.tariff import compute_fee
 
-TOKENS = {"s1": "station-one-token-0001", "s2": "station-two-token-0002"}
-PASSWORD = "counter-pass-1"
-
-
-def config_dict(data_dir: Path) -> dict[str, Any]:
-    return {
-        "cac_id": "ma-oriental-oujda-001",
-        "data_dir": str(data_dir),
-        "timezone": "Africa/Casablanca",
-        "mqtt": {"host": "127.0.0.1", "port": 1883},
-        "http": {"host": "127.0.0.1", "port": 0},
-        "stations": [{"id": k, "token": v} for k, v in TOKENS.items()],
-        "tariff": {"currency": "MAD", "block_minutes": 15, "block_price": 200,
-                   "minimum_blocks": 1, "grace_seconds": 60,
-                   "bands": [{"from": "20:00", "to": "08:00", "block_price": 100}],
-                   "concessions": {"student": 50}},
-    }
-
-
-class Agent:
-    def __init__(self, client: TestClient, service: AgentService, clock: FakeClock) -> None:
-        self.client = client
-        self.service = service
-        self.clock = clock
-        self.token = ""
-
-    async def req(self, method: str, path: str, token: str | None = None,
-                  **kw: Any) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        resp = await self.client.request(method, "/api/v1" + path, headers=headers, **kw)
-        assert resp.content_type == "application/json", await resp.text()
-        return resp.status, await resp.json()
-
-    async def op(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
-        return await self.req(method, path, self.token, **kw)
-
-    async def st(self, sid: str, method: str, path: str, **kw: Any) -> tuple[int, Any]:
-        return await self.req(method, f"/stations/{sid}{path}", TOKENS[sid], **kw)
-
 
 @pytest.fixture
-async def agent(tmp_path: Path, aiohttp_client: Any) -> Agent:
-    cfg = parse_agent_config(config_dict(tmp_path / "data"))
-    clock = FakeClock(datetime(2026, 6, 10, 9, 0, tzinfo=UTC))
-    ledger = Ledger(cfg.data_dir, cfg.cac_id, cfg.tz)
-    operators = OperatorStore(cfg.data_dir)
-    operators.put("amina", "operator", PASSWORD, clock.now())
-    service = AgentService(cfg, ledger, operators, clock)
-    client = await aiohttp_client(make_app(service))
-    a = Agent(client, service, clock)
-    status, body = await a.req("POST", "/login", json={"name": "amina", "password": PASSWORD})
-    assert status == 200
-    a.token = body["token"]
-    yield a
-    ledger.close()
+async def agent(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[Agent]:
+    async for a in start_agent(tmp_path / "data", aiohttp_client):
+        yield a
 
 
 async def test_login_refuses_wrong_password_and_unknown_name(agent: Agent) -> None:
@@ -116,7 +62,7 @@ async def test_operator_session_lifecycle_bills_per_tariff(agent: Agent) -> None
     outbox = agent.service.ledger.outbox()
     assert [r["id"] for r in outbox] == [s["id"]] and outbox[0]["seq"] == 1
     status, view = await agent.st("s1", "GET", "/session")
-    assert view == {"session": None}
+    assert view["session"] is None and view["locked"] is False
 
 
 async def test_open_ended_session_and_concession(agent: Agent) -> None:
@@ -199,7 +145,7 @@ async def test_voucher_sale_redeem_and_balance(agent: Agent) -> None:
     assert status == 201 and s["remaining_seconds"] == 2400
     agent.clock.advance(41 * 60)
     status, view = await agent.st("s2", "GET", "/session")
-    assert view == {"session": None}
+    assert view["session"] is None and view["locked"] is False
     status, body = await agent.st("s2", "POST", "/redeem", json={"code": v["code"]})
     assert status == 409 and body["error"] == "voucher_empty"
     types = [r["type"] for r in agent.service.ledger.outbox()]

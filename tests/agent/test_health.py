@@ -98,9 +98,10 @@ def service(tmp_path: Path) -> Iterator[tuple[AgentService, FakeClock]]:
 def test_service_snapshot_reports_backlog_and_station_heartbeats(
         service: tuple[AgentService, FakeClock]) -> None:
     svc, clock = service
-    assert svc.health_snapshot() == {"backlog": 0, "stations": [
-        {"id": "s1", "online": False, "last_seen_s": None, "in_session": False},
-        {"id": "s2", "online": False, "last_seen_s": None, "in_session": False}]}
+    assert svc.health_snapshot() == {"backlog": 0, "content": {}, "tariff_version": 0,
+                                     "stations": [
+        {"id": "s1", "online": False, "last_seen_s": None, "in_session": False, "locked": False},
+        {"id": "s2", "online": False, "last_seen_s": None, "in_session": False, "locked": False}]}
     svc.station_for_token(TOKENS["s1"], "s1")  # the kiosk of s1 polls
     svc.start_session("s1", 30, None, "amina")
     svc.sell_voucher(60, None, "amina")
@@ -108,6 +109,8 @@ def test_service_snapshot_reports_backlog_and_station_heartbeats(
     snap = svc.health_snapshot()
     assert snap["backlog"] == 1
     assert snap["stations"][0] == {"id": "s1", "online": True, "last_seen_s": 5.0,
-                                   "in_session": True}
+                                   "in_session": True, "locked": False}
+    svc.lock_station("s2", "operator:amina", "broken screen")
+    assert svc.health_snapshot()["stations"][1]["locked"] is True
     clock.advance(STATION_ONLINE_SECONDS)
     assert svc.health_snapshot()["stations"][0]["online"] is False
