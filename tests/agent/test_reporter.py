@@ -28,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent import __version__, reporter
 from agent.clock import FakeClock
+from agent.commands import CommandRunner
 from agent.config import parse_agent_config
 from agent.ledger import Ledger
 from agent.operators import OperatorStore
@@ -222,8 +223,9 @@ def make_site(tmp_path: Path) -> Iterator[Callable[[MosquittoBroker], Site]]:
         svc = AgentService(cfg, ledger, OperatorStore(cfg.data_dir),
                            FakeClock(datetime(2026, 6, 10, 9, 0, tzinfo=UTC)))
         executor = ThreadPoolExecutor(max_workers=1)
-        site = Site(cac_id, svc, ledger, executor, Reporter(cfg, ledger, executor,
-                                                            svc.health_snapshot))
+        runner = CommandRunner(svc, executor)
+        site = Site(cac_id, svc, ledger, executor, Reporter(
+            cfg, ledger, executor, svc.health_snapshot, command_handler=runner.run))
         sites.append(site)
         return site
 
@@ -433,13 +435,27 @@ async def test_bad_acks_are_counted_and_dropped_and_commands_are_answered(
     await until(lambda: site.reporter.stats.bad_acks == 4, "the malformed acks")
     await until(lambda: site.reporter.stats.refused_acks == 1, "the refused ack")
     assert await site.backlog() == 2
-    hub.publish(Kind.CMD, encode(Command(id="c1", name="lock", station="s1")))
+    hub.publish(Kind.CMD, encode(Command(id="c1", name="lock", station="s1",
+                                         args={"reason": "screen broken"})))
     hub.publish(Kind.CMD, b'{"v": 1, "name": "no id"}')
     await until(lambda: hub.messages(Kind.CMD_ACK), "the command's answer")
     answer = decode(hub.messages(Kind.CMD_ACK)[0].payload, CommandAck)
-    assert (answer.id, answer.status, answer.message) == ("c1", "failed", "not supported yet")
+    assert (answer.id, answer.status, answer.message) == ("c1", "done", "locked s1")
+    assert site.service.locks["s1"]["reason"] == "screen broken"
+    assert site.service.locks["s1"]["by"] == "hub"
     assert [c.id for c in site.reporter.commands] == ["c1"]
     await until(lambda: site.reporter.stats.bad_commands == 1, "the malformed command")
+    # a re-delivered command is answered again but not executed twice; unknown ones fail
+    await site.call(site.service.unlock_station, "s1", "operator:amina")
+    hub.publish(Kind.CMD, encode(Command(id="c1", name="lock", station="s1")))
+    hub.publish(Kind.CMD, encode(Command(id="c2", name="self_destruct")))
+    hub.publish(Kind.CMD, encode(Command(id="c3", name="lock", station="s9")))
+    await until(lambda: len(hub.messages(Kind.CMD_ACK)) == 4, "three more answers")
+    answers = [decode(m.payload, CommandAck) for m in hub.messages(Kind.CMD_ACK)]
+    assert [(a.id, a.status) for a in answers[1:]] == [
+        ("c1", "done"), ("c2", "failed"), ("c3", "failed")]
+    assert "unknown command" in answers[2].message and "'s9'" in answers[3].message
+    assert "s1" not in site.service.locks  # c1 was not executed a second time
     hub.ack(2)  # a good ack still works after the bad ones
     await until(lambda: site.reporter.stats.acked_seq == 2, "the good ack")
     assert await site.backlog() == 0
