@@ -96,7 +96,8 @@ async def test_a_new_tariff_applies_to_new_sessions_only(agent: Agent) -> None:
     _, a = await agent.op("POST", f"/sessions/{old['id']}/end")
     _, b = await agent.op("POST", f"/sessions/{new['id']}/end")
     cfg = agent.service.config
-    assert a["fee"] == compute_fee(cfg.tariff, datetime.fromisoformat(a["started_at"]), 2400, cfg.tz, None) == 600
+    started = datetime.fromisoformat(a["started_at"])
+    assert a["fee"] == compute_fee(cfg.tariff, started, 2400, cfg.tz, None) == 600
     assert b["fee"] == 1000  # two 30-minute blocks at 500
     _, quote = await agent.op("GET", "/quote?minutes=30")
     assert quote["fee"] == 500
