@@ -321,3 +321,62 @@ def broker_status(broker: MosquittoBroker) -> str:
                         cac_topic(CAC, Kind.STATUS), "-C", "1", "-W", "2"],
                        capture_output=True, text=True, timeout=10, check=False)
     return r.stdout
+
+
+def test_a_restart_command_restarts_the_agent_in_place(
+        tmp_path: Path, broker: MosquittoBroker) -> None:
+    """The hub's `restart`: answered `done`, then the same process (PID) starts again with
+    a new boot id; a running session is closed by restart recovery, nothing is lost."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from wire.messages import Command, CommandAck, Status, decode, encode
+
+    site = Site(tmp_path, broker)
+    got: list[tuple[str, bytes]] = []
+    hub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fake-hub-restart")
+    hub.on_message = lambda c, u, m: got.append((m.topic, m.payload))
+    hub.connect("127.0.0.1", broker.port)
+    hub.subscribe([(cac_topic(CAC, Kind.STATUS), 1), (cac_topic(CAC, Kind.CMD_ACK), 1)])
+    hub.loop_start()
+
+    def boots() -> list[str]:
+        return [decode(p, Status).boot_id for t, p in got
+                if t.endswith("/status") and decode(p, Status).state == "online"]
+
+    try:
+        site.start_agent()
+        until(boots, "the agent's online status", procs=(site.agent,))
+        first_boot = boots()[-1]
+        pid = site.agent.p.pid if site.agent.p else 0
+        status, running = http("POST", f"{site.a}/sessions", {"station": "s2", "minutes": 30},
+                               site.tok)
+        assert status == 201
+        hub.publish(cac_topic(CAC, Kind.CMD), encode(Command(id="r1", name="restart")), qos=1)
+        ack = until(lambda: next((decode(p, CommandAck) for t, p in got
+                                  if t.endswith("cmd/ack")), None), "the restart's answer",
+                    procs=(site.agent,))
+        assert (ack.id, ack.status) == ("r1", "done")
+        until(lambda: any(b != first_boot for b in boots()), "a new boot id",
+              procs=(site.agent,))
+        assert site.agent.p is not None and site.agent.p.poll() is None
+        assert site.agent.p.pid == pid  # exec'd in place: a supervisor keeps tracking it
+        until(lambda: http("GET", f"{site.a}/health")[0] == 200, "the agent API again")
+        status, body = http("POST", f"{site.a}/login", {"name": "op", "password": PASSWORD})
+        assert status == 200
+        status, stations = http("GET", f"{site.a}/stations", None, body["token"])
+        assert next(s for s in stations if s["id"] == "s2")["session"] is None
+        # the command is not run twice when re-delivered after the restart
+        hub.publish(cac_topic(CAC, Kind.CMD), encode(Command(id="r1", name="restart")), qos=1)
+        until(lambda: len([1 for t, _ in got if t.endswith("cmd/ack")]) >= 2,
+              "the repeated command's answer", procs=(site.agent,))
+        time.sleep(2.0)
+        assert len(set(boots())) == 2
+    finally:
+        hub.loop_stop()
+        hub.disconnect()
+        site.agent.stop()
+    ledger = Ledger(site.agent_data, CAC, ZoneInfo("Africa/Casablanca"), lock=False)
+    recs = {r["id"]: r for r in ledger.records() if r["type"] == "session"}
+    ledger.close()
+    assert recs[running["id"]]["end_reason"] == "restart_recovery"
