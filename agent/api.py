@@ -18,6 +18,7 @@ from agent.commands import CommandRunner
 from agent.reporter import Reporter
 from agent.service import AgentService, Principal, ServiceError
 from agent.session import EndReason
+from agent.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ async def login(request: web.Request) -> web.Response:
     name = field_str(body, "name", max_len=64)
     password = field_str(body, "password", max_len=1024)
     svc = request.app[SERVICE]
-    return ok(await call(request, svc.login, name, password))
+    return ok(await call(request, svc.login_from, name, password, request.remote))
 
 
 @routes.post("/api/v1/logout")
@@ -360,7 +361,7 @@ async def health(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------- the application
 
 
-async def _ticker(app: web.Application) -> None:
+async def _ticker(app: web.Application, notifier: Notifier | None = None) -> None:
     svc = app[SERVICE]
     loop = asyncio.get_running_loop()
     while True:
@@ -369,14 +370,19 @@ async def _ticker(app: web.Application) -> None:
             await loop.run_in_executor(app[EXECUTOR], svc.tick)
         except Exception:
             log.exception("session tick failed; retrying in %s s", TICK_SECONDS)
+        else:
+            if notifier is not None:  # systemd: READY=1, then watchdog pings (agent/systemd.py)
+                notifier.tick()
 
 
 async def _lifecycle(app: web.Application) -> Any:
     reporter = app.get(REPORTER)
     if reporter is not None:
         reporter.start()
-    task = asyncio.create_task(_ticker(app))
+    notifier = Notifier()
+    task = asyncio.create_task(_ticker(app, notifier))
     yield
+    notifier.stopping()
     # shutdown order: stop the ticker, write a last checkpoint, publish the retained
     # `offline` and disconnect, release the service thread
     task.cancel()
@@ -403,5 +409,10 @@ def make_app(service: AgentService, reporter_enabled: bool = False,
         app[REPORTER] = Reporter(service.config, service.ledger, app[EXECUTOR],
                                  service.health_snapshot, command_handler=app[COMMANDS].run)
     app.add_routes(routes)
+    from agent.console import setup_console  # the operator console at /console/
+    setup_console(app)
     app.cleanup_ctx.append(_lifecycle)
+    from agent.content import setup as setup_content  # portal content cache, resync_content
+
+    setup_content(app)
     return app

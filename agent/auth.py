@@ -15,6 +15,8 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 
+from agent.ratelimit import FailureLimiter
+
 SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
@@ -183,3 +185,42 @@ class TokenStore:
         expired = [t for t, g in self._grants.items() if now >= g.expires_at]
         for token in expired:
             del self._grants[token]
+
+
+LOGIN_NAME_FAILURES = 5  # failed logins for one name ...
+LOGIN_CLIENT_FAILURES = 20  # ... or from one client address (a shared counter PC) ...
+LOGIN_WINDOW_SECONDS = 15 * 60  # ... within this window ...
+LOGIN_LOCK_SECONDS = 15 * 60  # ... lock further attempts for this long
+
+
+class LoginLockout:
+    """Locks a key (operator name, client address) for ``lock_seconds`` once it has failed
+    ``limit`` times within ``window_seconds``. Pure: ``now`` is monotonic seconds."""
+
+    def __init__(self, limit: int, window_seconds: float, lock_seconds: float) -> None:
+        self._failures = FailureLimiter(limit, window_seconds)
+        self.lock_seconds = float(lock_seconds)
+        self._locked_until: dict[str, float] = {}
+
+    def locked_for(self, key: str, now: float) -> float:
+        """Seconds the key stays locked from ``now``; 0.0 if it may try."""
+        until = self._locked_until.get(key)
+        if until is None:
+            return 0.0
+        if now >= until:
+            del self._locked_until[key]
+            return 0.0
+        return until - now
+
+    def record_failure(self, key: str, now: float) -> bool:
+        """Count a failure; True if this one locked the key."""
+        self._failures.record_failure(key, now)
+        if self._failures.blocked(key, now):
+            self._failures.reset(key)
+            self._locked_until[key] = now + self.lock_seconds
+            return True
+        return False
+
+    def reset(self, key: str) -> None:
+        """Forget the key's failures (after a successful login)."""
+        self._failures.reset(key)

@@ -88,12 +88,26 @@ class MqttConfig:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     tls: bool = False
+    ca_file: Path | None = None  # the CA that signed the broker's certificate (tls only)
 
 
 @dataclass(frozen=True)
 class HttpConfig:
     host: str = "0.0.0.0"  # noqa: S104 - stations reach the agent over the site LAN
     port: int = 8081
+
+
+@dataclass(frozen=True)
+class ContentConfig:
+    """``[content]``: the portal content cache (agent/content.py); no hub_url, no sync."""
+
+    hub_url: str | None = None
+    quota_mb: int = 2048
+    reserve_mb: int = 250
+    window: tuple[time, time] | None = None  # local time; None = any time
+    max_kbps: int = 0  # kilobits per second; 0 = no cap
+    poll_seconds: int = 300
+    pinned: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,6 +122,7 @@ class AgentConfig:
     checkpoint_seconds: int = DEFAULT_CHECKPOINT_SECONDS
     voucher_valid_days: int = DEFAULT_VOUCHER_VALID_DAYS
     health_interval_seconds: int = DEFAULT_HEALTH_INTERVAL_SECONDS
+    content: ContentConfig = field(default_factory=ContentConfig)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -196,7 +211,8 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
     _no_unknown(
         raw,
         {"cac_id", "data_dir", "timezone", "mqtt", "http", "stations", "tariff",
-         "checkpoint_seconds", "voucher_valid_days", "health_interval_seconds"},
+         "checkpoint_seconds", "voucher_valid_days", "health_interval_seconds",
+         "content"},
         "",
     )
     cac_id = _str(_req(raw, "cac_id", ""), "cac_id")
@@ -211,7 +227,7 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
         raise ConfigError("timezone", f"unknown IANA time zone {tzname!r}") from None
 
     m = _table(_req(raw, "mqtt", ""), "mqtt")
-    _no_unknown(m, {"host", "port", "username", "password", "tls"}, "mqtt")
+    _no_unknown(m, {"host", "port", "username", "password", "tls", "ca_file"}, "mqtt")
     username = m.get("username")
     password = m.get("password")
     if username is not None:
@@ -223,12 +239,20 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
     tls = m.get("tls", False)
     if not isinstance(tls, bool):
         raise ConfigError("mqtt.tls", "must be true or false")
+    ca_file: Path | None = None
+    if "ca_file" in m:
+        ca_file = Path(_str(m["ca_file"], "mqtt.ca_file"))
+        if not tls:
+            raise ConfigError("mqtt.ca_file", "only makes sense with tls = true")
+        if not ca_file.is_file():
+            raise ConfigError("mqtt.ca_file", f"no such file {str(ca_file)!r}")
     mqtt = MqttConfig(
         host=_str(_req(m, "host", "mqtt"), "mqtt.host"),
         port=_check_int("mqtt.port", _req(m, "port", "mqtt"), 1, 65535),
         username=username,
         password=password,
         tls=tls,
+        ca_file=ca_file,
     )
 
     h = _table(_req(raw, "http", ""), "http")
@@ -279,6 +303,40 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
         health_interval_seconds=_check_int(
             "health_interval_seconds",
             raw.get("health_interval_seconds", DEFAULT_HEALTH_INTERVAL_SECONDS), 1, 3600),
+        content=parse_content(raw.get("content", {})),
+    )
+
+
+def parse_content(raw: object) -> ContentConfig:
+    """The optional ``[content]`` table."""
+    c = _table(raw, "content")
+    _no_unknown(c, {"hub_url", "quota_mb", "reserve_mb", "window", "max_kbps",
+                    "poll_seconds", "pinned"}, "content")
+    hub_url = None
+    if "hub_url" in c:
+        hub_url = _str(c["hub_url"], "content.hub_url").rstrip("/")
+        if not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", hub_url):
+            raise ConfigError("content.hub_url", f"must be http(s)://HOST:PORT, got {hub_url!r}")
+    window = None
+    if "window" in c:
+        w = _str(c["window"], "content.window")
+        start, sep, end = w.partition("-")
+        if not sep:
+            raise ConfigError("content.window", f"must be HH:MM-HH:MM local time, got {w!r}")
+        window = (_hhmm(start, "content.window"), _hhmm(end, "content.window"))
+    pinned = c.get("pinned", [])
+    if not isinstance(pinned, list) or not all(
+            isinstance(p, str) and re.fullmatch(r"[a-z0-9-]{1,64}", p) for p in pinned):
+        raise ConfigError("content.pinned", "must be a list of package ids ([a-z0-9-]{1,64})")
+    quota = _check_int("content.quota_mb", c.get("quota_mb", 2048), 1, 10**7)
+    return ContentConfig(
+        hub_url=hub_url,
+        quota_mb=quota,
+        reserve_mb=_check_int("content.reserve_mb", c.get("reserve_mb", 250), 0, 10**7),
+        window=window,
+        max_kbps=_check_int("content.max_kbps", c.get("max_kbps", 0), 0, 10**8),
+        poll_seconds=_check_int("content.poll_seconds", c.get("poll_seconds", 300), 1, 7 * 86400),
+        pinned=tuple(pinned),
     )
 
 
@@ -294,4 +352,8 @@ def load_agent_config(path: Path) -> AgentConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         # tomllib lets UnicodeDecodeError through for a file that is not UTF-8
         raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
+    mqtt = raw.get("mqtt")
+    if isinstance(mqtt, dict) and isinstance(mqtt.get("ca_file"), str):
+        # a relative ca_file is beside the config file, wherever the agent was started
+        mqtt["ca_file"] = str(path.resolve().parent / mqtt["ca_file"])
     return parse_agent_config(raw)

@@ -74,5 +74,21 @@ class OperatorStore:
         with self._locked():
             return bool(self._table.remove(Query().name == name))
 
+    def set_role(self, name: str, role: str, now: datetime) -> bool:
+        """Change an account's role; False if there is no such account."""
+        if role not in ROLES:
+            raise OperatorError(f"role must be one of {', '.join(ROLES)}")
+        return self._update(name, {"role": role}, now)
+
+    def set_active(self, name: str, active: bool, now: datetime) -> bool:
+        """Deactivate (no more logins) or reactivate an account; False if there is none."""
+        return self._update(name, {"active": bool(active)}, now)
+
+    def _update(self, name: str, fields: dict[str, Any], now: datetime) -> bool:
+        with self._locked():
+            return bool(self._table.update({**fields, "updated_at": now.isoformat()},
+                                           Query().name == name))
+
     def close(self) -> None:
         self._db.close()
+

@@ -229,7 +229,9 @@ class Reporter:
         if cfg.username is not None:
             client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls:
-            client.tls_set_context(ssl.create_default_context())  # system CAs, verified
+            # verified against the hub's own CA (mqtt.ca_file), else the system's CAs
+            cafile = str(cfg.ca_file) if cfg.ca_file is not None else None
+            client.tls_set_context(ssl.create_default_context(cafile=cafile))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message

@@ -709,6 +709,96 @@ class AgentService:
         return compute_fee(self.tariff, start or self.clock.now(), minutes * 60, self.tz,
                            category)
 
+    # ---------------------------------------------------------------- console: logins, accounts
+
+    def _login_lockouts(self) -> tuple[Any, Any]:
+        from agent.auth import (
+            LOGIN_CLIENT_FAILURES,
+            LOGIN_LOCK_SECONDS,
+            LOGIN_NAME_FAILURES,
+            LOGIN_WINDOW_SECONDS,
+            LoginLockout,
+        )
+
+        found = self.__dict__.get("_lockouts")
+        if found is None:
+            found = (LoginLockout(LOGIN_NAME_FAILURES, LOGIN_WINDOW_SECONDS, LOGIN_LOCK_SECONDS),
+                     LoginLockout(LOGIN_CLIENT_FAILURES, LOGIN_WINDOW_SECONDS,
+                                  LOGIN_LOCK_SECONDS))
+            self.__dict__["_lockouts"] = found
+        return found
+
+    def login_from(self, name: str, password: str, client: str | None = None) -> dict[str, Any]:
+        """``login`` behind a lockout shared by the JSON API and the console: 5 failures for
+        one name (20 from one client address) within 15 min lock it for 15 min (429)."""
+        by_name, by_client = self._login_lockouts()
+        now = self.clock.monotonic()
+        keys = [(by_name, f"name:{name.casefold()}")]
+        if client:
+            keys.append((by_client, f"client:{client}"))
+        wait = max(lockout.locked_for(key, now) for lockout, key in keys)
+        if wait > 0:
+            log.info("login for %r refused: locked out for %d s more", name, wait)
+            secs = int(-(-wait // 1))
+            raise ServiceError(429, "locked_out", "too many failed logins; try again in "
+                               f"{-(-secs // 60)} min", {"Retry-After": str(secs)})
+        try:
+            result = self.login(name, password)
+        except ServiceError as exc:
+            if exc.status == 401:
+                for lockout, key in keys:
+                    if lockout.record_failure(key, now):
+                        log.warning("logins locked for %s after repeated failures", key)
+                        self.audit_action(f"operator:{name}", "login.lockout", key,
+                                          client=client)
+            raise
+        by_name.reset(keys[0][1])
+        return result
+
+    def operator_list(self) -> list[dict[str, Any]]:
+        return sorted(self.operators.all(), key=lambda d: str(d.get("name")))
+
+    def operator_save(self, name: str, role: str, password: str, actor: str) -> None:
+        """Create an account or replace its password and role (its tokens are revoked)."""
+        from agent.operators import OperatorError
+
+        try:
+            self.operators.put(name, role, password, self.clock.now())
+        except OperatorError as exc:
+            raise ServiceError(400, "bad_operator", str(exc)) from None
+        self.tokens.revoke_subject(name)
+        self.audit_action(f"operator:{actor}", "operator.save", name, role=role)
+
+    def operator_set_role(self, name: str, role: str, actor: str) -> None:
+        from agent.operators import OperatorError
+
+        if name == actor:
+            raise ServiceError(409, "own_account", "you cannot change your own role")
+        try:
+            found = self.operators.set_role(name, role, self.clock.now())
+        except OperatorError as exc:
+            raise ServiceError(400, "bad_operator", str(exc)) from None
+        if not found:
+            raise ServiceError(404, "unknown_operator", f"no operator {name!r}")
+        self.tokens.revoke_subject(name)
+        self.audit_action(f"operator:{actor}", "operator.role", name, role=role)
+
+    def operator_set_active(self, name: str, active: bool, actor: str) -> None:
+        if name == actor and not active:
+            raise ServiceError(409, "own_account", "you cannot deactivate your own account")
+        if not self.operators.set_active(name, active, self.clock.now()):
+            raise ServiceError(404, "unknown_operator", f"no operator {name!r}")
+        if not active:
+            self.tokens.revoke_subject(name)
+        self.audit_action(f"operator:{actor}",
+                          "operator.activate" if active else "operator.deactivate", name)
+
+    def voucher_list(self) -> list[dict[str, Any]]:
+        """The vouchers still in the live ledger file, newest first, as voucher_info gives."""
+        codes = [e["voucher"]["code"] for e in self.ledger.vouchers()]
+        out = [self.voucher_info(code) for code in codes]
+        return sorted(out, key=lambda v: v["sold_at"], reverse=True)
+
 
 @functools.cache
 def _dummy_hash() -> str:

@@ -8,22 +8,24 @@ thread on a connection of the request's own, so a large answer never blocks inge
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiohttp import web
 
-from hub import __version__
 from hub.config import HUB_ID_RE
 from hub.fleet import CacView
 from hub.ingest import Ingest
 from hub.metrics import CONTENT_TYPE, collect, render
 from hub.store import StoreError, open_reader
+
+if TYPE_CHECKING:
+    from hub.dashboard import Dashboard
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +94,18 @@ def cac_json(c: CacView) -> dict[str, Any]:
 routes = web.RouteTableDef()
 
 
+CACS_CACHE_SECONDS = 1.0  # the fleet answer is rebuilt at most this often (~50 µs per CAC)
+_CACS_CACHE: web.AppKey[dict[str, Any]] = web.AppKey("cacs_cache")
+
+
 @routes.get("/api/v1/cacs")
 async def get_cacs(request: web.Request) -> web.Response:
-    return json_response([cac_json(c) for c in request.app[INGEST].views()])
+    cache = request.app[_CACS_CACHE]
+    now = time.monotonic()
+    if cache.get("body") is None or now - cache["at"] >= CACS_CACHE_SECONDS:
+        cache["body"] = _encoder.encode([cac_json(c) for c in request.app[INGEST].views()])
+        cache["at"] = now
+    return web.Response(body=cache["body"], content_type="application/json")
 
 
 def _unknown(cac_id: str) -> web.Response:
@@ -142,29 +153,18 @@ async def get_metrics(request: web.Request) -> web.Response:
     return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
-@routes.get("/")
-async def get_index(request: web.Request) -> web.Response:
-    """A plain list of CACs (the dashboard proper is another issue); no scripts, no CDN."""
-    rows = []
-    for c in request.app[INGEST].views():
-        rows.append(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
-                html.escape(c.cac_id), "online" if c.online else "offline",
-                html.escape(iso(c.last_seen) or "never"),
-                "" if c.backlog is None else c.backlog, html.escape(c.version or "")))
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>CAC hub</title></head>"
-        f"<body><h1>CAC hub {html.escape(__version__)}</h1>"
-        "<table><tr><th>CAC</th><th>state</th><th>last seen (UTC)</th><th>backlog</th>"
-        f"<th>version</th></tr>{''.join(rows)}</table></body></html>"
-    )
-    return web.Response(text=page, content_type="text/html")
-
-
-def make_app(ingest: Ingest, db_path: Path, gauges: GaugeSource = dict) -> web.Application:
+def make_app(ingest: Ingest, db_path: Path, gauges: GaugeSource = dict,
+             dashboard: Dashboard | None = None) -> web.Application:
+    """The hub's HTTP app; with ``dashboard`` also the technicians' pages (hub/dashboard.py)."""
     app = web.Application(client_max_size=64 * 1024, middlewares=[json_errors])
     app[INGEST] = ingest
     app[DB_PATH] = db_path
     app[GAUGES] = gauges
+    app[_CACS_CACHE] = {}
     app.add_routes(routes)
+    if dashboard is not None:
+        dashboard.setup(app)
+    from hub.content import setup as setup_content  # catalogue, manifests, blobs
+
+    setup_content(app, db_path.parent / "content")  # db_path is DATA_DIR/hub.sqlite3
     return app

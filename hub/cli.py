@@ -58,6 +58,15 @@ async def serve(config: HubConfig) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["add-content"]:  # cac-hub add-content --config HUB.toml DIR...
+        from hub.content import add_content_main
+
+        return add_content_main(argv[1:])
+    if argv[:1] == ["add-user"]:  # cac-hub add-user --config HUB.toml --name N --role R ...
+        from hub.usercli import add_user_main
+
+        return add_user_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         config = load_hub_config(Path(args.config))

@@ -8,6 +8,8 @@ Optional keys beyond the contract (all have defaults):
 - ``worker_id``: this worker's name; it makes the MQTT client id ``hub-{hub_id}-{worker_id}``.
 - ``flush_seconds = 5``: how often fleet state (last health, last seen) is written to the store.
 - ``[mqtt] tls``, ``ca_file``, ``keepalive``.
+- ``[alarms]``: alarm thresholds (``AlarmConfig``; see hub/alarms.py).
+- ``[dashboard]``: technician sessions, login lockout, command timeout (``DashboardConfig``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,44 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class AlarmConfig:
+    """``[alarms]``: when an alarm is raised (hub/alarms.py); 0 turns a rule off."""
+
+    offline_minutes: int = 10
+    disk_percent: int = 90
+    temperature_c: int = 85
+    backlog_records: int = 500
+    backlog_samples: int = 10  # backlog grew at each of this many health samples in a row
+    clock_skew_seconds: int = 300
+    content_stale_hours: int = 48
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    """``[dashboard]``: technician logins and remote commands."""
+
+    session_hours: int = 12
+    login_failures: int = 5  # failed logins of one name before it is locked out
+    lockout_minutes: int = 15
+    command_timeout_seconds: int = 3600  # a command unanswered this long is "expired"
+
+
+_ALARM_LIMITS = {"offline_minutes": (0, 7 * 24 * 60), "disk_percent": (0, 100),
+                 "temperature_c": (0, 150), "backlog_records": (0, 10**9),
+                 "backlog_samples": (0, 10_000), "clock_skew_seconds": (0, 10**7),
+                 "content_stale_hours": (0, 24 * 365)}
+_DASHBOARD_LIMITS = {"session_hours": (1, 24 * 30), "login_failures": (1, 1000),
+                     "lockout_minutes": (1, 24 * 60),
+                     "command_timeout_seconds": (10, 30 * 24 * 3600)}
+
+
+def _int_table(raw: object, name: str, limits: dict[str, tuple[int, int]]) -> dict[str, int]:
+    t = _table(raw, name)
+    _no_unknown(t, set(limits), name)
+    return {k: _check_int(f"{name}.{k}", v, *limits[k]) for k, v in t.items()}
+
+
+@dataclass(frozen=True)
 class HubConfig:
     hub_id: str
     data_dir: Path
@@ -60,6 +100,8 @@ class HubConfig:
     shared_subscription: bool = False
     worker_id: str | None = None
     flush_seconds: int = DEFAULT_FLUSH_SECONDS
+    alarms: AlarmConfig = field(default_factory=AlarmConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
 
     @property
     def client_id(self) -> str:
@@ -131,7 +173,7 @@ def parse_hub_config(raw: Mapping[str, object]) -> HubConfig:
     _no_unknown(
         raw,
         {"hub_id", "data_dir", "offline_after_seconds", "mqtt", "http",
-         "shared_subscription", "worker_id", "flush_seconds"},
+         "shared_subscription", "worker_id", "flush_seconds", "alarms", "dashboard"},
         "",
     )
     hub_id = _str(_req(raw, "hub_id", ""), "hub_id")
@@ -170,6 +212,9 @@ def parse_hub_config(raw: Mapping[str, object]) -> HubConfig:
         worker_id=worker_id,
         flush_seconds=_check_int("flush_seconds",
                                  raw.get("flush_seconds", DEFAULT_FLUSH_SECONDS), 1, 3600),
+        alarms=AlarmConfig(**_int_table(raw.get("alarms", {}), "alarms", _ALARM_LIMITS)),
+        dashboard=DashboardConfig(**_int_table(raw.get("dashboard", {}), "dashboard",
+                                               _DASHBOARD_LIMITS)),
     )
 
 
@@ -184,4 +229,8 @@ def load_hub_config(path: Path) -> HubConfig:
         raise ConfigError("", f"cannot read config file {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
+    mqtt = raw.get("mqtt")
+    if isinstance(mqtt, dict) and isinstance(mqtt.get("ca_file"), str):
+        # a relative ca_file is beside the config file, wherever the hub was started
+        mqtt["ca_file"] = str(path.resolve().parent / mqtt["ca_file"])
     return parse_hub_config(raw)

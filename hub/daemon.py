@@ -18,6 +18,7 @@ from aiohttp import web
 
 from hub.api import make_app
 from hub.config import HubConfig
+from hub.dashboard import Dashboard
 from hub.fleet import FleetState
 from hub.ingest import Ingest
 from hub.mqtt import MqttLink
@@ -42,6 +43,7 @@ class Hub:
         self._ingest: Ingest | None = None
         self._link: MqttLink | None = None
         self._runner: web.AppRunner | None = None
+        self._dashboard: Dashboard | None = None
 
     @property
     def ingest(self) -> Ingest:
@@ -86,13 +88,20 @@ class Hub:
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             store.close()
             raise HubError(f"cannot set up the mqtt connection: {exc}") from None
-        runner = web.AppRunner(make_app(self._ingest, cfg.db_path, self._gauges),
-                               access_log=None)
+        self._dashboard = Dashboard(cfg, self._ingest, self._link.publish, self.clock)
+        try:
+            await self._dashboard.start()
+        except StoreError as exc:
+            store.close()
+            raise HubError(str(exc)) from None
+        runner = web.AppRunner(make_app(self._ingest, cfg.db_path, self._gauges,
+                                        self._dashboard), access_log=None)
         await runner.setup()
         try:
             await web.TCPSite(runner, cfg.http.host, cfg.http.port).start()
         except OSError as exc:
             await runner.cleanup()
+            await self._dashboard.close()
             store.close()
             raise HubError(f"cannot listen on {cfg.http.host}:{cfg.http.port}: "
                            f"{exc.strerror or exc}") from None
@@ -102,7 +111,10 @@ class Hub:
 
     async def tick_forever(self) -> None:
         while True:
-            self.ingest.evaluate(self.clock())
+            now = self.clock()
+            self.ingest.evaluate(now)
+            if self._dashboard is not None:
+                await self._dashboard.tick(now)
             await asyncio.sleep(TICK_SECONDS)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -120,6 +132,9 @@ class Hub:
             # stop MQTT intake, drain + flush the store, retained offline, disconnect
             await asyncio.to_thread(self._link.stop)
             self._link = None
+        if self._dashboard is not None:
+            await self._dashboard.close()
+            self._dashboard = None
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from hub import commands, history
 from hub.fleet import CacView, FleetState, Transition
 from hub.metrics import Counters
 from hub.store import Store, StoreError
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 MAX_SEQ = 2**53  # seqs are JSON numbers; beyond this they are not exact everywhere
 MAX_LOGGED_KEYS = 10_000  # bound the log-once memory against a flood of distinct CAC ids
 MAX_CACHED_TOPICS = 100_000  # parsed topics remembered (4 kinds x thousands of CACs)
+PRUNE_SECONDS = 600.0  # how often old health history is deleted
 
 _Update = Callable[[], Transition | None]  # a fleet mutation, run under the lock
 
@@ -79,6 +81,10 @@ class Ingest:
         self.lock = threading.Lock()
         self._logged: set[tuple[str, str]] = set()
         self._topics: dict[str, CacTopic] = {}
+        self.history = history.HistoryBuffer()  # health samples, written by ``flush``
+        self.came_online: list[str] = []  # CACs that came online (their commands re-sent)
+        self._cmd_acks: list[tuple[str, CommandAck]] = []
+        self._next_prune = 0.0
 
     # ------------------------------------------------------------------ messages
 
@@ -96,6 +102,8 @@ class Ingest:
         usage: list[tuple[str, list[Record]]] = []
         for m in messages:
             self._one(m, now, usage)
+        if self._cmd_acks:
+            self._store_command_acks(now)
         if not usage:
             return []
         watermarks: dict[str, int] = {}
@@ -161,9 +169,11 @@ class Ingest:
             elif kind is Kind.HEALTH:
                 health = decode(m.payload, Health)
                 self._fleet_update(lambda: self.fleet.apply_health(cac_id, health, now))
-            else:  # Kind.CMD_ACK: commands come with a later issue; count it, it is alive
+                self.history.add(cac_id, now, history.sample(health))
+            else:  # Kind.CMD_ACK: the answer to a command (hub/commands.py)
                 cmd_ack = decode(m.payload, CommandAck)
                 log.debug("cac %s: command %s %s", cac_id, cmd_ack.id, cmd_ack.status)
+                self._cmd_acks.append((cac_id, cmd_ack))
                 self._fleet_update(lambda: self.fleet.touch(cac_id, now))
         except WireError as exc:
             self._reject(exc.kind, cac_id, str(exc))
@@ -173,6 +183,24 @@ class Ingest:
             t = update()
         if t is not None:
             _log_transition(t)
+            if t.online:
+                self.came_online.append(t.cac_id)
+
+    def _store_command_acks(self, now: float) -> None:
+        acks, self._cmd_acks = self._cmd_acks, []
+        try:
+            with self.store.transaction():
+                for cac_id, ack in acks:
+                    if not commands.record_ack(self.store.db, cac_id, ack, now):
+                        self._log_once("answer to an unknown command", cac_id,
+                                       f"command id {ack.id[:64]!r}")
+        except StoreError as exc:
+            self.counters.add("store_errors")
+            log.error("command answers not stored: %s", exc)  # noqa: TRY400
+
+    def take_came_online(self) -> list[str]:
+        out, self.came_online = self.came_online, []
+        return out
 
     def _reject(self, reason: str, cac_id: str, message: str) -> None:
         self.counters.reject(reason)
@@ -209,8 +237,11 @@ class Ingest:
         with self.lock:
             return self.fleet.get(cac_id)
 
-    def flush(self) -> int:
-        """Write changed fleet rows to the store; returns how many."""
+    def flush(self, now: float | None = None) -> int:
+        """Write changed fleet rows (and, given ``now``, finished health-history minutes)
+        to the store; returns how many fleet rows."""
+        if now is not None:
+            self.flush_history(now)
         with self.lock:
             rows = self.fleet.take_dirty()
         if not rows:
@@ -223,6 +254,24 @@ class Ingest:
             return 0
         self.counters.add("store_commits")
         return len(rows)
+
+    def flush_history(self, now: float, *, everything: bool = False) -> int:
+        """Write the health-history buckets whose minute is over; prune now and then."""
+        buckets = self.history.take_closed(now, everything=everything)
+        prune = now >= self._next_prune
+        if not buckets and not prune:
+            return 0
+        try:
+            with self.store.transaction():
+                n = history.write(self.store.db, buckets)
+                if prune:
+                    history.prune(self.store.db, now)
+                    self._next_prune = now + PRUNE_SECONDS
+        except StoreError as exc:
+            self.counters.add("store_errors")
+            log.error("health history not saved: %s", exc)  # noqa: TRY400
+            return 0
+        return n
 
     def merge_from_store(self, now: float) -> None:
         """Take what other hub workers saved (shared subscriptions split health among us)."""

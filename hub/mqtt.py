@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import sqlite3
 import threading
 import time
 import uuid
@@ -36,7 +37,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from hub import __version__
+from hub import __version__, commands
 from hub.config import HubConfig
 from hub.ingest import Incoming, Ingest
 from hub.store import StoreError
@@ -233,6 +234,26 @@ class MqttLink:
                 self._flush()
                 next_flush = time.monotonic() + flush_every
 
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Publish with QoS 1 from any thread (paho queues it while disconnected)."""
+        self._client.publish(topic, payload, qos=1)
+
+    def _resend_commands(self) -> None:
+        """Publish again the pending commands of CACs that just came online."""
+        for cac_id in self.ingest.take_came_online():
+            try:
+                rows = commands.pending(self.ingest.store.db, cac_id)
+                for cmd in rows:
+                    self.publish(*cmd.wire())
+                if rows:
+                    with self.ingest.store.transaction():
+                        for cmd in rows:
+                            commands.mark_sent(self.ingest.store.db, cmd.id, self.clock())
+                    log.info("cac %s back online: %d pending command(s) sent again", cac_id,
+                             len(rows))
+            except (StoreError, sqlite3.Error) as exc:
+                log.error("pending commands of %s not re-sent: %s", cac_id, exc)  # noqa: TRY400
+
     def _process(self, batch: list[_Queued]) -> None:
         try:
             acks = self.ingest.handle_batch([q.message for q in batch], self.clock())
@@ -249,10 +270,12 @@ class MqttLink:
         for q in batch:
             if q.qos and q.generation == generation:
                 self._client.ack(q.mid, q.qos)
+        if self.ingest.came_online:
+            self._resend_commands()
 
     def _flush(self) -> None:
         try:
-            self.ingest.flush()
+            self.ingest.flush(self.clock())
             if self.config.shared_subscription:
                 self.ingest.merge_from_store(self.clock())
         except Exception:

@@ -136,10 +136,18 @@ def _id(rng: random.Random) -> str:
     return f"{rng.getrandbits(128):032x}"
 
 
-def cac_ids(count: int, prefix: str = "sim") -> list[str]:
-    """``sim-0001`` ... (zero-padded to at least 4 digits); raises TopicError for a bad id."""
+def cac_ids(count: int, prefix: str = "sim", regions: Sequence[str] = ()) -> list[str]:
+    """``sim-0001`` ... (zero-padded to at least 4 digits); with ``regions``, CAC i is
+    ``{prefix}-{regions[i % len]}-{i}`` (the hub groups by that second part). Raises
+    TopicError for a bad id."""
     width = max(4, len(str(count)))
-    ids = [f"{prefix}-{i:0{width}d}" for i in range(1, count + 1)]
+    if regions:
+        ids = [f"{prefix}-{regions[(i - 1) % len(regions)]}-{i:0{width}d}"
+               for i in range(1, count + 1)]
+        for cid in ids[:len(regions)]:
+            cac_topic(cid, Kind.STATUS)
+    else:
+        ids = [f"{prefix}-{i:0{width}d}" for i in range(1, count + 1)]
     for cid in ids[:1] + ids[-1:]:
         cac_topic(cid, Kind.STATUS)  # the contract's id rule
     return ids
@@ -204,6 +212,7 @@ class _Station:
     online: bool
     since: float
     in_session: bool = False
+    locked: bool = False
 
 
 class SimCac:
@@ -237,6 +246,12 @@ class SimCac:
         self._stations = [_Station(f"s{i}", rng.random() < 0.9, now - rng.uniform(0, 3600))
                           for i in range(1, settings.stations + 1)]
         self._last_sample = now
+        # what commands change (answered like agent/commands.py, repeated ids not re-run)
+        self.tariff_version = 0
+        self.message: str = ""
+        self.answers: dict[str, CommandAck] = {}
+        self.content_synced_at = now - rng.uniform(0, 6 * 3600)
+        self.content_installed = rng.randint(2, 12)
         # usage and the outbox: records acked_seq+1 .. last_seq, in order
         self.last_seq = 0
         self.acked_seq = 0
@@ -421,6 +436,41 @@ class SimCac:
             amount=sale.price, currency=sale.currency, minutes_voided=sale.minutes,
             reason=self.rng.choice(("sold by mistake", "refund")), operator="manager")
 
+    # ------------------------------------------------------------ commands
+
+    def command(self, cmd: Command, now: float) -> CommandAck:
+        """Carry out a hub command as the agent would (a repeated id is not run again)."""
+        known = self.answers.get(cmd.id)
+        if known is not None:
+            return known
+        stations = [st for st in self._stations if cmd.station in (None, st.id)]
+        status: Literal["done", "failed"] = "done"
+        if not stations:
+            status, text = "failed", f"no station {cmd.station!r} at this CAC"
+        elif cmd.name in ("lock", "unlock"):
+            for st in stations:
+                st.locked = cmd.name == "lock"
+                st.in_session = st.in_session and not st.locked
+            text = f"{cmd.name}ed {', '.join(st.id for st in stations)}"
+        elif cmd.name == "message":
+            self.message = str(cmd.args.get("text", ""))
+            text = "message shown"
+        elif cmd.name == "set_tariff" and isinstance(cmd.args.get("tariff"), dict):
+            self.tariff_version += 1
+            text = f"tariff version {self.tariff_version} in force for new sessions"
+        elif cmd.name == "resync_content":
+            self.content_synced_at = now
+            text = "content sync started"
+        elif cmd.name == "restart":
+            text = "a simulated agent does not restart"
+        else:
+            status, text = "failed", f"unknown or malformed command {cmd.name!r}"
+        ack = CommandAck(id=cmd.id, status=status, message=text)
+        self.answers[cmd.id] = ack
+        if len(self.answers) > 200:
+            del self.answers[next(iter(self.answers))]
+        return ack
+
     # ------------------------------------------------------------ health
 
     def _health(self, now: float) -> Publish:
@@ -459,8 +509,15 @@ class SimCac:
             agent_rss=int(self._rss), backlog=self.backlog,
             stations=[StationHealth(
                 id=st.id, online=st.online, in_session=st.in_session,
-                last_seen_s=round(rng.uniform(0.2, 5.0) if st.online else now - st.since, 1))
+                last_seen_s=round(rng.uniform(0.2, 5.0) if st.online else now - st.since, 1),
+                locked=st.locked)
                 for st in self._stations],
+            content={"catalogue_etag": f"sim-{self.content_installed}",
+                     "last_check_at": _iso(now), "last_success_at": _iso(self.content_synced_at),
+                     "installed": self.content_installed, "queued": 0, "bytes_queued": 0,
+                     "used_bytes": self.content_installed * 40 * MB, "quota_bytes": 20 * GB,
+                     "error": None, "disk_full": False},
+            tariff_version=self.tariff_version,
         )
         self.stats.health += 1
         return Publish(Kind.HEALTH, encode(health), qos=0)
@@ -553,7 +610,7 @@ class Simulator:
                  settings: SimSettings | None = None, username: str | None = None,
                  password: str | None = None, no_will_kill: int = 0,
                  ramp: float = RAMP_PER_SECOND, kill_after: float = KILL_AFTER,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, regions: Sequence[str] = ()) -> None:
         if not 0 <= no_will_kill <= count:
             raise ValueError(f"--no-will-kill {no_will_kill} is not between 0 and {count}")
         if ramp <= 0:
@@ -570,7 +627,7 @@ class Simulator:
         self.ramp = ramp
         self.kill_after = kill_after
         master = random.Random(seed)
-        ids = cac_ids(count, prefix)
+        ids = cac_ids(count, prefix, regions)
         victims = set(master.sample(ids, no_will_kill))
         now = time.time()
         self.agents = [
@@ -847,8 +904,7 @@ class Simulator:
             elif parsed.kind is Kind.CMD:
                 cmd = decode(payload, Command)
                 a.model.stats.commands += 1
-                answer = CommandAck(id=cmd.id, status="failed",
-                                    message="a simulated CAC runs no commands")
+                answer = a.model.command(cmd, time.time())
                 client.publish(a.topics[Kind.CMD_ACK], encode(answer), qos=1)
             else:
                 self.foreign_messages += 1
@@ -961,6 +1017,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=1883)
     p.add_argument("--count", type=int, default=10, help="simulated CACs (default 10)")
     p.add_argument("--prefix", default="sim", help="CAC ids are PREFIX-0001... (default sim)")
+    p.add_argument("--regions", default="", metavar="A,B,...",
+                   help="spread the CACs over these regions: ids PREFIX-REGION-0001...")
     p.add_argument("--stations", type=int, default=4, help="stations per CAC (default 4)")
     p.add_argument("--health-interval", type=float, default=HEALTH_INTERVAL, metavar="S",
                    help="seconds between health reports (default 30)")
@@ -1014,14 +1072,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if password is not None and args.username is None:
         parser.error("a password needs --username")
     try:
-        cac_ids(args.count, args.prefix)
+        regions = [r.strip() for r in args.regions.split(",") if r.strip()]
+        cac_ids(args.count, args.prefix, regions)
         settings = SimSettings(stations=args.stations, health_interval=args.health_interval,
                                usage_rate=args.usage_rate, ack_timeout=args.ack_timeout,
                                ack_timeout_max=max(ACK_TIMEOUT_MAX, args.ack_timeout))
         sim = Simulator(args.host, args.port, args.count, prefix=args.prefix,
                         settings=settings, username=args.username, password=password,
                         no_will_kill=args.no_will_kill, ramp=args.ramp,
-                        kill_after=args.kill_after, seed=args.seed)
+                        kill_after=args.kill_after, seed=args.seed, regions=regions)
     except (ValueError, TopicError) as exc:
         parser.error(str(exc))
     logging.basicConfig(level=args.log_level,
@@ -1029,6 +1088,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ids = [a.model.cac_id for a in sim.agents]
     print(f"{PROG}: {len(ids)} CACs {ids[0]}..{ids[-1]} -> mqtt {args.host}:{args.port}",
           flush=True)
+    if sim.victims:
+        print(f"{PROG}: going silent without a will: {' '.join(sim.victims)}", flush=True)
     try:
         summary = asyncio.run(_serve(sim, args.duration))
     except KeyboardInterrupt:  # a second Ctrl-C during the clean stop

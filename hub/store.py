@@ -31,6 +31,7 @@ from typing import Any
 import msgspec
 
 from hub.fleet import CacRecord
+from hub.schema import SCHEMA as _EXTRA_SCHEMA
 from wire.messages import Health, Record, Status, WireError, decode, encode
 
 log = logging.getLogger(__name__)
@@ -150,13 +151,18 @@ class Store:
         self._db.execute("PRAGMA synchronous=FULL")
         if create:
             with self.transaction():
-                for stmt in _SCHEMA.split(";"):
+                for stmt in (_SCHEMA + _EXTRA_SCHEMA).split(";"):
                     if stmt.strip():
                         self._db.execute(stmt)
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self._db.close()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection, for the modules that keep their own tables (hub/schema.py)."""
+        return self._db
 
     def __enter__(self) -> Store:
         return self

@@ -324,7 +324,8 @@ async def test_twenty_cacs_on_a_real_broker(mosquitto: MosquittoBroker) -> None:
             assert second - first >= ack_timeout * 0.9
     cmd_acks = [s.msg for s in hub.of(live[0], Kind.CMD_ACK)]
     assert len(cmd_acks) == 1 and isinstance(cmd_acks[0], CommandAck)
-    assert cmd_acks[0].id == "c1" and cmd_acks[0].status == "failed"
+    assert cmd_acks[0].id == "c1" and cmd_acks[0].status == "done"  # simulated lock
+    assert [st.locked for st in by_id[live[0]]._stations][:1] == [True]
     assert silent_hub
 
 

@@ -1,0 +1,310 @@
+"""Offline portal content at the hub: a package store and the HTTP routes CACs sync from.
+
+A *package* is a directory of files plus ``manifest.json`` (CONTRACT: id, version, title,
+language, description, files with path/size/sha256/title/media_type). The hub recomputes
+every file's size and sha256 itself; the directory's manifest only contributes the
+package's metadata and per-file titles.
+
+Layout under ``DATA_DIR/content/``::
+
+    blobs/ab/abcdef...        file bodies, named by sha256 (immutable)
+    manifests/{id}/{v}.json   the exact manifest bytes the CACs verify
+    catalogue.json            {"format": 1, "packages": [{id, version, title, language,
+                              description, manifest_sha256, size, file_count}]}
+
+Routes: ``GET /api/v1/content/catalogue`` (strong ETag = sha256 of the catalogue bytes,
+``If-None-Match`` -> 304, so a CAC's poll costs one small round trip),
+``GET /api/v1/content/packages/{id}/{version}`` (a manifest) and
+``GET /content/blobs/{sha256}`` (a file body; ``Range`` supported, cached forever).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from wire.content import (  # noqa: F401 - re-exported for the hub's callers
+    LANGUAGE_RE,
+    MANIFEST,
+    MAX_FILES,
+    MAX_PATH,
+    PACKAGE_ID_RE,
+    SEGMENT_RE,
+    SHA256_RE,
+    TEXT_TYPES,
+    ContentError,
+    check_manifest,
+    check_path,
+    encode_manifest,
+    media_type,
+)
+
+KEEP_VERSIONS = 2  # the newest and the one before it (a CAC may be syncing it right now)
+CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def scan_package(directory: Path, version: int = 1) -> dict[str, Any]:
+    """Build a package's manifest from its directory: metadata and titles from its
+    ``manifest.json``, sizes, hashes and media types from the files themselves."""
+    if not directory.is_dir():
+        raise ContentError(f"{directory} is not a directory")
+    try:
+        meta = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ContentError(f"{directory} has no {MANIFEST} (id, title, language)") from None
+    except (OSError, ValueError) as exc:
+        raise ContentError(f"{directory / MANIFEST} is not readable JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise ContentError(f"{directory / MANIFEST} must hold a JSON object")
+    titles = {}
+    for f in meta.get("files") or []:
+        if isinstance(f, dict) and isinstance(f.get("path"), str):
+            titles[f["path"]] = f.get("title")
+    files = []
+    for p in sorted(directory.rglob("*")):
+        rel = p.relative_to(directory).as_posix()
+        if rel == MANIFEST or any(part.startswith(".") for part in rel.split("/")):
+            continue
+        if p.is_symlink():
+            raise ContentError(f"{rel}: symbolic links are not allowed in a package")
+        if p.is_dir():
+            continue
+        check_path(rel)
+        sha, size = sha256_file(p)
+        entry: dict[str, Any] = {"path": rel, "size": size, "sha256": sha,
+                                 "media_type": media_type(rel)}
+        if titles.get(rel):
+            entry["title"] = titles[rel]
+        files.append(entry)
+    order = {path: i for i, path in enumerate(titles)}  # the directory manifest's order first
+    files.sort(key=lambda f: (order.get(f["path"], len(order)), f["path"]))
+    manifest = {"id": meta.get("id"), "version": version, "title": meta.get("title"),
+                "language": meta.get("language"), "description": meta.get("description", ""),
+                "files": files}
+    return check_manifest(manifest)
+
+
+# ---------------------------------------------------------------- the store
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class AddResult:
+    id: str
+    version: int
+    changed: bool
+    files: int
+    size: int
+    new_blobs: int
+
+
+class ContentStore:
+    """Packages by id and version, file bodies by sha256, one catalogue (see module doc)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blobs = root / "blobs"
+        self.manifests = root / "manifests"
+        self.catalogue_path = root / "catalogue.json"
+        self._cache: tuple[tuple[int, int], bytes, str] | None = None
+
+    def blob_path(self, sha: str) -> Path:
+        return self.blobs / sha[:2] / sha
+
+    def catalogue(self) -> tuple[bytes, str]:
+        """The catalogue bytes and its strong ETag (re-read when another process wrote it)."""
+        try:
+            st = self.catalogue_path.stat()
+        except FileNotFoundError:
+            data = json.dumps({"format": 1, "packages": []}).encode()
+            return data, f'"{hashlib.sha256(data).hexdigest()}"'
+        key = (st.st_mtime_ns, st.st_size)
+        if self._cache is None or self._cache[0] != key:
+            data = self.catalogue_path.read_bytes()
+            self._cache = (key, data, f'"{hashlib.sha256(data).hexdigest()}"')
+        return self._cache[1], self._cache[2]
+
+    def packages(self) -> list[dict[str, Any]]:
+        data, _ = self.catalogue()
+        pkgs: list[dict[str, Any]] = json.loads(data)["packages"]
+        return pkgs
+
+    def manifest_bytes(self, pid: str, version: int) -> bytes | None:
+        try:
+            return (self.manifests / pid / f"{version}.json").read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def add(self, directory: Path) -> AddResult:
+        """Add a package or replace the one with the same id (its version goes up by one;
+        a package whose files and metadata did not change keeps its version)."""
+        manifest = scan_package(directory)
+        pid = manifest["id"]
+        pkgs = self.packages()
+        old = next((p for p in pkgs if p["id"] == pid), None)
+        if old is not None:
+            old_bytes = self.manifest_bytes(pid, old["version"])
+            if old_bytes is not None:
+                prev = json.loads(old_bytes)
+                if {**prev, "version": 0} == {**manifest, "version": 0}:
+                    return AddResult(pid, old["version"], False, len(manifest["files"]),
+                                     sum(f["size"] for f in manifest["files"]), 0)
+            manifest["version"] = old["version"] + 1
+        new_blobs = 0
+        for f in manifest["files"]:
+            dest = self.blob_path(f["sha256"])
+            if dest.exists():
+                continue
+            src = directory / f["path"]
+            data = src.read_bytes()
+            if hashlib.sha256(data).hexdigest() != f["sha256"]:
+                raise ContentError(f"{src} changed while it was being added; try again")
+            _atomic_write(dest, data)
+            new_blobs += 1
+        raw = encode_manifest(manifest)
+        _atomic_write(self.manifests / pid / f"{manifest['version']}.json", raw)
+        size = sum(f["size"] for f in manifest["files"])
+        entry = {"id": pid, "version": manifest["version"], "title": manifest["title"],
+                 "language": manifest["language"], "description": manifest["description"],
+                 "manifest_sha256": hashlib.sha256(raw).hexdigest(), "size": size,
+                 "file_count": len(manifest["files"])}
+        pkgs = [p for p in pkgs if p["id"] != pid] + [entry]
+        pkgs.sort(key=lambda p: p["id"])
+        _atomic_write(self.catalogue_path, json.dumps(
+            {"format": 1, "packages": pkgs}, ensure_ascii=False, sort_keys=True).encode())
+        self._prune(pid, manifest["version"])
+        return AddResult(pid, manifest["version"], True, len(manifest["files"]), size, new_blobs)
+
+    def _prune(self, pid: str, version: int) -> None:
+        """Drop manifests older than KEEP_VERSIONS, then blobs no kept manifest names."""
+        for p in (self.manifests / pid).glob("*.json"):
+            with contextlib.suppress(ValueError):
+                if int(p.stem) <= version - KEEP_VERSIONS:
+                    p.unlink()
+        wanted: set[str] = set()
+        for p in self.manifests.glob("*/*.json"):
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                wanted.update(f["sha256"] for f in json.loads(p.read_bytes())["files"])
+        for blob in self.blobs.glob("*/*"):
+            if blob.name not in wanted and SHA256_RE.fullmatch(blob.name):
+                blob.unlink()
+
+
+# ---------------------------------------------------------------- HTTP routes
+
+STORE = web.AppKey("content_store", ContentStore)
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def _etag_matches(request: web.Request, etag: str) -> bool:
+    header = request.headers.get("If-None-Match", "")
+    return any(t.strip() in (etag, "*") for t in header.split(",")) if header else False
+
+
+async def get_catalogue(request: web.Request) -> web.Response:
+    data, etag = request.app[STORE].catalogue()
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if _etag_matches(request, etag):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=data, content_type="application/json", headers=headers)
+
+
+async def get_manifest(request: web.Request) -> web.Response:
+    pid = request.match_info["id"]
+    version = request.match_info["version"]
+    raw = None
+    if PACKAGE_ID_RE.fullmatch(pid) and version.isdigit() and len(version) < 10:
+        raw = request.app[STORE].manifest_bytes(pid, int(version))
+    if raw is None:
+        return web.json_response({"error": "not_found",
+                                  "message": f"no package {pid[:64]!r} version {version[:10]}"},
+                                 status=404)
+    etag = f'"{hashlib.sha256(raw).hexdigest()}"'
+    headers = {"ETag": etag, "Cache-Control": IMMUTABLE}
+    if _etag_matches(request, etag):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=raw, content_type="application/json", headers=headers)
+
+
+async def get_blob(request: web.Request) -> web.StreamResponse:
+    sha = request.match_info["sha"]
+    path = request.app[STORE].blob_path(sha) if SHA256_RE.fullmatch(sha) else None
+    if path is None or not path.is_file():
+        return web.json_response({"error": "not_found", "message": "no such blob"}, status=404)
+    # FileResponse answers Range with 206 + Content-Range; blobs have no .gz siblings
+    return web.FileResponse(path, headers={"Cache-Control": IMMUTABLE,
+                                           "Content-Type": "application/octet-stream"})
+
+
+def setup(app: web.Application, root: Path) -> ContentStore:
+    """Serve the content store under ``root`` from ``app``."""
+    store = ContentStore(root)
+    app[STORE] = store
+    app.router.add_get("/api/v1/content/catalogue", get_catalogue)
+    app.router.add_get("/api/v1/content/packages/{id}/{version}", get_manifest)
+    app.router.add_get("/content/blobs/{sha}", get_blob)
+    return store
+
+
+# ---------------------------------------------------------------- `cac-hub add-content`
+
+
+def add_content_main(argv: list[str]) -> int:
+    """``cac-hub add-content --config HUB.toml DIR...``: add or replace packages."""
+    import argparse
+    import sys
+
+    from hub.config import ConfigError, load_hub_config
+
+    p = argparse.ArgumentParser(
+        prog="cac-hub add-content",
+        description="Add content packages (directories with a manifest.json giving id, title "
+                    "and language) to the hub's catalogue; a package with a known id replaces "
+                    "it as the next version. CACs pick it up at their next sync.")
+    p.add_argument("--config", required=True, metavar="HUB.toml")
+    p.add_argument("dirs", nargs="+", metavar="DIR", type=Path)
+    args = p.parse_args(argv)
+    try:
+        config = load_hub_config(Path(args.config))
+    except ConfigError as exc:
+        print(f"cac-hub: error: bad config {args.config}: {exc}", file=sys.stderr)
+        return 2
+    store = ContentStore(config.data_dir / "content")
+    for d in args.dirs:
+        try:
+            r = store.add(d)
+        except ContentError as exc:
+            print(f"cac-hub: error: {d}: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"cac-hub: error: {d}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        state = f"version {r.version}" if r.changed else f"unchanged (version {r.version})"
+        print(f"{r.id}: {state}, {r.files} files, {r.size} bytes, {r.new_blobs} new")
+    return 0

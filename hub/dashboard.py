@@ -1,0 +1,479 @@
+"""The technicians' dashboard: fleet, per-CAC pages, alarms, commands, reports (HTML).
+
+Pages need a login (cookie ``cac_hub_session``: HttpOnly, SameSite=Strict); forms carry
+the session's CSRF token. ``viewer`` sees; ``technician`` also acknowledges alarms and
+sends commands. ``/api/v1/alarms``, ``/api/v1/commands`` and ``/api/v1/reports/daily``
+stay plain machine-readable JSON like the rest of ``/api/v1``.
+
+Threads: everything that touches the store runs on ONE admin thread (``Dashboard.db``) with
+a connection of its own; the fleet comes from memory (``hub.model.FleetModel``, cached).
+``Dashboard.tick`` (from the hub's tick) evaluates alarms, expires unanswered commands and
+refreshes the sessions-today counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
+
+import jinja2
+from aiohttp import web
+
+from hub import __version__, alarms, charts, commands, history, reports, users
+from hub.config import HUB_ID_RE, HubConfig
+from hub.ingest import Ingest
+from hub.model import FleetModel, region_of, sessions_today
+from hub.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+COOKIE = "cac_hub_session"
+ALARM_SECONDS = 2.0  # how often alarm rules run
+TODAY_SECONDS = 10.0  # how often the sessions-today counts are refreshed
+COMMAND_EXPIRY_SECONDS = 10.0  # how often unanswered commands are checked for expiry
+CHART_SERIES = (("cpu", "CPU", "%", 100.0), ("mem", "Memory", "%", 100.0),
+                ("disk", "Disk", "%", 100.0), ("temp", "Temperature", "°C", None),
+                ("backlog", "Outbox backlog", "records", None))
+
+T = TypeVar("T")
+Publish = Callable[[str, bytes], None]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _ts(value: float | None) -> str:
+    if value is None:
+        return "never"
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _money(centimes: int) -> str:
+    sign = "-" if centimes < 0 else ""
+    return f"{sign}{abs(centimes) // 100}.{abs(centimes) % 100:02d}"
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters.update(ts=_ts, money=_money, num=_num)
+    return env
+
+
+class Dashboard:
+    """State and store access of the dashboard; ``setup(app)`` adds its routes."""
+
+    def __init__(self, config: HubConfig, ingest: Ingest, publish: Publish,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.ingest = ingest
+        self.publish = publish
+        self.clock = clock
+        self.model = FleetModel(ingest.views, clock)
+        self.sessions = users.Sessions(config.dashboard)
+        self.alarm_book = alarms.AlarmBook(config.alarms)
+        self.env = _env()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="hub-admin")
+        self._store: Store | None = None
+        self._next_alarms = self._next_today = self._next_expiry = 0.0
+
+    # ------------------------------------------------------------ lifecycle and store
+
+    async def start(self) -> None:
+        self._store = await self.db_raw(lambda: Store(self.config.db_path))
+        self.alarm_book = alarms.AlarmBook(self.config.alarms,
+                                           await self.db(alarms.load_active))
+        self.model.alarm_counts = self.alarm_book.count_by_cac()
+
+    async def close(self) -> None:
+        store, self._store = self._store, None
+        if store is not None:
+            await self.db_raw(store.close)
+        self._executor.shutdown(wait=True)
+
+    async def db_raw(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def db(self, fn: Callable[..., T], *args: Any, write: bool = False) -> T:
+        """``fn(connection, *args)`` on the admin thread (in a transaction with ``write``)."""
+        def run() -> T:
+            store = self._store
+            if store is None:
+                raise StoreError("the dashboard's store is closed")
+            if not write:
+                return fn(store.db, *args)
+            with store.transaction():
+                return fn(store.db, *args)
+        return await self.db_raw(run)
+
+    # ------------------------------------------------------------ periodic work
+
+    async def tick(self, now: float) -> None:
+        try:
+            if now >= self._next_alarms:
+                self._next_alarms = now + ALARM_SECONDS
+                await self._alarms(now)
+            if now >= self._next_expiry:
+                self._next_expiry = now + COMMAND_EXPIRY_SECONDS
+                n = await self.db(commands.expire, now,
+                                  self.config.dashboard.command_timeout_seconds, write=True)
+                if n:
+                    log.warning("%d command(s) expired without an answer", n)
+            if now >= self._next_today:
+                self._next_today = now + TODAY_SECONDS
+                day = datetime.fromtimestamp(now, UTC).astimezone().date().isoformat()
+                self.model.sessions_today = await self.db(sessions_today, day)
+        except StoreError as exc:
+            log.error("dashboard upkeep failed: %s", exc)  # noqa: TRY400
+
+    async def _alarms(self, now: float) -> None:
+        raised, cleared = self.alarm_book.evaluate(self.ingest.views(), now)
+        if not raised and not cleared:
+            return
+        opened = await self.db(alarms.save, raised, cleared, now, write=True)
+        for a in opened:
+            self.alarm_book.opened(a)
+            log.warning("alarm raised: %s %s: %s", a.cac_id, a.kind, a.message)
+        for a in cleared:
+            log.info("alarm cleared: %s %s", a.cac_id, a.kind)
+        self.model.alarm_counts = self.alarm_book.count_by_cac()
+        self.model.invalidate()
+
+    # ------------------------------------------------------------ commands
+
+    async def send_command(self, cac_id: str, name: str, args: dict[str, Any],
+                           station: str | None, who: str) -> commands.CommandRow:
+        now = self.clock()
+        row = await self.db(commands.create, cac_id, name, args, station, who, now,
+                            write=True)
+        self.publish(*row.wire())
+        await self.db(commands.mark_sent, row.id, now, write=True)
+        log.info("command %s (%s) to %s by %s", row.id, name, cac_id, who)
+        return row
+
+    # ------------------------------------------------------------ rendering
+
+    def render(self, request: web.Request, template: str, status: int = 200,
+               **ctx: Any) -> web.Response:
+        who = request.get(WHO)
+        page = self.env.get_template(template).render(
+            who=who, version=__version__, hub_id=self.config.hub_id, path=request.path,
+            **ctx)
+        return web.Response(text=page, content_type="text/html", status=status,
+                            headers={"Cache-Control": "no-store",
+                                     "Content-Security-Policy":
+                                         "default-src 'self'; style-src 'self'; "
+                                         "img-src 'self' data:; frame-ancestors 'none'",
+                                     "X-Content-Type-Options": "nosniff"})
+
+    def setup(self, app: web.Application) -> None:
+        app[DASHBOARD] = self
+        app.add_routes(routes)
+        app.router.add_static("/static", HERE / "static", append_version=False)
+
+
+DASHBOARD = web.AppKey("dashboard", Dashboard)
+WHO = web.RequestKey("who", users.Who)
+FORM: web.RequestKey[dict[str, str]] = web.RequestKey("form")
+routes = web.RouteTableDef()
+
+
+def _dash(request: web.Request) -> Dashboard:
+    return request.app[DASHBOARD]
+
+
+def _login_redirect(request: web.Request) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther(f"/login?{urlencode({'next': request.path_qs})}")
+
+
+def page(*, technician: bool = False, form: bool = False) -> Callable[[Handler], Handler]:
+    """A logged-in page; ``technician`` needs that role; ``form`` checks the CSRF token."""
+    def wrap(handler: Handler) -> Handler:
+        async def inner(request: web.Request) -> web.StreamResponse:
+            dash = _dash(request)
+            who = dash.sessions.get(request.cookies.get(COOKIE), time.monotonic())
+            if who is None:
+                if form:
+                    return web.Response(status=403, text="log in first")
+                raise _login_redirect(request)
+            request[WHO] = who
+            if technician and not who.technician:
+                return dash.render(request, "denied.html", status=403)
+            if form:
+                data = await request.post()
+                request[FORM] = {k: v for k, v in data.items() if isinstance(v, str)}
+                if not users.Sessions.csrf_ok(who, request[FORM].get("csrf")):
+                    return web.Response(status=403, text="stale or missing form token; "
+                                                         "reload the page")
+            return await handler(request)
+        return inner
+    return wrap
+
+
+# ---------------------------------------------------------------- login
+
+
+def _see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
+def _safe_next(value: str | None) -> str:
+    if value and value.startswith("/") and not value.startswith("//"):
+        return value
+    return "/"
+
+
+@routes.get("/login")
+async def login_page(request: web.Request) -> web.Response:
+    return _dash(request).render(request, "login.html", error=None,
+                                 next=_safe_next(request.query.get("next")))
+
+
+@routes.post("/login")
+async def login(request: web.Request) -> web.StreamResponse:
+    dash = _dash(request)
+    data = await request.post()
+    name = str(data.get("name", ""))[:64]
+    password = str(data.get("password", ""))
+    nxt = _safe_next(str(data.get("next", "/")))
+    now = time.monotonic()
+    if dash.sessions.locked(name, now):
+        return dash.render(request, "login.html", status=429, next=nxt,
+                           error="Too many failed logins: this account is locked for a while.")
+    account = await dash.db(users.lookup, name)
+    ok = await asyncio.to_thread(dash.sessions.check_password, account, password)
+    if not ok or account is None:
+        locked = dash.sessions.failed(name, time.monotonic())
+        log.warning("failed dashboard login for %r%s", name, " (now locked out)" if locked else "")
+        return dash.render(request, "login.html", status=401, next=nxt,
+                           error="Wrong name or password.")
+    who = dash.sessions.open(name, account[0], time.monotonic())
+    await dash.db(commands.audit, name, "login", "dashboard", dash.clock(), write=True)
+    resp = _see_other(nxt)
+    resp.set_cookie(COOKIE, who.token, httponly=True, samesite="Strict", path="/",
+                    max_age=dash.config.dashboard.session_hours * 3600)
+    return resp
+
+
+@routes.post("/logout")
+@page(form=True)
+async def logout(request: web.Request) -> web.StreamResponse:
+    _dash(request).sessions.close(request[WHO].token)
+    resp = _see_other("/login")
+    resp.del_cookie(COOKIE, path="/")
+    return resp
+
+
+# ---------------------------------------------------------------- fleet
+
+
+@routes.get("/")
+@page()
+async def fleet_page(request: web.Request) -> web.Response:
+    dash = _dash(request)
+    snap = dash.model.current()
+    return dash.render(request, "fleet.html", snap=snap, now=snap.built_at)
+
+
+@routes.get("/dashboard/fleet.json")
+@page()
+async def fleet_json(request: web.Request) -> web.Response:
+    snap = _dash(request).model.current()
+    return web.Response(body=snap.json, content_type="application/json",
+                        headers={"Cache-Control": "no-store"})
+
+
+def _known(dash: Dashboard, cac_id: str) -> bool:
+    return bool(HUB_ID_RE.fullmatch(cac_id)) and dash.ingest.view(cac_id) is not None
+
+
+def _cac_data(db: Any, cac_id: str, now: float) -> dict[str, Any]:
+    day = history.series(db, cac_id, now - history.MINUTE_KEEP_SECONDS, hourly=False)
+    month = history.series(db, cac_id, now - history.HOUR_KEEP_SECONDS, hourly=True)
+    return {"day": day, "month": month,
+            "alarms": alarms.listing(db, cac_id=cac_id, limit=50),
+            "commands": commands.listing(db, cac_id=cac_id, limit=50)}
+
+
+@routes.get("/cacs/{cac_id}")
+@page()
+async def cac_page(request: web.Request) -> web.Response:
+    dash = _dash(request)
+    cac_id = request.match_info["cac_id"]
+    if not _known(dash, cac_id):
+        return dash.render(request, "missing.html", status=404, what=f"CAC {cac_id[:80]}")
+    view = dash.ingest.view(cac_id)
+    now = dash.clock()
+    data = await dash.db(_cac_data, cac_id, now)
+    day_charts = [charts.svg(data["day"], m, f"{title}, last 24 h", unit,
+                             now - history.MINUTE_KEEP_SECONDS, now, history.MINUTE, top)
+                  for m, title, unit, top in CHART_SERIES]
+    month_charts = [charts.svg(data["month"], m, f"{title}, last 30 days", unit,
+                               now - history.HOUR_KEEP_SECONDS, now, history.HOUR, top)
+                    for m, title, unit, top in CHART_SERIES]
+    return dash.render(request, "cac.html", c=view, region=region_of(cac_id), now=now,
+                       day_charts=day_charts, month_charts=month_charts,
+                       alarms=data["alarms"], commands=data["commands"],
+                       names=commands.NAMES, error=request.query.get("error"))
+
+
+@routes.post("/cacs/{cac_id}/commands")
+@page(technician=True, form=True)
+async def post_command(request: web.Request) -> web.StreamResponse:
+    dash = _dash(request)
+    cac_id = request.match_info["cac_id"]
+    if not _known(dash, cac_id):
+        return dash.render(request, "missing.html", status=404, what=f"CAC {cac_id[:80]}")
+    form = request[FORM]
+    try:
+        args, station = commands.build_args(form.get("name", ""), form)
+    except commands.CommandError as exc:
+        raise web.HTTPSeeOther(f"/cacs/{cac_id}?error={quote(str(exc))}#commands") from None
+    await dash.send_command(cac_id, form["name"], args, station, request[WHO].name)
+    raise web.HTTPSeeOther(f"/cacs/{cac_id}#commands")
+
+
+# ---------------------------------------------------------------- alarms and commands
+
+
+@routes.get("/alarms")
+@page()
+async def alarms_page(request: web.Request) -> web.Response:
+    dash = _dash(request)
+    rows = await dash.db(alarms.listing)
+    return dash.render(request, "alarms.html", alarms=rows)
+
+
+@routes.post("/alarms/{alarm_id:\\d+}/ack")
+@page(technician=True, form=True)
+async def ack_alarm(request: web.Request) -> web.StreamResponse:
+    dash = _dash(request)
+    alarm_id = int(request.match_info["alarm_id"])
+    who = request[WHO].name
+    now = dash.clock()
+
+    def ack(db: Any) -> bool:
+        done = alarms.acknowledge(db, alarm_id, who, now)
+        if done:
+            commands.audit(db, who, "alarm.ack", str(alarm_id), now)
+        return done
+
+    await dash.db(ack, write=True)
+    raise web.HTTPSeeOther(_safe_next(request[FORM].get("next", "/alarms")))
+
+
+@routes.get("/commands")
+@page()
+async def commands_page(request: web.Request) -> web.Response:
+    dash = _dash(request)
+
+    def read(db: Any) -> tuple[Any, Any]:
+        return commands.listing(db), commands.audit_trail(db)
+
+    rows, trail = await dash.db(read)
+    return dash.render(request, "commands.html", commands=rows, audit=trail)
+
+
+# ---------------------------------------------------------------- reports
+
+
+def _report_args(request: web.Request) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for key in ("from", "to"):
+        v = request.query.get(key, "").strip()
+        out[key] = v if len(v) == 10 and v[4] == "-" and v[7] == "-" else None
+    region = request.query.get("region", "").strip()
+    out["region"] = region[:64] or None
+    cac = request.query.get("cac", "").strip()
+    out["cac"] = cac if HUB_ID_RE.fullmatch(cac) else None
+    return out
+
+
+def _daily(db: Any, a: dict[str, str | None]) -> list[reports.DailyRow]:
+    return reports.daily(db, since=a["from"], until=a["to"], cac_id=a["cac"],
+                         region=a["region"])
+
+
+def _hourly(db: Any, a: dict[str, str | None]) -> list[int]:
+    return reports.by_hour(db, since=a["from"], until=a["to"], cac_id=a["cac"])
+
+
+@routes.get("/reports")
+@page()
+async def reports_page(request: web.Request) -> web.Response:
+    dash = _dash(request)
+    a = _report_args(request)
+    rows = await dash.db(_daily, a)
+    hours = await dash.db(_hourly, a)
+    qs = urlencode({k: v for k, v in a.items() if v})
+    return dash.render(request, "reports.html", rows=rows, totals=reports.totals(rows),
+                       hours=hours, hours_max=max(hours + [1]), args=a, qs=qs)
+
+
+def _csv(text: str, name: str) -> web.Response:
+    return web.Response(text=text, content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@routes.get("/reports/daily.csv")
+@page()
+async def daily_csv(request: web.Request) -> web.Response:
+    rows = await _dash(request).db(_daily, _report_args(request))
+    return _csv(reports.daily_csv(rows), "cac-usage-daily.csv")
+
+
+@routes.get("/reports/hourly.csv")
+@page()
+async def hourly_csv(request: web.Request) -> web.Response:
+    hours = await _dash(request).db(_hourly, _report_args(request))
+    return _csv(reports.hourly_csv(hours), "cac-sessions-by-hour.csv")
+
+
+# ---------------------------------------------------------------- machine-readable
+
+
+def _alarm_json(a: alarms.Alarm) -> dict[str, Any]:
+    return {"id": a.id, "cac_id": a.cac_id, "kind": a.kind, "message": a.message,
+            "active": a.active, "raised_at": _iso(a.raised_at), "cleared_at": _iso(a.cleared_at),
+            "acked_by": a.acked_by, "acked_at": _iso(a.acked_at)}
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(
+        timespec="milliseconds")
+
+
+@routes.get("/api/v1/alarms")
+async def api_alarms(request: web.Request) -> web.Response:
+    cac = request.query.get("cac_id")
+    rows = await _dash(request).db(lambda db: alarms.listing(db, cac_id=cac))
+    if request.query.get("active") in ("1", "true"):
+        rows = [a for a in rows if a.active]
+    return web.json_response([_alarm_json(a) for a in rows])
+
+
+@routes.get("/api/v1/commands")
+async def api_commands(request: web.Request) -> web.Response:
+    cac = request.query.get("cac_id")
+    rows = await _dash(request).db(lambda db: commands.listing(db, cac_id=cac))
+    return web.json_response([
+        {"id": r.id, "cac_id": r.cac_id, "station": r.station, "name": r.name,
+         "status": r.status, "message": r.message, "sent_by": r.sent_by,
+         "created_at": _iso(r.created_at), "answered_at": _iso(r.answered_at),
+         "sends": r.sends} for r in rows])
+
+
+@routes.get("/api/v1/reports/daily")
+async def api_daily(request: web.Request) -> web.Response:
+    rows = await _dash(request).db(_daily, _report_args(request))
+    return web.json_response([r.__dict__ for r in rows])

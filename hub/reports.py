@@ -1,0 +1,126 @@
+"""Usage and revenue reports from the stored records: aggregates only, no personal data.
+
+Per CAC and day (the CAC's local date, as its records carry their own UTC offset: a
+session counts on the day it ended, a sale or void on the day it happened): sessions,
+billed seconds and minutes, session fees, voucher sales, voids, and revenue = fees +
+sales - voids, in centimes. Sessions by hour of day count sessions by the local hour they
+started. Station ids, session ids and voucher codes never appear.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass, fields
+
+from hub.model import region_of
+
+DAY_RE = r"\d{4}-\d{2}-\d{2}"
+
+
+@dataclass
+class DailyRow:
+    cac_id: str
+    day: str
+    currency: str
+    sessions: int = 0
+    billed_seconds: int = 0
+    billed_minutes: int = 0
+    session_fees: int = 0
+    voucher_sales: int = 0
+    voucher_sales_amount: int = 0
+    voids: int = 0
+    voids_amount: int = 0
+    revenue: int = 0
+
+
+_DAILY_SQL = """
+SELECT cac_id, type,
+       substr(CASE type WHEN 'session' THEN json_extract(json, '$.ended_at') ELSE at END,
+              1, 10) AS day,
+       json_extract(json, '$.currency') AS currency,
+       COUNT(*),
+       COALESCE(SUM(json_extract(json, '$.billed_seconds')), 0),
+       COALESCE(SUM(CASE type WHEN 'session' THEN json_extract(json, '$.fee')
+                               WHEN 'voucher_sale' THEN json_extract(json, '$.price')
+                               ELSE json_extract(json, '$.amount') END), 0)
+FROM records
+WHERE (:cac IS NULL OR cac_id = :cac)
+GROUP BY cac_id, type, day, currency
+"""
+
+
+def daily(db: sqlite3.Connection, *, since: str | None = None, until: str | None = None,
+          cac_id: str | None = None, region: str | None = None) -> list[DailyRow]:
+    """Rows per (CAC, day, currency), by CAC then day; ``since``/``until`` are inclusive."""
+    out: dict[tuple[str, str, str], DailyRow] = {}
+    for cac, typ, day, currency, n, secs, amount in db.execute(
+            _DAILY_SQL, {"cac": cac_id}):
+        day = day or "?"
+        if (since and day < since) or (until and day > until):
+            continue
+        key = (cac, day, currency or "")
+        row = out.get(key) or DailyRow(cac, day, currency or "")
+        out[key] = row
+        if typ == "session":
+            row.sessions += n
+            row.billed_seconds += secs
+            row.session_fees += amount
+        elif typ == "voucher_sale":
+            row.voucher_sales += n
+            row.voucher_sales_amount += amount
+        elif typ == "void":
+            row.voids += n
+            row.voids_amount += amount
+    rows = [out[k] for k in sorted(out)]
+    for r in rows:
+        r.billed_minutes = r.billed_seconds // 60
+        r.revenue = r.session_fees + r.voucher_sales_amount - r.voids_amount
+    if region is not None:
+        rows = [r for r in rows if region_of(r.cac_id) == region]
+    return rows
+
+
+def totals(rows: Iterable[DailyRow]) -> dict[str, int]:
+    keys = [f.name for f in fields(DailyRow)][3:]
+    out = dict.fromkeys(keys, 0)
+    for r in rows:
+        for k in keys:
+            out[k] += getattr(r, k)
+    return out
+
+
+def by_hour(db: sqlite3.Connection, *, since: str | None = None, until: str | None = None,
+            cac_id: str | None = None) -> list[int]:
+    """Sessions by local hour of day they started (24 counts)."""
+    counts = [0] * 24
+    for hour, day, n in db.execute(
+            "SELECT substr(json_extract(json, '$.started_at'), 12, 2), "
+            "substr(json_extract(json, '$.ended_at'), 1, 10), COUNT(*) FROM records "
+            "WHERE type = 'session' AND (:cac IS NULL OR cac_id = :cac) GROUP BY 1, 2",
+            {"cac": cac_id}):
+        if (since and day < since) or (until and day > until):
+            continue
+        if isinstance(hour, str) and hour.isdigit() and 0 <= int(hour) < 24:
+            counts[int(hour)] += n
+    return counts
+
+
+def daily_csv(rows: Sequence[DailyRow]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow([f.name for f in fields(DailyRow)])
+    for r in rows:
+        w.writerow(astuple(r))
+    return buf.getvalue()
+
+
+def hourly_csv(counts: Sequence[int]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(["hour", "sessions"])
+    for h, n in enumerate(counts):
+        w.writerow([f"{h:02d}", n])
+    return buf.getvalue()

@@ -1,0 +1,127 @@
+"""Technician accounts of the dashboard: roles, login sessions, CSRF tokens, lockout.
+
+Accounts live in the store's ``users`` table (``cac-hub add-user``), passwords as salted
+scrypt hashes from ``agent.auth``. Roles: ``viewer`` sees everything; ``technician`` also
+acknowledges alarms and sends commands. A login opens a session (``agent.auth.TokenStore``:
+an unguessable cookie value, expiring after ``[dashboard] session_hours``); each session has
+its own CSRF token that every form posts back. After ``login_failures`` failed logins of one
+name within ``lockout_minutes`` that name is refused for ``lockout_minutes``.
+Times are passed in (monotonic seconds), except ``created_at`` of an account.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+import sqlite3
+from collections import deque
+from dataclasses import dataclass
+
+from agent.auth import TokenStore, hash_password, verify_password
+from hub.config import DashboardConfig
+
+ROLES = ("viewer", "technician")
+NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# verified against when the name is unknown, so a wrong name costs as long as a wrong password
+_DUMMY_HASH = hash_password("not-a-real-password")
+
+
+class UserError(ValueError):
+    """A bad user name, role or password."""
+
+
+def add_user(db: sqlite3.Connection, name: str, role: str, password: str, now: float) -> None:
+    """Create or replace an account (caller holds a tx)."""
+    if not NAME_RE.fullmatch(name):
+        raise UserError("the name must be 1-64 letters, digits, '.', '_' or '-'")
+    if role not in ROLES:
+        raise UserError(f"the role must be one of {', '.join(ROLES)}")
+    if len(password) < 8:
+        raise UserError("the password must have at least 8 characters")
+    db.execute("INSERT INTO users (name, role, hash, created_at) VALUES (?, ?, ?, ?) "
+               "ON CONFLICT (name) DO UPDATE SET role = excluded.role, hash = excluded.hash",
+               (name, role, hash_password(password), now))
+
+
+def lookup(db: sqlite3.Connection, name: str) -> tuple[str, str] | None:
+    """(role, hash) of an account."""
+    r = db.execute("SELECT role, hash FROM users WHERE name = ?", (name,)).fetchone()
+    return (str(r[0]), str(r[1])) if r else None
+
+
+def count(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT COUNT(*) FROM users").fetchone()[0])
+
+
+@dataclass(frozen=True)
+class Who:
+    name: str
+    role: str
+    token: str
+    csrf: str
+
+    @property
+    def technician(self) -> bool:
+        return self.role == "technician"
+
+
+class Sessions:
+    """Logged-in technicians (in memory: a hub restart asks everyone to log in again)."""
+
+    def __init__(self, cfg: DashboardConfig) -> None:
+        self.cfg = cfg
+        self.tokens = TokenStore()
+        self._csrf: dict[str, str] = {}
+        self._failures: dict[str, deque[float]] = {}
+        self._locked_until: dict[str, float] = {}
+
+    def locked(self, name: str, now: float) -> bool:
+        until = self._locked_until.get(name)
+        if until is None:
+            return False
+        if now >= until:
+            del self._locked_until[name]
+            self._failures.pop(name, None)
+            return False
+        return True
+
+    def check_password(self, account: tuple[str, str] | None, password: str) -> bool:
+        """Slow (scrypt): run it in a worker thread."""
+        return verify_password(password, account[1] if account else _DUMMY_HASH) \
+            and account is not None
+
+    def failed(self, name: str, now: float) -> bool:
+        """Count a failed login; True if the name is now locked out."""
+        window = self.cfg.lockout_minutes * 60
+        q = self._failures.setdefault(name[:64], deque())
+        q.append(now)
+        while q and q[0] <= now - window:
+            q.popleft()
+        if len(q) >= self.cfg.login_failures:
+            self._locked_until[name[:64]] = now + window
+            return True
+        return False
+
+    def open(self, name: str, role: str, now: float) -> Who:
+        self._failures.pop(name, None)
+        token = self.tokens.issue(name, role, now, ttl=self.cfg.session_hours * 3600)
+        csrf = self._csrf[token] = secrets.token_urlsafe(24)
+        return Who(name, role, token, csrf)
+
+    def get(self, token: str | None, now: float) -> Who | None:
+        if not token:
+            return None
+        found = self.tokens.lookup(token, now)
+        if found is None:
+            self._csrf.pop(token, None)
+            return None
+        return Who(found[0], found[1], token, self._csrf.get(token, ""))
+
+    def close(self, token: str) -> None:
+        self.tokens.revoke(token)
+        self._csrf.pop(token, None)
+
+    @staticmethod
+    def csrf_ok(who: Who, sent: str | None) -> bool:
+        return bool(sent) and bool(who.csrf) and hmac.compare_digest(who.csrf, sent or "")
