@@ -200,6 +200,10 @@ block_price = 100
 
 [tariff.concessions]
 student = 50            # percent off
+
+[content]               # the portal content cache syncs from the hub
+hub_url = "http://127.0.0.1:8080"
+poll_seconds = 60
 """)
 
 if not hub_toml.exists():
@@ -218,9 +222,10 @@ host = "127.0.0.1"
 port = 8080
 """)
 
-pw_file = data / "admin-password"
-if not pw_file.exists():
-    write_new(pw_file, secrets.token_urlsafe(12) + "\n")
+for name in ("admin-password", "tech-password"):
+    pw_file = data / name
+    if not pw_file.exists():
+        write_new(pw_file, secrets.token_urlsafe(12) + "\n")
 
 agent = tomllib.loads(agent_toml.read_text())
 hub = tomllib.loads(hub_toml.read_text())
@@ -233,6 +238,15 @@ if hub["mqtt"]["port"] != mqtt_port:
     set_key(hub_toml, "mqtt", "port", mqtt_port)
 if agent["http"]["port"] != http_port:
     set_key(agent_toml, "http", "port", http_port)
+content = agent.get("content")
+if content is None:  # a config written before the content cache existed
+    with agent_toml.open("a") as f:
+        f.write(f'\n[content]\nhub_url = "http://127.0.0.1:{hub_port}"\npoll_seconds = 60\n')
+elif content.get("hub_url") != f"http://127.0.0.1:{hub_port}":
+    lines = agent_toml.read_text().splitlines(keepends=True)
+    agent_toml.write_text("".join(
+        f'hub_url = "http://127.0.0.1:{hub_port}"\n' if re.match(r"\s*hub_url\s*=", line)
+        else line for line in lines))
 if hub["http"]["port"] != hub_port:
     set_key(hub_toml, "http", "port", hub_port)
 print(mqtt_port, http_port, hub_port)
@@ -243,6 +257,7 @@ PY
 }
 read -r MQTT_PORT HTTP_PORT HUB_PORT <<<"$ports"
 ADMIN_PASSWORD="$(head -n1 "$DATA/admin-password")"
+TECH_PASSWORD="$(head -n1 "$DATA/tech-password")"
 mkdir -p "$DATA/agent" "$DATA/hub"
 
 if "$V/cac-agent" check-config --config "$AGENT_TOML" >/dev/null 2>"$DATA/check-config.err"; then
@@ -300,6 +315,22 @@ fi
 
 # ------------------------------------------------------------------ hub (background)
 
+TECH_STATE="tech / $TECH_PASSWORD (role technician)"
+if ! printf '%s\n' "$TECH_PASSWORD" | "$V/cac-hub" add-user --config "$HUB_TOML" \
+    --name tech --role technician --password-stdin >"$DATA/add-user.log" 2>&1; then
+    warn "could not create the demo technician (cac-hub add-user failed):"
+    tail -n 5 "$DATA/add-user.log" >&2 || true
+    TECH_STATE="none (cac-hub add-user failed: see run-data/add-user.log)"
+fi
+# the starter content set (a package already there is only replaced when it changed)
+CONTENT_STATE="starter packages from content/ (the agent syncs them within a minute)"
+if ! "$V/cac-hub" add-content --config "$HUB_TOML" "$ROOT"/content/*/ \
+    >"$DATA/add-content.log" 2>&1; then
+    warn "could not publish the starter content (cac-hub add-content failed):"
+    tail -n 5 "$DATA/add-content.log" >&2 || true
+    CONTENT_STATE="not published (see run-data/add-content.log)"
+fi
+
 "$V/cac-hub" --config "$HUB_TOML" </dev/null >"$DATA/hub.log" 2>&1 &
 PIDS[hub]=$!
 
@@ -326,9 +357,9 @@ SIM_COUNT="${CAC_SIM_COUNT:-5}"
 SIM_STATE="not started"
 if [ -n "${PIDS[mosquitto]:-}" ] && [ "$SIM_COUNT" -gt 0 ]; then
     "$V/cac-simulate" --host 127.0.0.1 --port "$MQTT_PORT" --count "$SIM_COUNT" \
-        --prefix demo-sim </dev/null >"$DATA/simulator.log" 2>&1 &
+        --prefix ma --regions oriental,souss,rabat </dev/null >"$DATA/simulator.log" 2>&1 &
     PIDS[simulator]=$!
-    SIM_STATE="$SIM_COUNT simulated CACs demo-sim-* (pid ${PIDS[simulator]}, log run-data/simulator.log; CAC_SIM_COUNT=N to change)"
+    SIM_STATE="$SIM_COUNT simulated CACs ma-<region>-* (pid ${PIDS[simulator]}, log run-data/simulator.log; CAC_SIM_COUNT=N to change)"
     check_started simulator "${PIDS[simulator]}" "$DATA/simulator.log" 1 ||
         SIM_STATE="not running (see run-data/simulator.log)"
 fi
@@ -352,6 +383,7 @@ fi
 cat <<EOF
 
 ================================================================ CAC demo
+ console        http://127.0.0.1:$HTTP_PORT/console/   (operator console, French/Arabic)
  agent API      http://127.0.0.1:$HTTP_PORT/api/v1   (pid ${PIDS[agent]})
  operator       $OPERATOR_STATE
                 login: POST /api/v1/login {"name": "admin", "password": "..."}
@@ -362,7 +394,9 @@ print("\n                ".join("%s  token %s" % (s["id"], s["token"]) for s in 
 ' "$AGENT_TOML")
  broker         $BROKER_STATE
  hub            $HUB_STATE
+                dashboard http://127.0.0.1:$HUB_PORT/  technician $TECH_STATE
                 fleet API http://127.0.0.1:$HUB_PORT/api/v1/cacs   metrics http://127.0.0.1:$HUB_PORT/metrics
+ content        $CONTENT_STATE
  simulator      $SIM_STATE
  kiosk          $KIOSK_STATE
  data           run-data/ (agent.toml, hub.toml, agent/, logs); delete it to start over

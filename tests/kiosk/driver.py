@@ -1,0 +1,527 @@
+"""Drives the real kiosk app (real Kivy window under X, real HTTP to a real agent API) by
+simulated touches through one scenario, in a process of its own (one Kivy App per process).
+
+    python tests/kiosk/driver.py SCENARIO OUTDIR
+
+The agent runs in this process on a real port of 127.0.0.1, on a background thread with its
+own asyncio loop and a FakeClock the scenario moves. The scenario runs on another thread
+and touches the UI only through ``ui()`` (executed on Kivy's main thread). Exit status 0
+means every check passed; failures are printed and written to OUTDIR/result.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "kiosk")]
+
+SCENARIO, OUT = sys.argv[1], Path(sys.argv[2])
+OUT.mkdir(parents=True, exist_ok=True)
+os.environ["KIVY_HOME"] = str(OUT / "kivy-home")
+
+from kiosk.kivyconf import configure_kivy  # noqa: E402
+
+configure_kivy(windowed=True, size=(1280, 800))
+
+from agent_support import TOKENS  # noqa: E402
+from kiosk_agent import AgentThread  # noqa: E402
+from kivy.base import EventLoop  # noqa: E402
+from kivy.clock import Clock  # noqa: E402
+from kivy.core.window import Window  # noqa: E402
+from kivy.tests.common import UnitTestTouch  # noqa: E402
+
+from kiosk.app import KioskApp  # noqa: E402
+from kiosk.client import StationClient  # noqa: E402
+from kiosk.config import AppSpec, KioskConfig  # noqa: E402
+from kiosk.i18n import LANGS, Localizer  # noqa: E402
+from kiosk.widgets import KButton, walk  # noqa: E402
+
+STEP_TIMEOUT = 15.0
+
+
+class Failed(AssertionError):
+    pass
+
+
+def check(cond: object, what: str) -> None:
+    if not cond:
+        raise Failed(what)
+
+
+# ---------------------------------------------------------------- the agent
+
+
+# ---------------------------------------------------------------- UI helpers
+
+
+class Driver:
+    def __init__(self, app: KioskApp) -> None:
+        self.app = app
+
+    def ui(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on Kivy's thread and return its result."""
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def run(_dt: float) -> None:
+            try:
+                box["v"] = fn()
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the scenario thread
+                box["e"] = exc
+            done.set()
+        Clock.schedule_once(run, 0)
+        if not done.wait(STEP_TIMEOUT):
+            raise Failed("the UI thread did not answer")
+        if "e" in box:
+            raise box["e"]
+        return box.get("v")
+
+    def until(self, what: str, cond: Callable[[], object], timeout: float = STEP_TIMEOUT) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            v = self.ui(cond)
+            if v:
+                return v
+            time.sleep(0.05)
+        raise Failed(f"timed out waiting for {what} (screen {self.app.screen!r}, "
+                     f"modal {self.app.modal_kind!r})")
+
+    def screen(self, name: str, timeout: float = STEP_TIMEOUT) -> None:
+        self.until(f"screen {name}", lambda: self.app.screen == name, timeout)
+
+    def find(self, kid: str) -> Any:
+        roots = list(Window.children)
+        for r in roots:
+            for w in walk(r):
+                if getattr(w, "kid", None) == kid:
+                    return w
+        return None
+
+    def tap(self, kid: str) -> None:
+        def go() -> None:
+            w = self.find(kid)
+            if w is None:
+                raise Failed(f"no widget {kid!r} on screen {self.app.screen!r}")
+            x, y = w.to_window(*w.center)
+            t = UnitTestTouch(x, y)
+            t.touch_down()
+            t.touch_up()
+        self.ui(go)
+        time.sleep(0.05)
+
+    def text(self, kid: str) -> str:
+        return str(self.ui(lambda: self.find(kid).src))
+
+    def enabled(self, kid: str) -> bool:
+        return bool(self.ui(lambda: self.find(kid).enabled))
+
+    def event(self, name: str, **match: Any) -> dict[str, Any]:
+        def find() -> dict[str, Any] | None:
+            for e in self.app.events:
+                if e["event"] == name and all(e.get(k) == v for k, v in match.items()):
+                    return e
+            return None
+        return dict(self.until(f"event {name} {match}", find))
+
+    def shot(self, name: str) -> Path:
+        """A screenshot of what is drawn now (after two frames)."""
+        for _ in range(3):  # each round trip waits for the next frame
+            self.ui(lambda: None)
+        return Path(self.ui(lambda: self.app.snapshot(OUT / "screens" / f"{name}.png")))
+
+    def type_code(self, code: str) -> None:
+        for ch in code.replace("-", ""):
+            self.tap(f"key_{ch}")
+
+    def widgets_min_size(self) -> list[str]:
+        """Buttons smaller than 48 dp on the current screen."""
+        from kivy.metrics import dp
+
+        def go() -> list[str]:
+            return [f"{w.kid}:{w.width:.0f}x{w.height:.0f}"
+                    for r in Window.children for w in walk(r)
+                    if isinstance(w, KButton) and (w.height < dp(48) - 0.5
+                                                   or w.width < dp(48) - 0.5)]
+        return list(self.ui(go))
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def sc_flow(d: Driver, agent: AgentThread) -> None:
+    """Language choice, good voucher, warnings at 5 and 1 minutes, end and receipt."""
+    app = d.app
+    d.event("interactive")
+    d.screen("welcome")
+    d.until("first poll", lambda: app.polled_once)
+    check(not d.widgets_min_size(), f"small touch targets: {d.widgets_min_size()}")
+    d.tap("lang_ar")
+    d.until("arabic", lambda: app.L.lang == "ar" and app.screen == "welcome")
+    state = app.cfg.state_dir / "station-s1.json"
+    d.until("language remembered", lambda: state.is_file()
+            and json.loads(state.read_text())["lang"] == "ar")
+    # the start action is drawn right-to-left: the start-side widgets sit on the right
+    lang_ar, lang_en = d.find("lang_ar"), d.find("lang_en")
+    check(lang_ar.to_window(*lang_ar.center)[0] > lang_en.to_window(*lang_en.center)[0],
+          "the language row is not mirrored in Arabic")
+    d.tap("lang_fr")
+    d.until("french", lambda: app.L.lang == "fr")
+    sold = agent.call(agent.service.sell_voucher, 10, None, "amina")
+    d.tap("start_voucher")
+    d.screen("voucher")
+    check(not d.enabled("redeem"), "start is enabled before the code is complete")
+    d.type_code(sold["code"])
+    check(d.text("key_0") == "0", "keypad")
+    d.tap("redeem")
+    d.screen("session")
+    unlocked = d.event("unlocked")
+    check(unlocked["remaining"] == 600, f"remaining at start {unlocked['remaining']}")
+    fee_text = d.ui(lambda: app.live["fee"].src)
+    check(fee_text == Localizer("fr").money(0), f"fee in the grace period {fee_text!r}")
+    agent.advance(301)  # 4:59 left
+    w5 = d.event("warning", threshold=300)
+    check(d.app.modal_kind == "warning", "no 5-minute warning shown")
+    d.shot("flow-warning-5min-fr")
+    d.tap("warning_ok")
+    d.until("warning closed", lambda: app.modal_kind == "")
+    agent.advance(240)  # 0:59 left
+    w1 = d.event("warning", threshold=60)
+    check(w1["mono"] > w5["mono"], "warnings out of order")
+    shown = d.ui(lambda: app.live["time"].src)
+    check(shown.startswith("00:5") or shown == "01:00", f"time left shown as {shown!r}")
+    d.tap("warning_ok")
+    d.tap("end")
+    d.until("confirm", lambda: app.modal_kind == "confirm_end")
+    d.tap("end_yes")
+    d.screen("receipt")
+    rec = d.event("session_over")["record"]
+    check(rec["billed_seconds"] == 541, f"billed {rec['billed_seconds']}")
+    check(d.text("fee") == Localizer("fr").money(rec["fee"]), "receipt fee")
+    check(d.text("voucher_left") == "0 min", f"voucher left {d.text('voucher_left')!r}")
+    check(d.text("duration") == "9 min 01 s", f"duration {d.text('duration')!r}")
+    check(agent.call(agent.service.station_session, "s1")["session"] is None,
+          "the agent still has a session")
+    d.tap("done")
+    d.screen("welcome")
+
+
+def sc_wrong(d: Driver, agent: AgentThread) -> None:
+    """Wrong codes, then the agent's rate limit (429) shown with the wait and Start disabled."""
+    app = d.app
+    d.screen("welcome")
+    d.tap("start_voucher")
+    d.screen("voucher")
+    bad = Localizer("fr").t("This code is not valid. Check it and try again.")
+    d.type_code("0000000000")
+    for i in range(5):  # the code stays in the field: tap Start again
+        d.tap("redeem")
+        d.until(f"refusal {i}", lambda i=i: len([e for e in app.events
+                                                 if e["event"] == "redeem_refused"]) > i)
+        check(d.text("voucher_status") == bad, f"status {d.text('voucher_status')!r}")
+    d.shot("voucher-wrong-fr")
+    d.tap("redeem")
+    e = d.event("redeem_refused", status=429)
+    check(e["code"] == "too_many_attempts", str(e))
+    status = d.text("voucher_status")
+    check(status.startswith("Trop de codes erronés. Réessayez dans "), status)
+    check(not d.enabled("redeem"), "Start stays enabled while rate-limited")
+    d.shot("voucher-rate-limited-fr")
+    check(app.screen == "voucher", "left the voucher screen")
+
+
+def sc_down(d: Driver, agent: AgentThread) -> None:
+    """Agent down and back: out of service with retry; during a session the time goes on."""
+    app = d.app
+    d.screen("welcome")
+    d.until("first poll", lambda: app.polled_once)
+    agent.down()
+    d.screen("offline")
+    d.shot("offline-fr")
+    agent.up()
+    d.screen("welcome", timeout=10)
+    agent.call(agent.service.start_session, "s1", 30, None, "amina")
+    d.screen("session")
+    agent.down()
+    d.until("offline banner", lambda: app.offline_in_session)
+    check(app.screen == "session", "a session must stay on screen while the agent is away")
+    before = d.ui(lambda: app.countdown.value(app.mono()))
+    time.sleep(1.2)
+    after = d.ui(lambda: app.countdown.value(app.mono()))
+    check(after < before, f"the time left does not count down offline ({before} -> {after})")
+    agent.up()
+    d.until("back online", lambda: not app.offline_in_session, timeout=10)
+    check(app.screen == "session", "session screen after the agent came back")
+
+
+def sc_control(d: Driver, agent: AgentThread) -> None:
+    """Lock, unlock and an operator message, as the agent's poll answer says."""
+    app = d.app
+    d.screen("welcome")
+    agent.call(agent.service.start_session, "s1", 30, None, "amina")
+    d.screen("session")
+    agent.advance(120)  # a cash session: past the grace period, one block is due
+    d.until("fee so far updated", lambda: app.live["fee"].src == Localizer("fr").money(200))
+    agent.call(agent.service.lock_station, "s1", "operator:amina", "Maintenance 15 min")
+    d.screen("locked")
+    check(d.find("end") is None, "session controls still visible when locked")
+    d.shot("locked-fr")
+    agent.call(agent.service.unlock_station, "s1", "operator:amina")
+    d.screen("welcome")
+    agent.call(agent.service.send_message, "s1", "Le centre ferme à 18h", 60, "operator:amina")
+    d.until("message", lambda: app.modal_kind == "message")
+    d.shot("message-fr")
+    d.tap("message_ok")
+    d.until("message closed", lambda: app.modal_kind == "")
+
+
+def sc_idle(d: Driver, agent: AgentThread) -> None:
+    """No touch during a session: 'are you still there?', then the session ends (idle)."""
+    app = d.app
+    d.screen("welcome")
+    agent.call(agent.service.start_session, "s1", 30, None, "amina")
+    d.screen("session")
+    d.until("idle warning", lambda: app.modal_kind == "idle", timeout=10)
+    d.tap("idle_here")
+    d.until("idle warning gone", lambda: app.modal_kind != "idle")
+    check(app.screen == "session", "a touch must keep the session")
+    d.until("idle warning again", lambda: app.modal_kind == "idle", timeout=10)
+    d.event("idle_end")
+    d.screen("receipt")
+    check(agent.call(agent.service.station_session, "s1")["session"] is None,
+          "the agent still has the idle session")
+    audit = agent.call(agent.service.audit_entries, None, None, 50)
+    ends = [a for a in audit if a.get("action") == "session.end"]
+    check(ends and ends[-1].get("details", ends[-1]).get("reason") == "idle"
+          or any("idle" in json.dumps(a) for a in ends), f"no idle end in the audit: {ends}")
+    d.screen("welcome", timeout=10)  # the receipt goes back by itself
+
+
+def sc_apps(d: Driver, agent: AgentThread) -> None:
+    """An app launched during a session is killed and its folder wiped at the end."""
+    profile = OUT / "apps" / "dummy-profile"
+    d.screen("welcome")
+    agent.call(agent.service.start_session, "s1", 30, None, "amina")
+    d.screen("session")
+    d.tap("app_dummy")
+    d.until("app wrote its files", lambda: (profile / "pid").is_file()
+            and (profile / "cache" / "history.txt").is_file())
+    pid = int((profile / "pid").read_text())
+    os.kill(pid, 0)
+    d.tap("end")
+    d.tap("end_yes")
+    d.screen("receipt")
+    d.event("apps_closed")
+    try:
+        os.kill(pid, 0)
+        alive = True
+    except ProcessLookupError:
+        alive = False
+    check(not alive, "the app still runs after the session")
+    check(profile.is_dir() and list(profile.iterdir()) == [], "the profile folder was not wiped")
+
+
+def sc_portal(d: Driver, agent: AgentThread) -> None:
+    """The offline library: the agent without a content endpoint yet shows 'no content'."""
+    d.screen("welcome")
+    d.tap("portal")
+    d.until("content answer", lambda: d.app.portal_packages is not None)
+    check(d.app.portal_packages == [], "a 404 must read as no content")
+    d.shot("portal-empty-fr")
+    d.tap("back")
+    d.screen("welcome")
+
+
+def sc_screens(d: Driver, agent: AgentThread) -> None:
+    """Every screen (and dialog) in every language, saved as PNG; no untranslated text."""
+    app = d.app
+    d.screen("welcome")
+    d.until("first poll", lambda: app.polled_once)
+    agent.down()  # keep the poll from changing screens under us
+    d.until("unreachable", lambda: app.fails >= 1)
+    app.cfg = KioskConfig(**{**app.cfg.__dict__, "poll_seconds": 3600.0,
+                             "retry_seconds": 3600, "idle_seconds": 0})
+    d.ui(lambda: setattr(app, "next_poll", app.mono() + 3600))
+    fake_session = {"id": "x", "remaining_seconds": 1234, "fee_so_far": 400, "currency": "MAD",
+                    "paid_by": "voucher", "voucher_minutes_left": 20, "billed_seconds": 600}
+    packages = [{"id": "guide-cin", "version": 1, "title": "Carte nationale : les démarches",
+                 "language": "fr", "description": "Comment demander la CNIE.",
+                 "files": [{"path": "index.txt", "size": 10, "sha256": "0" * 64,
+                            "title": "Étapes", "media_type": "text/plain",
+                            "url": "/content/guide-cin/index.txt"}]},
+                {"id": "toolkit", "version": 2, "title": "دليل المقاول الذاتي",
+                 "language": "ar", "description": "", "files": []}]
+    for lang in LANGS:
+        def setup(lang: str = lang) -> None:
+            app.L = Localizer(lang)
+            app.session = None
+            app.dismiss_modal()
+        d.ui(setup)
+
+        def show(name: str, shot: str = "", lang: str = lang, **state: Any) -> None:
+            def go() -> None:
+                for k, v in state.items():
+                    setattr(app, k, v)
+                if name == "session":
+                    app.countdown.set(1234, app.mono())
+                app.show(name)
+            d.ui(go)
+            d.shot(f"{lang}-{shot or name}")
+        show("welcome")
+        show("voucher", voucher_code="7K3QF-9", voucher_status="")
+        show("operator")
+        show("session", session=fake_session)
+        for kind, opener in (("warning", lambda: app._warn(300)),
+                             ("confirm_end", app.ask_end),
+                             ("idle", None), ("message", None)):
+            if kind == "idle":
+                def opener() -> None:
+                    from kiosk import screens
+                    app.show_modal("idle", screens.modal_body(
+                        app, "Are you still there?",
+                        app.L.t("Are you still there? Your session ends in {seconds} s.",
+                                seconds=17), [], raw_text=True))
+            elif kind == "message":
+                def opener(lang: str = lang) -> None:
+                    app.seen_message = None
+                    app._handle_message({"id": f"m-{lang}", "text": "Le centre ferme à 18h"})
+            d.ui(opener)
+            d.shot(f"{lang}-session-{kind}")
+            d.ui(app.dismiss_modal)
+        show("receipt", session=None, receipt={"billed_seconds": 3725, "fee": 1000,
+                                               "currency": "MAD", "voucher_minutes_left": 12})
+        show("locked", lock={"reason": "Maintenance", "by": "operator:amina"})
+        show("offline", offline_detail="")
+        show("pin", pin_typed="12", pin_status="")
+        show("portal", portal_packages=packages, portal_query="")
+        show("portal_item", portal_package=packages[0], portal_text=None, portal_note="")
+        d.ui(lambda: setattr(app, "large_text", True))
+        show("welcome", shot="welcome-larger-text")
+        d.ui(lambda: setattr(app, "large_text", False))
+    missing = sorted(Localizer.missing)
+    check(not missing, f"untranslated messages: {missing}")
+
+
+def sc_bench(d: Driver, agent: AgentThread) -> None:
+    """bench/kiosk.py: tap 'Start' with a good code -> first frame of the session screen,
+    beside the agent's redeem round trip alone (same process, same agent)."""
+    app = d.app
+    d.screen("welcome")
+    d.until("first poll", lambda: app.polled_once)
+    from kiosk.client import StationClient
+    direct = StationClient(agent.url, "s2", TOKENS["s2"])
+    redeem_alone, tap_to_unlocked = [], []
+    for _ in range(int(os.environ.get("BENCH_ROUNDS", "7"))):
+        code = agent.call(agent.service.sell_voucher, 30, None, "amina")["code"]
+        t0 = time.perf_counter()
+        direct.redeem(code)
+        redeem_alone.append(time.perf_counter() - t0)
+        agent.call(agent.service.end_on_station, "s2", __import__("agent.session").session
+                   .EndReason.OPERATOR)
+        code = agent.call(agent.service.sell_voucher, 30, None, "amina")["code"]
+        d.tap("start_voucher")
+        d.screen("voucher")
+        d.type_code(code)
+        marks: dict[str, float] = {}
+
+        def on_flip(*_: Any, marks: dict[str, float] = marks) -> None:
+            if app.screen == "session" and "visible" not in marks:
+                marks["visible"] = time.perf_counter()
+
+        def tap_start(marks: dict[str, float] = marks, on_flip: Any = on_flip) -> None:
+            Window.bind(on_flip=on_flip)
+            w = d.find("redeem")
+            x, y = w.to_window(*w.center)
+            t = UnitTestTouch(x, y)
+            marks["tap"] = time.perf_counter()
+            t.touch_down()
+            t.touch_up()
+        d.ui(tap_start)
+        d.until("session visible", lambda marks=marks: "visible" in marks)
+        d.ui(lambda on_flip=on_flip: Window.unbind(on_flip=on_flip))
+        tap_to_unlocked.append(marks["visible"] - marks["tap"])
+        d.tap("end")
+        d.tap("end_yes")
+        d.screen("receipt")
+        d.tap("done")
+        d.screen("welcome")
+    (OUT / "bench.json").write_text(json.dumps({"redeem_alone": redeem_alone,
+                                                "tap_to_unlocked": tap_to_unlocked}))
+
+
+SCENARIOS = {"flow": sc_flow, "wrong": sc_wrong, "down": sc_down, "control": sc_control,
+             "idle": sc_idle, "apps": sc_apps, "portal": sc_portal, "screens": sc_screens,
+             "bench": sc_bench}
+
+DUMMY_APP = """
+import os, sys, time, pathlib
+p = pathlib.Path(sys.argv[1])
+(p / "cache").mkdir(parents=True, exist_ok=True)
+(p / "cache" / "history.txt").write_text("a citizen's private history")
+(p / "pid").write_text(str(os.getpid()))
+time.sleep(300)
+"""
+
+
+def kiosk_config() -> KioskConfig:
+    apps: tuple[AppSpec, ...] = ()
+    if SCENARIO == "apps":
+        script = OUT / "apps" / "dummy.py"
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(DUMMY_APP)
+        profile = OUT / "apps" / "dummy-profile"
+        apps = (AppSpec("dummy", "Web browser", (sys.executable, str(script), str(profile)),
+                        (profile,)),)
+    return KioskConfig(idle_seconds=3 if SCENARIO == "idle" else 0, idle_warning_seconds=2,
+                       receipt_seconds=2 if SCENARIO == "idle" else 60, poll_seconds=0.3,
+                       retry_seconds=1, state_dir=OUT / "state", apps=apps)
+
+
+def main() -> int:
+    agent = AgentThread(OUT / "agent-data")
+    client = StationClient(agent.url, "s1", TOKENS["s1"], timeout=2.0)
+    app = KioskApp(client, kiosk_config(), station="s1", lang="fr",
+                   trace_path=OUT / "trace.jsonl")
+    result: dict[str, Any] = {"scenario": SCENARIO, "ok": False}
+
+    def scenario() -> None:
+        d = Driver(app)
+        try:
+            d.until("window", lambda: EventLoop.window is not None and app.screen != "")
+            SCENARIOS[SCENARIO](d, agent)
+            result["ok"] = True
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            result["error"] = f"{type(exc).__name__}: {exc}"
+            result["traceback"] = traceback.format_exc()
+            with_shot = OUT / "screens" / f"FAILED-{SCENARIO}.png"
+            with contextlib.suppress(BaseException):
+                d.ui(lambda: app.snapshot(with_shot))
+        finally:
+            def stop() -> None:
+                app.allow_close = True
+                app.stop()
+            Clock.schedule_once(lambda _dt: stop(), 0)
+
+    app.bind(on_start=lambda *_: threading.Thread(target=scenario, daemon=True).start())
+    app.run()
+    agent.close()
+    (OUT / "result.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
+    if not result["ok"]:
+        print(result.get("traceback", ""), file=sys.stderr)
+        print(f"FAILED {SCENARIO}: {result.get('error')}", file=sys.stderr)
+        return 1
+    print(f"ok {SCENARIO}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
