@@ -107,9 +107,11 @@ if [ ! -x "$VENV/bin/python" ] && ! "$PY" -c 'import ensurepip, venv' >/dev/null
 fi
 
 # the project's system packages: mosquitto for the broker (tests, run), xvfb/xauth/GL/fonts
-# for the Kivy kiosk under a virtual X server, chromium for the browser tests of web pages
+# for the Kivy kiosk under a virtual X server (libxss1: X idle time, libmtdev1: touch input),
+# chromium for the browser tests of web pages, nftables and systemd for checking the device
+# image's firewall and units, debootstrap for building the image (slow tests)
 wanted_pkgs=(mosquitto mosquitto-clients xvfb xauth libgl1-mesa-dri fonts-noto-core
-    fonts-dejavu-core chromium)
+    fonts-dejavu-core chromium libxss1 libmtdev1 nftables systemd debootstrap)
 if [ -n "$venv_pkg" ]; then wanted_pkgs+=("$venv_pkg"); fi
 
 missing=()

@@ -1,0 +1,158 @@
+"""The image's systemd units: `systemd-analyze verify` (and the offline security score) in a
+fake root where the units' programs exist, plus a directive check that needs no systemd."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from image_support import FIRSTBOOT, OVERLAY, UNITS
+
+UNIT_DIR = OVERLAY / "etc/systemd/system"
+ANALYZE = shutil.which("systemd-analyze")
+HOST_UNITS = next((p for p in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system"))
+                   if (p / "sysinit.target").exists()), None)
+needs_analyze = pytest.mark.skipif(
+    ANALYZE is None or HOST_UNITS is None,
+    reason="systemd-analyze (Debian package systemd) is not installed here: the directive "
+           "check below still runs")
+
+
+def parse_unit(path: Path) -> dict[str, list[str]]:
+    """'Section.Key' -> every value, in order (systemd allows repeated keys)."""
+    out: dict[str, list[str]] = {}
+    section = ""
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key, _, value = line.partition("=")
+        out.setdefault(f"{section}.{key.strip()}", []).append(value.strip())
+    return out
+
+
+def executables(unit: Path) -> set[str]:
+    paths = set()
+    for key, values in parse_unit(unit).items():
+        if key.split(".")[1].startswith("Exec"):
+            for v in values:
+                paths.add(v.lstrip("+-!@:").split()[0])
+    return paths
+
+
+def fake_root(tmp_path: Path, units_from: Path = UNIT_DIR) -> Path:
+    """A root with the host's systemd units, ours, and a stub for each program they run."""
+    assert HOST_UNITS is not None
+    root = tmp_path / "root"
+    shutil.copytree(HOST_UNITS, root / "usr/lib/systemd/system", symlinks=True)
+    (root / "etc/systemd/system").mkdir(parents=True)
+    for name in UNITS:
+        shutil.copy(units_from / name, root / "etc/systemd/system" / name)
+        for exe in executables(units_from / name):
+            stub = root / exe.lstrip("/")
+            stub.parent.mkdir(parents=True, exist_ok=True)
+            stub.write_text("#!/bin/sh\n")
+            stub.chmod(0o755)
+    return root
+
+
+def verify(root: Path, *units: str) -> subprocess.CompletedProcess[str]:
+    assert ANALYZE is not None
+    return subprocess.run([ANALYZE, "verify", f"--root={root}", *units], cwd=root,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+@needs_analyze
+def test_systemd_analyze_verify_is_clean(tmp_path: Path) -> None:
+    r = verify(fake_root(tmp_path), *UNITS)
+    # parse problems are warnings with exit status 0: the output must be empty too
+    assert (r.returncode, r.stderr + r.stdout) == (0, "")
+
+
+@needs_analyze
+def test_verify_would_catch_a_mistake(tmp_path: Path) -> None:
+    """The check above is not vacuous: a misspelt key and a bad value are reported."""
+    broken = tmp_path / "broken"
+    shutil.copytree(UNIT_DIR, broken)
+    agent = broken / "cac-agent.service"
+    agent.write_text(agent.read_text().replace("WatchdogSec=30", "WatchdgSec=30")
+                     .replace("Type=notify", "Type=notifyy"))
+    r = verify(fake_root(tmp_path, broken), "cac-agent.service")
+    assert "Unknown key 'WatchdgSec'" in r.stderr
+    assert "Failed to parse service type" in r.stderr
+
+
+@needs_analyze
+@pytest.mark.parametrize(("unit", "limit"), [("cac-agent.service", 2.5),
+                                              ("cac-kiosk.service", 5.5)])
+def test_security_exposure(tmp_path: Path, unit: str, limit: float) -> None:
+    """systemd's own exposure score (0 = locked down, 10 = unprotected) stays low."""
+    assert ANALYZE is not None
+    root = fake_root(tmp_path)
+    r = subprocess.run([ANALYZE, "security", "--offline=true", f"--root={root}",
+                        "--no-pager", unit], capture_output=True, text=True, timeout=60,
+                       check=False)
+    m = re.search(r"Overall exposure level for \S+: ([\d.]+)", r.stdout)
+    assert m, r.stdout[-500:] + r.stderr
+    print(f"{unit}: exposure {m.group(1)} (limit {limit})")
+    assert float(m.group(1)) <= limit
+
+
+def test_agent_unit_directives() -> None:
+    u = parse_unit(UNIT_DIR / "cac-agent.service")
+    want = {
+        "Service.Type": ["notify"], "Service.WatchdogSec": ["30"],
+        "Service.Restart": ["on-failure"], "Service.User": ["cac-agent"],
+        "Service.StateDirectory": ["cac-agent"], "Service.ProtectSystem": ["strict"],
+        "Service.ReadWritePaths": ["/var/lib/cac-agent"], "Service.PrivateTmp": ["yes"],
+        "Service.NoNewPrivileges": ["yes"], "Service.ProtectHome": ["yes"],
+        "Service.CapabilityBoundingSet": [""], "Service.NotifyAccess": ["main"],
+        "Unit.ConditionPathExists": ["/etc/cac-agent/agent.toml"],
+        "Install.WantedBy": ["multi-user.target"],
+    }
+    for key, value in want.items():
+        assert u.get(key) == value, key
+    assert u["Service.SystemCallFilter"][0] == "@system-service"
+    assert set(u["Service.RestrictAddressFamilies"][0].split()) >= {"AF_INET", "AF_INET6",
+                                                                     "AF_UNIX"}
+    assert u["Service.ExecStart"] == [
+        "/opt/cac/venv/bin/cac-agent --config /etc/cac-agent/agent.toml"]
+
+
+def test_kiosk_unit_directives() -> None:
+    u = parse_unit(UNIT_DIR / "cac-kiosk.service")
+    for key, value in {"Service.User": ["cac-kiosk"], "Service.Restart": ["always"],
+                       "Service.ProtectSystem": ["strict"], "Service.PrivateTmp": ["yes"],
+                       "Service.NoNewPrivileges": ["yes"], "Service.ProtectHome": ["yes"],
+                       "Service.ReadWritePaths": ["/var/lib/cac-kiosk"],
+                       "Service.EnvironmentFile": ["/etc/cac-kiosk/kiosk.env"],
+                       "Service.CapabilityBoundingSet": [""],
+                       "Install.WantedBy": ["graphical.target"]}.items():
+        assert u.get(key) == value, key
+    # cage without -s: no switching to another VT; the kiosk is its only client, and it
+    # takes CAC_AGENT_URL, CAC_STATION, CAC_TOKEN from the environment file (no token in ps)
+    assert u["Service.ExecStart"] == ["/usr/bin/cage -d -- /opt/cac/venv/bin/cac-kiosk"]
+    assert "getty@tty1.service" in u["Unit.Conflicts"]
+    logind = (OVERLAY / "etc/systemd/logind.conf.d/cac-kiosk.conf").read_text()
+    assert "NAutoVTs=0" in logind
+
+
+def test_firstboot_unit_runs_once() -> None:
+    u = parse_unit(UNIT_DIR / "cac-firstboot.service")
+    assert u["Unit.ConditionPathExists"] == ["!/var/lib/cac-firstboot/done"]
+    assert u["Service.Type"] == ["oneshot"]
+    assert "cac-agent.service" in u["Unit.Before"][0]
+    assert "cac-kiosk.service" in u["Unit.Before"][0]
+    assert u["Service.ExecStart"][0].startswith(
+        "/opt/cac/venv/bin/python /usr/local/sbin/cac-firstboot")
+    # the paths the units read are the ones the first-boot script writes
+    script = FIRSTBOOT.read_text()
+    for rel in ("var/lib/cac-firstboot/done", "etc/cac-agent/agent.toml",
+                "etc/cac-kiosk/kiosk.env", "etc/cac/firewall.nft"):
+        assert f'"{rel}"' in script, rel
