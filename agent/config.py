@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
@@ -14,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from wire.config_check import ConfigError as ConfigError
 from wire.config_check import check_int as _check_int
 from wire.config_check import no_unknown as _no_unknown
+from wire.config_check import read_config_toml
 from wire.config_check import req as _req
 from wire.config_check import string as _str
 from wire.config_check import table as _table
@@ -341,19 +341,5 @@ def parse_content(raw: object) -> ContentConfig:
 
 
 def load_agent_config(path: Path) -> AgentConfig:
-    """Read and validate an agent.toml file."""
-    try:
-        with path.open("rb") as f:
-            raw = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError("", f"config file {path} not found") from None
-    except OSError as exc:  # a directory, no permission, ...
-        raise ConfigError("", f"cannot read config file {path}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        # tomllib lets UnicodeDecodeError through for a file that is not UTF-8
-        raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
-    mqtt = raw.get("mqtt")
-    if isinstance(mqtt, dict) and isinstance(mqtt.get("ca_file"), str):
-        # a relative ca_file is beside the config file, wherever the agent was started
-        mqtt["ca_file"] = str(path.resolve().parent / mqtt["ca_file"])
-    return parse_agent_config(raw)
+    """Read and validate a agent.toml file."""
+    return parse_agent_config(read_config_toml(path))

@@ -15,7 +15,6 @@ Optional keys beyond the contract (all have defaults):
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +22,8 @@ from pathlib import Path
 from wire.config_check import ConfigError as ConfigError
 from wire.config_check import check_int as _check_int
 from wire.config_check import no_unknown as _no_unknown
+from wire.config_check import read_config_toml, string
 from wire.config_check import req as _req
-from wire.config_check import string
 from wire.config_check import table as _table
 
 HUB_ID_RE = re.compile(r"[a-z0-9-]{3,64}")  # the wire contract's id rule
@@ -220,17 +219,4 @@ def parse_hub_config(raw: Mapping[str, object]) -> HubConfig:
 
 def load_hub_config(path: Path) -> HubConfig:
     """Read and validate a hub.toml file."""
-    try:
-        with path.open("rb") as f:
-            raw = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError("", f"config file {path} not found") from None
-    except OSError as exc:  # a directory, no permission, ...
-        raise ConfigError("", f"cannot read config file {path}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
-    mqtt = raw.get("mqtt")
-    if isinstance(mqtt, dict) and isinstance(mqtt.get("ca_file"), str):
-        # a relative ca_file is beside the config file, wherever the hub was started
-        mqtt["ca_file"] = str(path.resolve().parent / mqtt["ca_file"])
-    return parse_hub_config(raw)
+    return parse_hub_config(read_config_toml(path))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 
@@ -46,3 +48,22 @@ def string(value: object, key: str) -> str:
     if not isinstance(value, str):
         raise ConfigError(key, f"must be a string, got {type(value).__name__}")
     return value
+
+
+def read_config_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML config file; a relative ``[mqtt] ca_file`` is made absolute beside it (so
+    the config works wherever the program is started). Errors are ConfigErrors, one line."""
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError("", f"config file {path} not found") from None
+    except OSError as exc:  # a directory, no permission, ...
+        raise ConfigError("", f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        # tomllib lets UnicodeDecodeError through for a file that is not UTF-8
+        raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
+    mqtt = raw.get("mqtt")
+    if isinstance(mqtt, dict) and isinstance(mqtt.get("ca_file"), str):
+        mqtt["ca_file"] = str(path.resolve().parent / mqtt["ca_file"])
+    return raw
