@@ -415,4 +415,8 @@ def make_app(service: AgentService, reporter_enabled: bool = False,
     from agent.content import setup as setup_content  # portal content cache, resync_content
 
     setup_content(app)
+    from wire.api_index import add_index_route
+
+    add_index_route(app, "cac-agent", __version__,
+                    {"console": "/console/", "health": "/api/v1/health"})
     return app

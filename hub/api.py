@@ -167,4 +167,11 @@ def make_app(ingest: Ingest, db_path: Path, gauges: GaugeSource = dict,
     from hub.content import setup as setup_content  # catalogue, manifests, blobs
 
     setup_content(app, db_path.parent / "content")  # db_path is DATA_DIR/hub.sqlite3
+    from hub import __version__
+    from wire.api_index import add_index_route
+
+    links = {"metrics": "/metrics"}
+    if dashboard is not None:
+        links["dashboard"] = "/"
+    add_index_route(app, "cac-hub", __version__, links)
     return app

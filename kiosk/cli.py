@@ -83,7 +83,7 @@ def _fail(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from kiosk.config import KioskConfig, hash_pin, load_config
+    from kiosk.config import KioskConfig, ensure_private_dir, hash_pin, load_config
     from wire.config_check import ConfigError
 
     if args.hash_pin:
@@ -123,8 +123,16 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc))
     if args.screenshot is not None and args.screenshot.suffix.lower() != ".png":
         return _fail("--screenshot: the file name must end in .png")
-    if "KIVY_HOME" not in os.environ:
-        os.environ["KIVY_HOME"] = str(cfg.state_dir / "kivy")
+    # before Kivy is imported: `import kivy` makes KIVY_HOME without its parents
+    kivy_home = Path(os.environ.get("KIVY_HOME") or cfg.state_dir / "kivy")
+    for d in (cfg.state_dir, kivy_home):
+        try:
+            ensure_private_dir(d)
+        except OSError as exc:
+            return _fail(f"cannot create the kiosk's state directory {d}: "
+                         f"{exc.strerror or exc} (set state_dir in --config, or "
+                         f"XDG_STATE_HOME or KIVY_HOME to a writable place)")
+    os.environ["KIVY_HOME"] = str(kivy_home)
     from kiosk.kivyconf import configure_kivy
 
     configure_kivy(windowed=args.windowed or args.screenshot is not None, size=args.size)

@@ -61,8 +61,31 @@ class KioskConfig:
 
 
 def default_state_dir() -> Path:
+    """Where the kiosk keeps its few files: systemd's StateDirectory= when the unit sets one
+    ($STATE_DIRECTORY, the first of a colon-separated list), else $XDG_STATE_HOME/cac-kiosk,
+    else ~/.local/state/cac-kiosk. It may not exist yet: `ensure_private_dir` makes it."""
+    unit_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if unit_dir:
+        return Path(unit_dir)
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "cac-kiosk"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create `path` with its parents; what this creates is mode 0700 (a new account has no
+    ~/.local/state, and Kivy's own mkdir of KIVY_HOME is not recursive). Raises OSError."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir(mode=0o700, exist_ok=True)
+    if not path.is_dir():
+        raise NotADirectoryError(f"{path} is not a directory")
+    return path
 
 
 def _number(key: str, value: object, lo: float, hi: float) -> float:

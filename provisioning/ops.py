@@ -36,6 +36,7 @@ from provisioning.files import (
     write_file,
 )
 from provisioning.passwd import hash_password, password_file
+from provisioning.reach import check_broker_reach
 from provisioning.registry import Layout, ProvisionError, Registry
 from provisioning.tls import make_ca, make_server_cert
 
@@ -115,6 +116,7 @@ def init_hub(root: Path, *, hub_id: str = DEFAULT_HUB_ID, mqtt_port: int | None 
                    bind=bind, mqtt_port=mqtt_port, http_port=http_port, tls=tls,
                    broker_user=broker_user)
     owner = _owner(reg)
+    check_broker_reach(layout.broker_dir, owner)  # before anything is written
     if not layout.root.exists():
         make_dir(layout.root, 0o755)  # the broker's user must get through to broker/
     make_dir(layout.broker_dir, owner=owner)
@@ -167,6 +169,7 @@ def _add_cac(layout: Layout, cac_id: str, *, stations: int, timezone: str, agent
              agent_port: int, agent_data_dir: str, agent_bind: str,
              replace: bool) -> CacResult:
     reg = Registry.load(layout)
+    check_broker_reach(layout.broker_dir, _owner(reg))  # before anything is written
     if cac_id == reg.hub_user:
         raise ProvisionError(f"{cac_id!r} is the hub's broker user name; choose another CAC id")
     if cac_id in reg.cacs and not replace:
@@ -225,6 +228,7 @@ def revoke_cac(root: Path, cac_id: str) -> Path | None:
 
 def _revoke_cac(layout: Layout, cac_id: str, root: Path) -> Path | None:
     reg = Registry.load(layout)
+    check_broker_reach(layout.broker_dir, _owner(reg))  # before anything is written
     if cac_id not in reg.cacs:
         if cac_id in reg.revoked:
             raise ProvisionError(f"CAC {cac_id} was already revoked at {reg.revoked[cac_id]}")

@@ -219,3 +219,18 @@ def test_command_forms_are_checked() -> None:
                                                            "block_minutes = 15\n"
                                                            "block_price = 150\n"})
     assert args == {"tariff": {"currency": "MAD", "block_minutes": 15, "block_price": 150}}
+
+
+async def test_api_index_lists_the_endpoints_and_every_link_answers(hub: Hub) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url(hub, "/api/v1")) as resp:
+            assert resp.status == 200
+            body = await resp.json()
+        assert body["program"] == "cac-hub"
+        assert body["links"] == {"metrics": "/metrics", "dashboard": "/"}
+        paths = {e["path"] for e in body["endpoints"]}
+        assert {"/api/v1/cacs", "/api/v1/cacs/{cac_id}", "/api/v1/alarms",
+                "/api/v1/reports/daily"} <= paths
+        for path in [*body["links"].values(), *(p for p in paths if "{" not in p)]:
+            async with http.get(url(hub, path), allow_redirects=False) as resp:
+                assert resp.status in (200, 302, 303, 401), (path, resp.status)

@@ -20,8 +20,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 BIN = Path(sys.executable).parent
 TIMEOUT = 5.0
-# Mosquitto started as root drops to user "mosquitto", which cannot enter pytest's 0700 tmp
-BROKER_USER = ["--broker-user", "root"] if os.geteuid() == 0 else []
 
 
 def provision(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -37,7 +35,7 @@ def init_hub(root: Path, *extra: str, port: int | None = None) -> int:
     """A provisioned hub on 127.0.0.1 and a free port; returns the port."""
     port = port or free_port()
     provision("init-hub", "--dir", root, "--mqtt-port", str(port), "--bind", "127.0.0.1",
-              "--http-port", str(free_port()), *BROKER_USER, *extra)
+              "--http-port", str(free_port()), *extra)
     return port
 
 

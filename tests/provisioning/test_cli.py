@@ -25,7 +25,7 @@ from provisioning.bundle import (
     read_tarball,
 )
 from provisioning.passwd import verify_password
-from tests.provisioning.support import init_hub, provision, read_toml
+from tests.provisioning.support import ProvisionedBroker, init_hub, provision, read_toml
 
 CAC = "ma-oriental-oujda-001"
 
@@ -256,3 +256,46 @@ def test_broker_files_belong_to_the_broker_user(tmp_path: Path) -> None:
         assert (root / name).stat().st_uid == want, name
     assert (root / "hub.toml").stat().st_uid == os.geteuid()
     assert "\nuser " not in (root / "mosquitto.conf").read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root makes Mosquitto drop privileges")
+def test_a_dir_the_broker_user_cannot_reach_is_refused_and_nothing_is_written(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    """pytest's own tmp dirs are 0700 root, like `mktemp -d` or /root: Mosquitto, dropped to
+    user mosquitto, could not open its password file there. Say so, write nothing."""
+    private = tmp_path_factory.mktemp("private")  # 0700 parents
+    assert mode(private.parent) == 0o700
+    r = provision("init-hub", "--dir", private / "hub", check=False)
+    one_line_error(r, "cannot enter")
+    assert str(private.parent) in r.stderr and "chmod o+x" in r.stderr
+    assert not (private / "hub").exists()
+
+    # a hub that was reachable, then its parent was closed: add-cac / revoke-cac refuse too
+    root = tmp_path / "hub"
+    init_hub(root)
+    provision("add-cac", "--dir", root, "--cac-id", CAC)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    os.chmod(tmp_path, 0o700)
+    try:
+        one_line_error(provision("add-cac", "--dir", root, "--cac-id", "ma-x-y-002",
+                                 check=False), "cannot enter")
+        one_line_error(provision("revoke-cac", "--dir", root, "--cac-id", CAC, check=False),
+                       "cannot enter")
+    finally:
+        os.chmod(tmp_path, 0o755)
+    after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and p.name != ".lock"}
+    before.pop(root / ".lock", None)
+    assert after == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root makes Mosquitto drop privileges")
+def test_the_broker_written_by_init_hub_starts_with_the_default_user(tmp_path: Path) -> None:
+    """No --broker-user: the broker drops to `mosquitto` and still reads what it was given."""
+    root = tmp_path / "hub"
+    init_hub(root)
+    broker = ProvisionedBroker(root)
+    broker.start()
+    try:
+        assert "Unable to open" not in broker.log_text()
+    finally:
+        broker.stop()

@@ -17,8 +17,8 @@ CAC = "cac-tls-001"
 
 
 @pytest.fixture(scope="module")
-def tls_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
-    root = tmp_path_factory.mktemp("tls") / "hub"
+def tls_hub(open_tmp_module: Path) -> Iterator[tuple[Path, int]]:
+    root = open_tmp_module / "hub"
     port = init_hub(root, "--tls")
     provision("add-cac", "--dir", root, "--cac-id", CAC, "--stations", "1")
     broker = ProvisionedBroker(root)
