@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -144,10 +145,26 @@ def main(argv: list[str] | None = None) -> int:
     app = KioskApp(client, cfg, station=station, lang=args.lang,
                    screenshot=args.screenshot.resolve() if args.screenshot else None,
                    trace_path=args.trace)
+    stopped_by: list[int] = []
+
+    def stop_on_signal(signum: int, _frame: object) -> None:
+        # SDL turns SIGTERM into a window close request, which the locked-down kiosk refuses:
+        # systemd's stop and run.sh's Ctrl-C would hang until SIGKILL. Stop cleanly instead
+        # (on_stop closes the citizen's apps). Installed before the window exists: SDL only
+        # takes a signal whose handler is still the default.
+        stopped_by.append(signum)
+        from kivy.clock import Clock
+
+        Clock.schedule_once(lambda _dt: app.stop(), 0)
+
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGHUP, stop_on_signal)
     try:
         app.run()
     except KeyboardInterrupt:
         return 130
+    if stopped_by:
+        return 128 + stopped_by[0]
     if args.screenshot is not None and not args.screenshot.is_file():
         return _fail(f"--screenshot: {args.screenshot} was not written")
     return 0
