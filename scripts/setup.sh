@@ -109,9 +109,10 @@ fi
 # the project's system packages: mosquitto for the broker (tests, run), xvfb/xauth/GL/fonts
 # for the Kivy kiosk under a virtual X server (libxss1: X idle time, libmtdev1: touch input),
 # chromium for the browser tests of web pages, nftables and systemd for checking the device
-# image's firewall and units, debootstrap for building the image (slow tests)
+# image's firewall and units, debootstrap for building the image (slow tests), xwininfo and
+# xwd for the run command's test (its window on the display, a screenshot of the display)
 wanted_pkgs=(mosquitto mosquitto-clients xvfb xauth libgl1-mesa-dri fonts-noto-core
-    fonts-dejavu-core chromium libxss1 libmtdev1 nftables systemd debootstrap)
+    fonts-dejavu-core chromium libxss1 libmtdev1 nftables systemd debootstrap x11-utils x11-apps)
 if [ -n "$venv_pkg" ]; then wanted_pkgs+=("$venv_pkg"); fi
 
 missing=()

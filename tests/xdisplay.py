@@ -71,20 +71,21 @@ def screenshot(display: str, png: Path) -> int:
     h = XWD_HEADER.unpack_from(raw)
     header_size, width, height = h[0], h[4], h[5]
     byte_order, bpp, bytes_per_line, ncolors = h[7], h[11], h[12], h[19]
-    if bpp != 32:
-        raise ValueError(f"xwd gave {bpp} bits per pixel; only 32 is decoded here")
+    if bpp not in (24, 32):
+        raise ValueError(f"xwd gave {bpp} bits per pixel; only 24 and 32 are decoded here")
+    step = bpp // 8
     data = raw[header_size + 12 * ncolors:]
+    # LSBFirst pixels are B G R (X); MSBFirst are (X) R G B
+    order = (2, 1, 0) if byte_order == 0 else tuple(range(step - 3, step))
     rows, colours = [], set()
     for y in range(height):
-        line = data[y * bytes_per_line: y * bytes_per_line + 4 * width]
-        if byte_order == 0:  # LSBFirst: B G R X
-            rgb = bytes(b for i in range(0, len(line), 4) for b in (line[i + 2], line[i + 1],
-                                                                    line[i]))
-        else:  # MSBFirst: X R G B
-            rgb = bytes(b for i in range(0, len(line), 4) for b in line[i + 1:i + 4])
+        line = data[y * bytes_per_line: y * bytes_per_line + step * width]
+        planes = [line[o::step] for o in order]
+        rgb = bytearray(3 * width)
+        rgb[0::3], rgb[1::3], rgb[2::3] = planes
         if y % 8 == 0:
-            colours.update(rgb[i:i + 3] for i in range(0, len(rgb), 3 * 8))
-        rows.append(b"\x00" + rgb)
+            colours.update(bytes(rgb[i:i + 3]) for i in range(0, len(rgb), 3 * 8))
+        rows.append(b"\x00" + bytes(rgb))
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         return (struct.pack(">I", len(body)) + kind + body

@@ -53,10 +53,13 @@ def artifacts() -> Path:
 
 @pytest.fixture
 def kiosk_env(x_display: str, tmp_path: Path) -> dict[str, str]:
-    """The environment of a kiosk process: the X display, Kivy's home in tmp_path."""
+    """The environment of a kiosk process: the X display and a HOME of its own in tmp_path
+    (no KIVY_HOME or XDG_STATE_HOME preset: the kiosk makes its dirs as on a new account)."""
     display, home = x_display, tmp_path / "kiosk-home"
-    env = {**os.environ, "DISPLAY": display, "KIVY_NO_ARGS": "1", "KIVY_HOME": str(home),
-           "KIVY_NO_FILELOG": "1", "XDG_STATE_HOME": str(home / "state")}
+    home.mkdir()
+    env = {**os.environ, "DISPLAY": display, "HOME": str(home)}
+    for name in ("KIVY_HOME", "XDG_STATE_HOME", "STATE_DIRECTORY", "KIVY_NO_FILELOG"):
+        env.pop(name, None)
     env.pop("CAC_AGENT_URL", None)
     env.pop("CAC_STATION", None)
     env.pop("CAC_TOKEN", None)

@@ -202,6 +202,8 @@ def test_run_sh_from_a_fresh_clone_in_a_terminal(fresh_clone: Path) -> None:
         report["screenshot"] = str(shot)
         report["windows"] = [w.__dict__ for w in windows]
         assert colours > 20, f"the display looks blank ({colours} colours): {shot}"
+        # full screen even with no window manager (Xvfb is 1280x800)
+        assert any((w.width, w.height) == (1280, 800) for w in windows), windows
         assert not list(home.glob(".kivy")), "Kivy wrote to ~/.kivy"
 
         printed = {int(p) for p in PID_RE.findall(block)}
