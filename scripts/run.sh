@@ -44,7 +44,7 @@ stop_pid() { # stop_pid NAME PID: SIGTERM, wait up to 10 s, then SIGKILL
 
 # shellcheck disable=SC2317 # invoked by the traps
 cleanup() {
-    trap - EXIT INT TERM
+    trap - EXIT INT TERM HUP
     local name
     for name in "${STOP_ORDER[@]}"; do
         if [ -n "${PIDS[$name]:-}" ]; then
@@ -56,6 +56,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo; exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP # the terminal window was closed
+
+# Each program runs in a session of its own: Ctrl-C in the terminal reaches this script only
+# (not every program at once), and cleanup stops them in STOP_ORDER, so the agent says
+# "offline" to a broker that is still there. setsid execs in place: $! is the program's PID.
+DETACH=()
+if command -v setsid >/dev/null 2>&1; then DETACH=(setsid); fi
 
 # did a background program exit at once? prints why; "not built yet" is expected for now
 check_started() { # check_started NAME PID LOG SECONDS -> 0 if it is still running
@@ -288,7 +295,7 @@ if [ -n "$MOSQUITTO" ]; then
         # as root mosquitto would switch to user "mosquitto", which cannot write run-data/
         if [ "$(id -u)" -eq 0 ]; then echo "user root"; fi
     } >"$DATA/mosquitto.conf"
-    "$MOSQUITTO" -c "$DATA/mosquitto.conf" </dev/null >>"$DATA/mosquitto.out" 2>&1 &
+    "${DETACH[@]}" "$MOSQUITTO" -c "$DATA/mosquitto.conf" </dev/null >>"$DATA/mosquitto.out" 2>&1 &
     PIDS[mosquitto]=$!
     if wait_port "$MQTT_PORT" "${PIDS[mosquitto]}" 5; then
         BROKER_STATE="mqtt://127.0.0.1:$MQTT_PORT (pid ${PIDS[mosquitto]}, log run-data/mosquitto.log)"
@@ -331,13 +338,13 @@ if ! "$V/cac-hub" add-content --config "$HUB_TOML" "$ROOT"/content/*/ \
     CONTENT_STATE="not published (see run-data/add-content.log)"
 fi
 
-"$V/cac-hub" --config "$HUB_TOML" </dev/null >"$DATA/hub.log" 2>&1 &
+"${DETACH[@]}" "$V/cac-hub" --config "$HUB_TOML" </dev/null >"$DATA/hub.log" 2>&1 &
 PIDS[hub]=$!
 
 # ------------------------------------------------------------------ agent (foreground)
 
 say "starting cac-agent --config run-data/agent.toml (Ctrl-C stops everything)"
-"$V/cac-agent" --config "$AGENT_TOML" &
+"${DETACH[@]}" "$V/cac-agent" --config "$AGENT_TOML" </dev/null &
 PIDS[agent]=$!
 if ! wait_port "$HTTP_PORT" "${PIDS[agent]}" 20; then
     rc=0
@@ -356,7 +363,7 @@ check_started hub "${PIDS[hub]}" "$DATA/hub.log" 1 ||
 SIM_COUNT="${CAC_SIM_COUNT:-5}"
 SIM_STATE="not started"
 if [ -n "${PIDS[mosquitto]:-}" ] && [ "$SIM_COUNT" -gt 0 ]; then
-    "$V/cac-simulate" --host 127.0.0.1 --port "$MQTT_PORT" --count "$SIM_COUNT" \
+    "${DETACH[@]}" "$V/cac-simulate" --host 127.0.0.1 --port "$MQTT_PORT" --count "$SIM_COUNT" \
         --prefix ma --regions oriental,souss,rabat </dev/null >"$DATA/simulator.log" 2>&1 &
     PIDS[simulator]=$!
     SIM_STATE="$SIM_COUNT simulated CACs ma-<region>-* (pid ${PIDS[simulator]}, log run-data/simulator.log; CAC_SIM_COUNT=N to change)"
@@ -369,7 +376,7 @@ fi
 S1_TOKEN="$("$PY" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["stations"][0]["token"])' "$AGENT_TOML")"
 KIOSK_CMD=(cac-kiosk --agent "http://127.0.0.1:$HTTP_PORT" --station s1 --token "$S1_TOKEN")
 if [ -n "${DISPLAY:-}" ]; then
-    "$V/cac-kiosk" "${KIOSK_CMD[@]:1}" </dev/null >"$DATA/kiosk-s1.log" 2>&1 &
+    "${DETACH[@]}" "$V/cac-kiosk" "${KIOSK_CMD[@]:1}" </dev/null >"$DATA/kiosk-s1.log" 2>&1 &
     PIDS[kiosk]=$!
     KIOSK_STATE="station s1 on DISPLAY $DISPLAY (pid ${PIDS[kiosk]}, log run-data/kiosk-s1.log)"
     check_started kiosk "${PIDS[kiosk]}" "$DATA/kiosk-s1.log" 2 ||
