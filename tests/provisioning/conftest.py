@@ -15,22 +15,21 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture
-def tmp_path() -> Iterator[Path]:
+def _open_dir() -> Iterator[Path]:
     base = Path(tempfile.mkdtemp(prefix="cac-prov-", dir="/tmp"))
     os.chmod(base, 0o755)
     try:
         yield base
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    yield from _open_dir()
 
 
 @pytest.fixture(scope="module")
 def open_tmp_module() -> Iterator[Path]:
     """The same for module-scoped fixtures."""
-    base = Path(tempfile.mkdtemp(prefix="cac-prov-", dir="/tmp"))
-    os.chmod(base, 0o755)
-    try:
-        yield base
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    yield from _open_dir()
