@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -93,3 +94,14 @@ def test_stop_and_start_keep_the_port(mosquitto_fresh: MosquittoBroker) -> None:
     broker.start()
     assert broker.port == port
     _close(_connected_client(broker, "after-kill"))
+
+
+def test_a_missing_mosquitto_fails_the_test_and_does_not_skip_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The README promises it: without the broker binary the suite fails, loudly."""
+    import conftest  # tests/conftest.py: the broker fixtures' own start function
+    import helpers
+
+    monkeypatch.setattr(helpers, "find_mosquitto", lambda: None)
+    with pytest.raises(pytest.fail.Exception, match="apt-get install mosquitto"):
+        conftest._start_broker(tmp_path / "mosquitto")
