@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 
 from agent import __version__
 from agent.config import AgentConfig, ConfigError, load_agent_config
@@ -24,6 +25,18 @@ class CliError(Exception):
     """A one-line error for the user; exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (CONTRACT §1) instead of usage plus error, and
+    --version on every subcommand."""
+
+    def __init__(self, prog: str, description: str) -> None:
+        super().__init__(prog=prog, description=description)
+        self.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _config(path: str) -> AgentConfig:
     try:
         return load_agent_config(Path(path))
@@ -32,12 +45,11 @@ def _config(path: str) -> AgentConfig:
 
 
 def _run_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=PROG,
-        description="The CAC site agent: metering, ledger, local API, reporting. "
-                    f"Subcommands: {', '.join(SUBCOMMANDS)} (see '{PROG} SUBCOMMAND --help').",
+    p = _Parser(
+        PROG,
+        "The CAC site agent: metering, ledger, local API, reporting. "
+        f"Subcommands: {', '.join(SUBCOMMANDS)} (see '{PROG} SUBCOMMAND --help').",
     )
-    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     p.add_argument("--config", required=True, help="agent TOML file (CONTRACT §2)")
     p.add_argument("--log-level", default="INFO",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -97,8 +109,8 @@ def cmd_run(argv: Sequence[str]) -> int:
 
 
 def cmd_quote(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog=f"{PROG} quote",
-                                description="Print the fee of a session as one JSON line.")
+    p = _Parser(f"{PROG} quote",
+                "Print the fee of a session as one JSON line.")
     p.add_argument("--config", required=True)
     p.add_argument("--minutes", required=True, type=int)
     p.add_argument("--start", help="local wall-clock start YYYY-MM-DDTHH:MM (default: now)")
@@ -126,8 +138,8 @@ def cmd_quote(argv: Sequence[str]) -> int:
 
 
 def cmd_add_operator(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog=f"{PROG} add-operator",
-                                description="Create or replace an operator account.")
+    p = _Parser(f"{PROG} add-operator",
+                "Create or replace an operator account.")
     p.add_argument("--config", required=True)
     p.add_argument("--name", required=True)
     p.add_argument("--role", required=True, choices=["operator", "manager"])
@@ -152,8 +164,8 @@ def cmd_add_operator(argv: Sequence[str]) -> int:
 
 
 def cmd_check_config(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog=f"{PROG} check-config",
-                                description="Validate a config file and exit.")
+    p = _Parser(f"{PROG} check-config",
+                "Validate a config file and exit.")
     p.add_argument("--config", required=True)
     args = p.parse_args(argv)
     config = _config(args.config)
