@@ -15,8 +15,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.config import Tariff
-from agent.tariff import compute_fee
+from agent.meter.tariff import Tariff, compute_fee
 
 MAX_SESSION_MINUTES = 24 * 60
 

@@ -151,6 +151,16 @@ class Voucher:
         """This voucher made void, e.g. refunded or sold by mistake."""
         return replace(self, void=True, void_reason=reason)
 
+    @property
+    def refund(self) -> int:
+        """What a void gives back: an unused voucher's sale is reversed in full; a used one
+        only loses its balance."""
+        return self.price if self.seconds_left == self.seconds_total else 0
+
+    def finished(self) -> bool:
+        """True once nothing can ever be spent from it: void or used up."""
+        return self.void or self.seconds_left <= 0
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields; datetimes as ISO 8601 with their UTC offset."""
         return {
@@ -221,6 +231,59 @@ def _timestamp(data: Mapping[str, Any], key: str) -> datetime:
     if value.tzinfo is None:
         raise VoucherDataError(f"voucher.{key}: needs a UTC offset: {text!r}")
     return value
+
+
+class VoucherStateError(ValueError):
+    """A change the stored voucher's state does not allow (in use, already void)."""
+
+
+@dataclass(frozen=True)
+class VoucherEntry:
+    """A voucher as the ledger keeps it: the voucher, its sale, and the session using it.
+
+    A voucher pays for one session at a time (``in_use`` holds that session's id); the
+    session's close spends what it billed and frees the voucher.
+    """
+
+    voucher: Voucher
+    sale_id: str
+    in_use: str | None = None
+
+    def reserve(self, session_id: str) -> VoucherEntry:
+        """This entry paying for ``session_id``; refused while another session uses it."""
+        if self.in_use:
+            raise VoucherStateError("voucher is in use in another session")
+        return replace(self, in_use=session_id)
+
+    def release(self, spent_seconds: int) -> VoucherEntry:
+        """This entry after its session closed having billed ``spent_seconds``."""
+        return replace(self, voucher=self.voucher.spend(spent_seconds), in_use=None)
+
+    def void(self, reason: str) -> VoucherEntry:
+        """This entry made void; refused while a session uses it or if it is void already."""
+        if self.in_use:
+            raise VoucherStateError("the voucher is in use; end its session first")
+        if self.voucher.void:
+            raise VoucherStateError("the voucher is already void")
+        return replace(self, voucher=self.voucher.voided(reason))
+
+    def dead(self, cutoff: datetime) -> bool:
+        """True if it can leave the live file: not in use, and expired before ``cutoff`` or
+        finished and sold before it."""
+        if self.in_use:
+            return False
+        v = self.voucher
+        return v.expires_at <= cutoff or (v.finished() and v.sold_at <= cutoff)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"voucher": self.voucher.to_dict(), "sale_id": self.sale_id,
+                "in_use": self.in_use}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VoucherEntry:
+        in_use = data.get("in_use")
+        return cls(voucher=Voucher.from_dict(data["voucher"]), sale_id=str(data["sale_id"]),
+                   in_use=str(in_use) if in_use else None)
 
 
 def check_redeemable(v: Voucher | None, cac_id: str, now: datetime) -> Voucher:

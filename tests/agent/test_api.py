@@ -12,7 +12,7 @@ import pytest
 from agent_support import PASSWORD, TOKENS, Agent, start_agent
 
 from agent.service import AgentService
-from agent.tariff import compute_fee
+from agent.meter.tariff import compute_fee
 
 
 @pytest.fixture

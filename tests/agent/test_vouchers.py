@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.vouchers import (
+from agent.meter.vouchers import (
     ALPHABET,
     InvalidCode,
     Voucher,
@@ -115,7 +115,7 @@ def test_default_generator_uses_secrets(monkeypatch: pytest.MonkeyPatch) -> None
         asked.append(k)
         return 31
 
-    monkeypatch.setattr("agent.vouchers.secrets.randbits", fake_randbits)
+    monkeypatch.setattr("agent.meter.vouchers.secrets.randbits", fake_randbits)
     assert generate_code() == "00000-0000Z"
     assert asked == [50]
 
