@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from wire.config_check import ConfigError as ConfigError
-from wire.config_check import check_int as _check_int
-from wire.config_check import no_unknown as _no_unknown
 from agent.meter.tariff import CATEGORY_RE as CATEGORY_RE
 from agent.meter.tariff import Band as Band
 from agent.meter.tariff import Tariff as Tariff
+from wire.config_check import ConfigError as ConfigError
+from wire.config_check import check_int as _check_int
+from wire.config_check import no_unknown as _no_unknown
 from wire.config_check import read_config_toml
 from wire.config_check import req as _req
 from wire.config_check import string as _str

@@ -40,8 +40,9 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from aiohttp import web
 
-from agent.api import COMMANDS, SERVICE, operator, station
+from agent.commands import CommandFailed
 from agent.config import Band, ContentConfig
+from agent.edge import COMMANDS, SERVICE, operator, station
 from agent.storage import atomic_write_bytes, fsync_dir
 from wire.content import SHA256_RE, ContentError, check_manifest
 from wire.messages import Command
@@ -660,8 +661,6 @@ class ContentCache:
     async def command(self, cmd: Command) -> str:
         """``resync_content``: sync now (ignoring the window); answer with the outcome if it
         ends within COMMAND_WAIT_SECONDS, else say it is under way."""
-        from agent.commands import CommandFailed
-
         if self.cfg.hub_url is None:
             raise CommandFailed("this CAC has no [content] hub_url")
         task = asyncio.ensure_future(self.sync(force=True))
@@ -675,14 +674,12 @@ class ContentCache:
             raise CommandFailed(f"content sync failed: {st['error']}")
         return f"content in sync: {st['installed']} packages installed"
 
-    async def lifecycle(self, app: web.Application) -> Any:
+    async def open(self) -> None:
+        """Load the cache from disk (before ``run`` starts syncing)."""
         await self._run(self.load)
-        task = asyncio.create_task(self.run()) if self.cfg.hub_url else None
-        yield
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+
+    async def close(self) -> None:
+        """After ``run`` has stopped: end a forced sync, save the state, stop the I/O thread."""
         for t in list(self._tasks):
             t.cancel()
         if self._session is not None:
@@ -772,5 +769,4 @@ def setup(app: web.Application) -> ContentCache:
     app.router.add_get("/content/{pid}/{path:.+}", serve_file)
     app.router.add_get("/api/v1/content", list_operator)
     app.router.add_get("/api/v1/stations/{sid}/content", list_station)
-    app.cleanup_ctx.append(cache.lifecycle)
     return cache

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from agent.errors import DomainError
 from agent.meter.tariff import Tariff, compute_fee
 
 MAX_SESSION_MINUTES = 24 * 60
@@ -28,12 +29,8 @@ class EndReason(StrEnum):
     RESTART_RECOVERY = "restart_recovery"
 
 
-class SessionError(ValueError):
-    """A transition that the session's state does not allow."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class SessionError(DomainError, ValueError):
+    """A transition that the session's state does not allow (code: ``open_ended``...)."""
 
 
 @dataclass(frozen=True)

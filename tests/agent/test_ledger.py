@@ -23,8 +23,8 @@ from agent.ledger import (
     StorageError,
     voucher_doc_id,
 )
-from agent.storage import append_lines_durable, read_lines
 from agent.meter.vouchers import Voucher, generate_code
+from agent.storage import append_lines_durable, read_lines
 
 CAC = "ma-oriental-oujda-001"
 CASABLANCA = ZoneInfo("Africa/Casablanca")
