@@ -16,7 +16,7 @@ from aiohttp import web
 from agent import __version__
 from agent.commands import CommandRunner
 from agent.console import setup_console
-from agent.content import setup as setup_content
+from agent.content.routes import setup as setup_content
 from agent.edge import (
     COMMANDS,
     EXECUTOR,
