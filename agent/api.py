@@ -1,153 +1,49 @@
-"""The agent's HTTP API (CONTRACT §4): operators and station kiosks, JSON under /api/v1."""
+"""The agent's HTTP API (CONTRACT §4): operators and station kiosks, JSON under /api/v1.
+
+Routes only: parsing, authentication and the error table are in ``agent.edge`` and
+``agent.http_errors``; ``make_app`` assembles the API, the console, the content routes and
+the runtime (``agent.runtime``) into one application.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
-import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
 
 from aiohttp import web
 
 from agent import __version__
 from agent.commands import CommandRunner
+from agent.console import setup_console
+from agent.content.routes import setup as setup_content
+from agent.edge import (
+    COMMANDS,
+    EXECUTOR,
+    MAX_BODY_BYTES,
+    REPORTER,
+    SERVICE,
+    BadRequest,
+    bearer,
+    call,
+    field_int,
+    field_str,
+    json_body,
+    json_errors,
+    manager,
+    ok,
+    operator,
+    station,
+)
+from agent.meter.session import EndReason
 from agent.reporter import Reporter
-from agent.service import AgentService, Principal, ServiceError
-from agent.session import EndReason
-from agent.systemd import Notifier
+from agent.runtime import AgentRuntime
+from agent.service import AgentService
+from wire.api_index import add_index_route
+
+__all__ = ["COMMANDS", "EXECUTOR", "MAX_BODY_BYTES", "REPORTER", "SERVICE", "make_app"]
 
 log = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 64 * 1024
-TICK_SECONDS = 1.0  # how often time-exhausted sessions are closed and checkpoints taken
-
-T = TypeVar("T")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-SERVICE = web.AppKey("service", AgentService)
-EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
-REPORTER = web.AppKey("reporter", Reporter)
-COMMANDS = web.AppKey("commands", CommandRunner)
-
-
-class BadRequest(ServiceError):
-    def __init__(self, message: str, code: str = "bad_request") -> None:
-        super().__init__(400, code, message)
-
-
-def error_response(status: int, code: str, message: str,
-                   headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": code, "message": message}, status=status,
-                             headers=headers)
-
-
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media"}
-
-
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every refusal is a JSON {"error", "message"}; an unexpected fault is a logged 500."""
-    try:
-        return await handler(request)
-    except ServiceError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
-        message = exc.text or exc.reason
-        if exc.status == 413:
-            message = f"request body over {MAX_BODY_BYTES} bytes"
-        return error_response(exc.status, code, message)
-    except Exception:
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        return error_response(500, "internal", "internal error; it has been logged")
-
-
-# ---------------------------------------------------------------- request parsing
-
-
-async def json_body(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
-    raw = await request.read()  # aiohttp refuses bodies over client_max_size with a 413
-    if not raw.strip():
-        if allow_empty:
-            return {}
-        raise BadRequest("a JSON object body is required", "bad_json")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body is not valid JSON", "bad_json") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object", "bad_json")
-    return body
-
-
-def field_int(body: dict[str, Any], key: str, lo: int, hi: int, *,
-              nullable: bool = False, required: bool = True) -> int | None:
-    if key not in body:
-        if not required and nullable:
-            return None
-        raise BadRequest(f"{key!r} is required", "missing_field")
-    value = body[key]
-    if value is None and nullable:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(f"{key!r} must be an integer", "bad_field")
-    if not lo <= value <= hi:
-        raise BadRequest(f"{key!r} must be between {lo} and {hi}", "bad_field")
-    return value
-
-
-def field_str(body: dict[str, Any], key: str, *, required: bool = True,
-              max_len: int = 200) -> str | None:
-    value = body.get(key)
-    if value is None:
-        if required:
-            raise BadRequest(f"{key!r} is required", "missing_field")
-        return None
-    if not isinstance(value, str):
-        raise BadRequest(f"{key!r} must be a string", "bad_field")
-    if len(value) > max_len:
-        raise BadRequest(f"{key!r} is longer than {max_len} characters", "bad_field")
-    return value
-
-
-def bearer(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ServiceError(401, "unauthorized", "an 'Authorization: Bearer <token>' is required")
-    return token.strip()
-
-
-# ---------------------------------------------------------------- plumbing
-
-
-async def call(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
-    """Run a service call on the service's own thread (serialised, off the event loop)."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(request.app[EXECUTOR], functools.partial(fn, *args))
-
-
-async def operator(request: web.Request) -> Principal:
-    svc = request.app[SERVICE]
-    return await call(request, svc.operator_for_token, bearer(request))
-
-
-async def station(request: web.Request) -> str:
-    svc = request.app[SERVICE]
-    return await call(request, svc.station_for_token, bearer(request),
-                      request.match_info["sid"])
-
-
-def ok(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status)
-
 
 # ---------------------------------------------------------------- operator endpoints
 
@@ -255,13 +151,6 @@ async def quote(request: web.Request) -> web.Response:
     return ok({"minutes": minutes, "fee": fee, "currency": svc.tariff.currency})
 
 
-async def manager(request: web.Request) -> Principal:
-    who = await operator(request)
-    if who.role != "manager":
-        raise ServiceError(403, "forbidden", "only a manager may do this")
-    return who
-
-
 @routes.post("/api/v1/stations/{sid}/lock")
 async def lock_station(request: web.Request) -> web.Response:
     who = await operator(request)
@@ -361,42 +250,6 @@ async def health(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------- the application
 
 
-async def _ticker(app: web.Application, notifier: Notifier | None = None) -> None:
-    svc = app[SERVICE]
-    loop = asyncio.get_running_loop()
-    while True:
-        await asyncio.sleep(TICK_SECONDS)
-        try:
-            await loop.run_in_executor(app[EXECUTOR], svc.tick)
-        except Exception:
-            log.exception("session tick failed; retrying in %s s", TICK_SECONDS)
-        else:
-            if notifier is not None:  # systemd: READY=1, then watchdog pings (agent/systemd.py)
-                notifier.tick()
-
-
-async def _lifecycle(app: web.Application) -> Any:
-    reporter = app.get(REPORTER)
-    if reporter is not None:
-        reporter.start()
-    notifier = Notifier()
-    task = asyncio.create_task(_ticker(app, notifier))
-    yield
-    notifier.stopping()
-    # shutdown order: stop the ticker, write a last checkpoint, publish the retained
-    # `offline` and disconnect, release the service thread
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    svc = app[SERVICE]
-    loop = asyncio.get_running_loop()
-    if svc.sessions:
-        await loop.run_in_executor(app[EXECUTOR], svc.checkpoint)
-    if reporter is not None:
-        await reporter.stop()
-    app[EXECUTOR].shutdown(wait=True)
-
-
 def make_app(service: AgentService, reporter_enabled: bool = False,
              request_restart: Callable[[], None] | None = None) -> web.Application:
     """The agent's web application; with ``reporter_enabled`` it also reports to the hub and
@@ -409,14 +262,10 @@ def make_app(service: AgentService, reporter_enabled: bool = False,
         app[REPORTER] = Reporter(service.config, service.ledger, app[EXECUTOR],
                                  service.health_snapshot, command_handler=app[COMMANDS].run)
     app.add_routes(routes)
-    from agent.console import setup_console  # the operator console at /console/
-    setup_console(app)
-    app.cleanup_ctx.append(_lifecycle)
-    from agent.content import setup as setup_content  # portal content cache, resync_content
-
-    setup_content(app)
-    from wire.api_index import add_index_route
-
+    setup_console(app)  # the operator console at /console/
+    content = setup_content(app)  # portal content cache, its routes, resync_content
+    runtime = AgentRuntime(service, app[EXECUTOR], app.get(REPORTER), content)
+    app.cleanup_ctx.append(runtime.lifecycle)
     add_index_route(app, "cac-agent", __version__,
                     {"console": "/console/", "health": "/api/v1/health"})
     return app

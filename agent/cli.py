@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -61,46 +59,13 @@ def cmd_run(argv: Sequence[str]) -> int:
     config = _config(args.config)
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # imported here so that `quote` and `--help` stay fast
-    from aiohttp import web
-
-    from agent.api import make_app
-    from agent.clock import SystemClock
-    from agent.ledger import Ledger, LedgerError
-    from agent.operators import OperatorStore
-    from agent.service import AgentService
-    from agent.storage import StorageError
+    from agent.daemon import DaemonError, run  # imported here: `quote` and `--help` stay fast
 
     try:
-        ledger = Ledger(config.data_dir, config.cac_id, config.tz)
-    except (LedgerError, StorageError, OSError) as exc:
+        restart = run(config)
+    except DaemonError as exc:
         raise CliError(str(exc)) from None
-    operators = OperatorStore(config.data_dir)
-    service = AgentService(config, ledger, operators, SystemClock())
-    service.recover()
-    if not operators.all():
-        logging.getLogger(PROG).warning(
-            "no operator accounts yet: create one with '%s add-operator'", PROG)
-    restart = {"requested": False}
-
-    def request_restart() -> None:
-        # answer first (the ack is already queued), then stop cleanly and exec again
-        restart["requested"] = True
-        asyncio.get_running_loop().call_later(1.0, os.kill, os.getpid(), signal.SIGTERM)
-
-    app = make_app(service, reporter_enabled=True, request_restart=request_restart)
-    print(f"{PROG} {__version__}: {config.cac_id} listening on "
-          f"http://{config.http.host}:{config.http.port}/api/v1", flush=True)
-    try:
-        web.run_app(app, host=config.http.host, port=config.http.port, print=None,
-                    access_log=None)
-    except OSError as exc:
-        raise CliError(f"cannot listen on {config.http.host}:{config.http.port}: "
-                       f"{exc.strerror}") from None
-    finally:
-        ledger.close()
-        operators.close()
-    if restart["requested"]:
+    if restart:
         logging.getLogger(PROG).warning("restarting on the hub's command")
         sys.stdout.flush()
         sys.stderr.flush()
@@ -117,7 +82,7 @@ def cmd_quote(argv: Sequence[str]) -> int:
     p.add_argument("--category", help="concession category")
     args = p.parse_args(argv)
     config = _config(args.config)
-    from agent.tariff import UnknownCategory, quote
+    from agent.meter.tariff import UnknownCategory, quote
 
     if not 0 <= args.minutes <= 100_000:
         raise CliError("--minutes must be between 0 and 100000")

@@ -29,7 +29,8 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
-from agent.service import AgentService, ServiceError
+from agent.errors import DomainError
+from agent.service import AgentService
 from agent.storage import atomic_write_bytes
 from wire.messages import Command, CommandAck
 
@@ -103,7 +104,7 @@ class CommandRunner:
                     ack = CommandAck(id=cmd.id, status="done", message=await handler(cmd))
                 except CommandFailed as exc:
                     ack = CommandAck(id=cmd.id, status="failed", message=str(exc))
-                except ServiceError as exc:
+                except DomainError as exc:
                     ack = CommandAck(id=cmd.id, status="failed", message=exc.message)
                 except Exception as exc:
                     log.exception("command %s (%s) failed", cmd.id, cmd.name)

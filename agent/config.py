@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent.meter.tariff import CATEGORY_RE as CATEGORY_RE
+from agent.meter.tariff import Band as Band
+from agent.meter.tariff import Tariff as Tariff
 from wire.config_check import ConfigError as ConfigError
 from wire.config_check import check_int as _check_int
 from wire.config_check import no_unknown as _no_unknown
@@ -20,59 +23,11 @@ from wire.config_check import table as _table
 
 CAC_ID_RE = re.compile(r"[a-z0-9-]{3,64}")
 STATION_ID_RE = re.compile(r"[a-z0-9-]{1,32}")
-CATEGORY_RE = re.compile(r"[a-z0-9_-]{1,32}")
 HHMM_RE = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 
 DEFAULT_CHECKPOINT_SECONDS = 15
 DEFAULT_VOUCHER_VALID_DAYS = 30
 DEFAULT_HEALTH_INTERVAL_SECONDS = 30
-
-
-@dataclass(frozen=True)
-class Band:
-    """A time-of-day price: blocks starting in [start, end) local time cost block_price."""
-
-    start: time
-    end: time
-    block_price: int
-
-    def contains(self, t: time) -> bool:
-        """True if local wall-clock time t falls in [start, end), wrapping past midnight."""
-        if self.start < self.end:
-            return self.start <= t < self.end
-        if self.start > self.end:  # wraps midnight, e.g. 20:00 -> 08:00
-            return t >= self.start or t < self.end
-        return True  # from == to: the whole day
-
-
-@dataclass(frozen=True)
-class Tariff:
-    currency: str = "MAD"
-    block_minutes: int = 15
-    block_price: int = 200
-    minimum_blocks: int = 1
-    grace_seconds: int = 60
-    bands: tuple[Band, ...] = ()
-    concessions: Mapping[str, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not re.fullmatch(r"[A-Z]{3}", self.currency):
-            raise ConfigError("tariff.currency", "must be a 3-letter ISO 4217 code like MAD")
-        _check_int("tariff.block_minutes", self.block_minutes, 1, 24 * 60)
-        _check_int("tariff.block_price", self.block_price, 0, 10**9)
-        _check_int("tariff.minimum_blocks", self.minimum_blocks, 0, 1000)
-        _check_int("tariff.grace_seconds", self.grace_seconds, 0, 24 * 3600)
-        for i, band in enumerate(self.bands):
-            _check_int(f"tariff.bands[{i}].block_price", band.block_price, 0, 10**9)
-        for name, pct in self.concessions.items():
-            if not CATEGORY_RE.fullmatch(name):
-                raise ConfigError(
-                    f"tariff.concessions.{name}", "category names are [a-z0-9_-]{1,32}")
-            _check_int(f"tariff.concessions.{name}", pct, 0, 100)
-
-    @property
-    def block_seconds(self) -> int:
-        return self.block_minutes * 60
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ Layout in ``data_dir``:
   record in both places; readers deduplicate by id.
 
 Every change is one atomic write of ``ledger.json``: a session close removes the session's
-checkpoint, spends its voucher and appends its record in the same write.
+checkpoint, spends its voucher and appends its record in the same write. Voucher changes
+are the meter's rules (``VoucherEntry.reserve``/``release``/``void``, ``Voucher.spend``):
+the ledger stores their results and never edits a voucher's fields itself.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from zoneinfo import ZoneInfo
 from tinydb import TinyDB
 from tinydb.table import Table
 
+from agent.meter.vouchers import Voucher, VoucherEntry, VoucherStateError
 from agent.storage import AtomicJSONStorage, StorageError, append_lines_durable, read_lines
 
 LEDGER_FILE = "ledger.json"
@@ -56,6 +59,15 @@ def voucher_doc_id(code: str) -> str:
     for ch in code.replace("-", ""):
         value = value * 32 + _CROCKFORD_VALUE[ch]
     return str(value + 1)  # TinyDB ids start at 1
+
+
+def _apply(raw: dict[str, Any], change: Callable[[VoucherEntry], VoucherEntry]
+           ) -> dict[str, Any]:
+    """A stored voucher entry changed by one of the meter's voucher rules."""
+    try:
+        return change(VoucherEntry.from_dict(raw)).to_dict()
+    except VoucherStateError as exc:
+        raise LedgerError(str(exc)) from None
 
 
 class Ledger:
@@ -209,12 +221,11 @@ class Ledger:
             if any(cp["station"] == checkpoint["station"] for cp in active.values()):
                 raise LedgerError(f"station {checkpoint['station']} already has a session")
             if voucher_code is not None:
-                entry = data.get("vouchers", {}).get(voucher_doc_id(voucher_code))
-                if entry is None:
+                table = data.get("vouchers", {})
+                key = voucher_doc_id(voucher_code)
+                if key not in table:
                     raise LedgerError("unknown voucher")
-                if entry.get("in_use"):
-                    raise LedgerError("voucher is in use in another session")
-                entry["in_use"] = checkpoint["id"]
+                table[key] = _apply(table[key], lambda e: e.reserve(checkpoint["id"]))
             active[checkpoint["id"]] = checkpoint
 
         self._commit(mutate)
@@ -243,11 +254,10 @@ class Ledger:
                 raise LedgerError(f"no active session {record['id']}")
             del active[record["id"]]
             if voucher_code is not None:
-                entry = data.get("vouchers", {}).get(voucher_doc_id(voucher_code))
-                if entry is not None:
-                    v = entry["voucher"]
-                    v["seconds_left"] = max(0, int(v["seconds_left"]) - spent_seconds)
-                    entry["in_use"] = None
+                table = data.get("vouchers", {})
+                key = voucher_doc_id(voucher_code)
+                if key in table:
+                    table[key] = _apply(table[key], lambda e: e.release(spent_seconds))
             return self._append(data, record)
 
         result: dict[str, Any] = self._commit(mutate)
@@ -261,7 +271,7 @@ class Ledger:
             key = voucher_doc_id(voucher["code"])
             if key in table:
                 raise LedgerError("voucher code collision; try again")
-            table[key] = {"voucher": voucher, "sale_id": record["id"], "in_use": None}
+            table[key] = VoucherEntry(Voucher.from_dict(voucher), str(record["id"])).to_dict()
             return self._append(data, record)
 
         result: dict[str, Any] = self._commit(mutate)
@@ -271,15 +281,11 @@ class Ledger:
         """Mark a voucher void and append the void record in one write."""
 
         def mutate(data: Tables) -> dict[str, Any]:
-            entry = data.get("vouchers", {}).get(voucher_doc_id(code))
-            if entry is None:
+            table = data.get("vouchers", {})
+            key = voucher_doc_id(code)
+            if key not in table:
                 raise LedgerError("unknown voucher")
-            if entry.get("in_use"):
-                raise LedgerError("the voucher is in use; end its session first")
-            if entry["voucher"].get("void"):
-                raise LedgerError("the voucher is already void")
-            entry["voucher"]["void"] = True
-            entry["voucher"]["void_reason"] = reason
+            table[key] = _apply(table[key], lambda e: e.void(reason))
             return self._append(data, record)
 
         result: dict[str, Any] = self._commit(mutate)
@@ -317,12 +323,7 @@ class Ledger:
         cutoff = now - VOUCHER_RETENTION
 
         def dead(entry: dict[str, Any]) -> bool:
-            v = entry["voucher"]
-            if entry.get("in_use"):
-                return False
-            ended = v.get("void") or int(v["seconds_left"]) <= 0
-            expired = datetime.fromisoformat(v["expires_at"]) <= cutoff
-            return bool(expired or (ended and datetime.fromisoformat(v["sold_at"]) <= cutoff))
+            return VoucherEntry.from_dict(entry).dead(cutoff)
 
         def mutate(data: Tables) -> int:
             table = data.get("vouchers", {})

@@ -1,100 +1,15 @@
-"""Session fees (CONTRACT §3): pure integer arithmetic, no I/O, no clock.
+"""Compatibility re-export: the tariff rules live in ``agent.meter.tariff``."""
 
-Time comes in as arguments: the session's start instant and its billed duration, which the
-meter measures on a monotonic clock. Every amount is an integer number of centimes.
-"""
+from agent.meter.tariff import (
+    Band,
+    Tariff,
+    UnknownCategory,
+    block_count,
+    block_prices,
+    compute_fee,
+    concession_percent,
+    quote,
+)
 
-from __future__ import annotations
-
-from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo
-
-from agent.config import Tariff
-
-
-class UnknownCategory(ValueError):
-    """A concession category that the tariff does not define."""
-
-    def __init__(self, category: str, known: list[str]) -> None:
-        listed = ", ".join(known) if known else "none"
-        super().__init__(f"unknown concession category {category!r} (known: {listed})")
-        self.category = category
-        self.known = known
-
-
-def block_count(tariff: Tariff, billed_seconds: int) -> int:
-    """How many blocks a session of billed_seconds pays for (0 inside the grace period)."""
-    if billed_seconds < 0:
-        raise ValueError(f"billed_seconds must not be negative, got {billed_seconds}")
-    if billed_seconds < tariff.grace_seconds:
-        return 0
-    started_blocks = -(-billed_seconds // tariff.block_seconds)  # ceil without floats
-    return max(tariff.minimum_blocks, started_blocks)
-
-
-def block_prices(
-    tariff: Tariff, started_at: datetime, billed_seconds: int, tz: ZoneInfo
-) -> list[int]:
-    """The price of each charged block, in order; bands are matched on local wall-clock time."""
-    if started_at.tzinfo is None or started_at.utcoffset() is None:
-        raise ValueError("started_at must be an aware datetime")
-    n = block_count(tariff, billed_seconds)
-    # Step in UTC: aware arithmetic in a ZoneInfo zone is wall-clock arithmetic and would
-    # misplace blocks across an offset change (Africa/Casablanca around Ramadan).
-    t0 = started_at.astimezone(UTC)
-    step = timedelta(minutes=tariff.block_minutes)
-    prices: list[int] = []
-    for k in range(n):
-        local = (t0 + k * step).astimezone(tz).time()
-        prices.append(_price_at(tariff, local))
-    return prices
-
-
-def _price_at(tariff: Tariff, local: time) -> int:
-    for band in tariff.bands:
-        if band.contains(local):
-            return band.block_price
-    return tariff.block_price
-
-
-def concession_percent(tariff: Tariff, category: str | None) -> int:
-    """Percent off for category; None or "" means none. Raises UnknownCategory."""
-    if not category:
-        return 0
-    try:
-        return tariff.concessions[category]
-    except KeyError:
-        raise UnknownCategory(category, sorted(tariff.concessions)) from None
-
-
-def compute_fee(
-    tariff: Tariff,
-    started_at: datetime,
-    billed_seconds: int,
-    tz: ZoneInfo,
-    category: str | None = None,
-) -> int:
-    """The fee in centimes: the sum of block prices less the concession, rounded down."""
-    pct = concession_percent(tariff, category)  # an unknown category fails even if free
-    total = sum(block_prices(tariff, started_at, billed_seconds, tz))
-    return total * (100 - pct) // 100
-
-
-def quote(
-    tariff: Tariff,
-    tz: ZoneInfo,
-    minutes: int,
-    start: datetime,
-    category: str | None = None,
-) -> dict[str, int | str]:
-    """The answer of `cac-agent quote`: the fee of a session of `minutes` from `start`.
-
-    A naive `start` is local wall-clock time in tz (as given on the command line); an aware
-    one is used as is.
-    """
-    if minutes < 0:
-        raise ValueError(f"minutes must not be negative, got {minutes}")
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=tz)
-    fee = compute_fee(tariff, start, minutes * 60, tz, category)
-    return {"minutes": minutes, "fee": fee, "currency": tariff.currency}
+__all__ = ["Band", "Tariff", "UnknownCategory", "block_count", "block_prices", "compute_fee",
+           "concession_percent", "quote"]

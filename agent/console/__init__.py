@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from agent.console import views_grid, views_manager, views_money
 from agent.console.core import (
     CSP,
     HERE,
@@ -24,6 +25,7 @@ from agent.console.core import (
     make_env,
     new_secret,
 )
+from agent.edge import EXECUTOR, SERVICE
 
 __all__ = ["setup_console"]
 
@@ -52,9 +54,6 @@ async def _stop_streams(app: web.Application) -> None:
 
 def setup_console(app: web.Application, *, secure_cookies: bool | None = None) -> None:
     """Mount the console on the agent's app (which holds the service and its executor)."""
-    from agent.api import EXECUTOR, SERVICE
-    from agent.console import views_grid, views_manager, views_money
-
     console = web.Application(middlewares=[_headers])
     console[STATE] = ConsoleState(
         service=app[SERVICE], executor=app[EXECUTOR], secret=new_secret(),

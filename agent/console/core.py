@@ -27,7 +27,8 @@ import jinja2
 from aiohttp import web
 
 from agent.console.i18n import LANGS, MESSAGES, Locale, pick_lang, translate
-from agent.service import AgentService, Principal, ServiceError
+from agent.errors import DomainError
+from agent.service import AgentService, Principal
 
 T = TypeVar("T")
 
@@ -116,7 +117,7 @@ class Ctx:
     def flash(self, kind: str, text: str) -> None:
         self.state.flashes.setdefault(self.token, []).append((kind, text))
 
-    def error_text(self, exc: ServiceError) -> str:
+    def error_text(self, exc: DomainError) -> str:
         known = f"err_{exc.code}"
         if known in MESSAGES:
             return self.loc.t(known)
@@ -135,7 +136,7 @@ async def authenticate(request: web.Request) -> tuple[Principal, str]:
     st = state(request)
     try:
         who = await call(request, st.service.operator_for_token, token)
-    except ServiceError:
+    except DomainError:
         raise NotLoggedIn from None
     return who, token
 

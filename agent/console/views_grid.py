@@ -32,8 +32,10 @@ from agent.console.core import (
     state,
 )
 from agent.console.i18n import LANGS, Locale
-from agent.service import AgentService, ServiceError
-from agent.session import EndReason
+from agent.errors import DomainError
+from agent.http_errors import headers_of, status_of
+from agent.meter.session import EndReason
+from agent.service import AgentService
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +83,9 @@ async def login_post(request: web.Request) -> web.Response:
     svc = state(request).service
     try:
         grant = await call(request, svc.login_from, name, password, request.remote)
-    except ServiceError as exc:
-        if exc.status == 429:
-            secs = int(exc.headers.get("Retry-After", "900"))
+    except DomainError as exc:
+        if status_of(exc) == 429:
+            secs = int(headers_of(exc).get("Retry-After", "900"))
             resp = _login_page(request, 429, loc.t("err_locked_out", minutes=-(-secs // 60)),
                                name=name)
             resp.headers["Retry-After"] = str(secs)
@@ -185,7 +187,7 @@ async def events(ctx: Ctx) -> web.StreamResponse:
         while not st.stopping.is_set():
             try:
                 await call(request, svc.operator_for_token, ctx.token)
-            except ServiceError:
+            except DomainError:
                 await resp.write(b"event: logout\ndata: {}\n\n")
                 break
             stations = await call(request, svc.stations)
@@ -209,9 +211,9 @@ def _minutes(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise ServiceError(400, "bad_minutes", "minutes must be a whole number") from None
+        raise DomainError("bad_minutes", "minutes must be a whole number") from None
     if not 1 <= value <= MAX_MINUTES:
-        raise ServiceError(400, "bad_minutes", f"minutes must be between 1 and {MAX_MINUTES}")
+        raise DomainError("bad_minutes", f"minutes must be between 1 and {MAX_MINUTES}")
     return value
 
 
@@ -220,9 +222,9 @@ def _current(svc: AgentService, sid: str, expected: str) -> str:
     view = svc.station_view(sid)
     s = view["session"]
     if s is None:
-        raise ServiceError(404, "no_session", f"station {sid} has no session")
+        raise DomainError("no_session", f"station {sid} has no session")
     if expected and s["id"] != expected:
-        raise ServiceError(409, "session_changed", "the station's session changed")
+        raise DomainError("session_changed", "the station's session changed")
     return str(s["id"])
 
 
@@ -267,7 +269,7 @@ async def station_action(ctx: Ctx) -> web.StreamResponse:
             ctx.flash("ok", loc.t("ok_message"))
         else:
             raise web.HTTPNotFound()
-    except ServiceError as exc:
+    except DomainError as exc:
         ctx.flash("error", ctx.error_text(exc))
     raise redirect(f"{PREFIX}/#st-{quote(sid)}")
 
@@ -278,7 +280,7 @@ def _seconds(text: str) -> int | None:
     try:
         return int(text)
     except ValueError:
-        raise ServiceError(400, "bad_seconds", "seconds must be a whole number") from None
+        raise DomainError("bad_seconds", "seconds must be a whole number") from None
 
 
 @routes.post("/message-all")
@@ -289,6 +291,6 @@ async def message_all(ctx: Ctx) -> web.StreamResponse:
         await call(ctx.request, ctx.state.service.send_message, None, form.get("text", ""),
                    _seconds(form.get("seconds", "")), f"operator:{ctx.who.name}")
         ctx.flash("ok", ctx.loc.t("ok_message"))
-    except ServiceError as exc:
+    except DomainError as exc:
         ctx.flash("error", ctx.error_text(exc))
     raise redirect(f"{PREFIX}/")

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from agent.console.core import PREFIX, Ctx, call, console_view, form_of, page, redirect
-from agent.service import ServiceError
+from agent.errors import DomainError
 
 EXTRA_ROWS = 2  # empty rows offered to add a band or a concession
 MAX_ROWS = 20
@@ -69,7 +69,7 @@ async def tariff_save(ctx: Ctx) -> web.StreamResponse:
     svc = ctx.state.service
     try:
         view = await call(ctx.request, svc.set_tariff, raw, f"operator:{ctx.who.name}")
-    except ServiceError as exc:
+    except DomainError as exc:
         ctx.flash("error", ctx.error_text(exc))
         current = await call(ctx.request, svc.tariff_view)
         return _tariff_page(ctx, raw, current, 400)  # keep what was typed
@@ -95,7 +95,7 @@ async def operator_save(ctx: Ctx) -> web.StreamResponse:
                    form.get("role", ""), str((await ctx.request.post()).get("password", "")),
                    ctx.who.name)
         ctx.flash("ok", ctx.loc.t("ok_operator", name=name))
-    except ServiceError as exc:
+    except DomainError as exc:
         ctx.flash("error", ctx.error_text(exc))
     raise redirect(f"{PREFIX}/operators")
 
@@ -114,7 +114,7 @@ async def operator_action(ctx: Ctx) -> web.StreamResponse:
         else:
             raise web.HTTPNotFound()
         ctx.flash("ok", ctx.loc.t("ok_operator", name=name))
-    except ServiceError as exc:
+    except DomainError as exc:
         ctx.flash("error", ctx.error_text(exc))
     raise redirect(f"{PREFIX}/operators")
 

@@ -11,8 +11,9 @@ from aiohttp import web
 from markupsafe import Markup
 
 from agent.console.core import PREFIX, Ctx, call, console_view, form_of, page, redirect
+from agent.errors import DomainError
 from agent.reports import Period, day_close_for, day_period, shift_period, to_csv
-from agent.service import AgentService, ServiceError
+from agent.service import AgentService
 
 MAX_BATCH = 50
 RECENT_VOUCHERS = 50
@@ -49,7 +50,7 @@ async def vouchers(ctx: Ctx) -> web.StreamResponse:
     if code:
         try:
             found = await call(req, svc.voucher_info, code)
-        except ServiceError as exc:
+        except DomainError as exc:
             ctx.flash("error", ctx.error_text(exc))
     recent = (await call(req, svc.voucher_list))[:RECENT_VOUCHERS]
     tariff = await call(req, svc.tariff_view)
@@ -70,7 +71,7 @@ def _int(text: str, lo: int, hi: int, code: str) -> int:
     except ValueError:
         value = lo - 1
     if not lo <= value <= hi:
-        raise ServiceError(400, code, f"must be between {lo} and {hi}")
+        raise DomainError(code, f"must be between {lo} and {hi}")
     return value
 
 
@@ -83,7 +84,7 @@ async def sell(ctx: Ctx) -> web.StreamResponse:
         count = _int(form.get("count", "1") or "1", 1, MAX_BATCH, "bad_count")
         codes = await call(ctx.request, _sell_batch, ctx.state.service, minutes, count,
                            form.get("category") or None, ctx.who.name)
-    except ServiceError as exc:
+    except DomainError as exc:
         ctx.flash("error", ctx.error_text(exc))
         raise redirect(f"{PREFIX}/vouchers") from None
     ctx.flash("ok", ctx.loc.t("ok_sold", count=len(codes)))
@@ -102,7 +103,7 @@ async def void(ctx: Ctx) -> web.StreamResponse:
         try:
             await call(ctx.request, ctx.state.service.void_voucher, code, reason, ctx.who.name)
             ctx.flash("ok", ctx.loc.t("ok_voided", code=code))
-        except ServiceError as exc:
+        except DomainError as exc:
             ctx.flash("error", ctx.error_text(exc))
     raise redirect(f"{PREFIX}/vouchers?" + urlencode({"code": code}))
 
@@ -116,7 +117,7 @@ async def tickets(ctx: Ctx) -> web.StreamResponse:
     for code in ctx.request.query.getall("c", [])[:MAX_BATCH]:
         try:
             v = await call(ctx.request, svc.voucher_info, code)
-        except ServiceError as exc:
+        except DomainError as exc:
             ctx.flash("error", ctx.error_text(exc))
             continue
         items.append({**v, "qr": qr_svg(v["code"])})

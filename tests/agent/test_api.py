@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from agent_support import PASSWORD, TOKENS, Agent, start_agent
 
+from agent.meter.tariff import compute_fee
 from agent.service import AgentService
-from agent.tariff import compute_fee
 
 
 @pytest.fixture

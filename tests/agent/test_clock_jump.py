@@ -11,10 +11,10 @@ import pytest
 from agent.clock import FakeClock
 from agent.config import parse_agent_config
 from agent.ledger import Ledger
+from agent.meter.session import EndReason
+from agent.meter.tariff import compute_fee
 from agent.operators import OperatorStore
 from agent.service import AgentService
-from agent.session import EndReason
-from agent.tariff import compute_fee
 
 # 10:00 UTC is 11:00 in Casablanca (UTC+01 in January), between a cheap band that ends at
 # 11:00 and a dear one from 12:00: a start or an end read off a jumped wall clock costs more

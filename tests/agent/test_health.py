@@ -15,8 +15,9 @@ from agent.clock import FakeClock
 from agent.config import parse_agent_config
 from agent.health import prime_cpu_percent, sample_health
 from agent.ledger import Ledger
+from agent.meter.stations import STATION_ONLINE_SECONDS
 from agent.operators import OperatorStore
-from agent.service import STATION_ONLINE_SECONDS, AgentService
+from agent.service import AgentService
 from wire.messages import Health, StationHealth, decode, encode
 
 TOKENS = {"s1": "station-one-token-0001", "s2": "station-two-token-0002"}

@@ -23,8 +23,8 @@ from agent.ledger import (
     StorageError,
     voucher_doc_id,
 )
+from agent.meter.vouchers import Voucher, generate_code
 from agent.storage import append_lines_durable, read_lines
-from agent.vouchers import Voucher, generate_code
 
 CAC = "ma-oriental-oujda-001"
 CASABLANCA = ZoneInfo("Africa/Casablanca")

@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agent.config import Band, Tariff
-from agent.session import EndReason, Session, SessionError
-from agent.tariff import compute_fee
+from agent.meter.session import EndReason, Session, SessionError
+from agent.meter.tariff import compute_fee
 
 TZ = ZoneInfo("Africa/Casablanca")
 TARIFF = Tariff(block_minutes=15, block_price=200, minimum_blocks=1, grace_seconds=60,

@@ -13,9 +13,9 @@ import pytest
 from agent_support import TOKENS, Agent, config_dict, start_agent
 
 from agent.commands import CommandRunner
+from agent.meter.session import EndReason
+from agent.meter.tariff import compute_fee
 from agent.service import AgentService
-from agent.session import EndReason
-from agent.tariff import compute_fee
 from wire.messages import Command
 
 NEW_TARIFF = {"currency": "MAD", "block_minutes": 30, "block_price": 500, "minimum_blocks": 1,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.config import Band, Tariff
-from agent.tariff import (
+from agent.meter.tariff import (
     UnknownCategory,
     block_count,
     block_prices,

@@ -13,11 +13,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.vouchers import (
+from agent.meter.vouchers import (
     ALPHABET,
     InvalidCode,
     Voucher,
+    VoucherEntry,
     VoucherRejected,
+    VoucherStateError,
     check_redeemable,
     code_to_int,
     generate_code,
@@ -115,7 +117,7 @@ def test_default_generator_uses_secrets(monkeypatch: pytest.MonkeyPatch) -> None
         asked.append(k)
         return 31
 
-    monkeypatch.setattr("agent.vouchers.secrets.randbits", fake_randbits)
+    monkeypatch.setattr("agent.meter.vouchers.secrets.randbits", fake_randbits)
     assert generate_code() == "00000-0000Z"
     assert asked == [50]
 
@@ -451,3 +453,39 @@ def test_partly_spent_voucher_still_redeemable() -> None:
     v = make_voucher().spend(3540)
     assert v.minutes_left == 1
     assert check_redeemable(v, CAC, NOW) == v
+
+
+# ---------------------------------------------------------------- the stored entry (VoucherEntry)
+
+
+def _entry(**kw: object) -> VoucherEntry:
+    now = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+    v = Voucher(code=generate_code(), cac_id="ma-test-001", seconds_total=1800,
+                seconds_left=1800, price=400, category=None, sold_at=now,
+                expires_at=now + timedelta(days=30), sold_by="amina")
+    return VoucherEntry(v, "sale-1", **kw)  # type: ignore[arg-type]
+
+
+def test_an_entry_pays_for_one_session_at_a_time() -> None:
+    e = _entry().reserve("sess-1")
+    assert e.in_use == "sess-1"
+    with pytest.raises(VoucherStateError, match="in use"):
+        e.reserve("sess-2")
+    freed = e.release(600)
+    assert (freed.in_use, freed.voucher.seconds_left) == (None, 1200)
+
+
+def test_refund_is_the_price_only_while_unused() -> None:
+    e = _entry()
+    assert e.voucher.refund == 400
+    assert e.release(1).voucher.refund == 0
+
+
+def test_void_is_refused_in_use_and_twice() -> None:
+    with pytest.raises(VoucherStateError, match="in use"):
+        _entry(in_use="sess-1").void("refund")
+    done = _entry().void("refund")
+    assert (done.voucher.void, done.voucher.void_reason) == (True, "refund")
+    with pytest.raises(VoucherStateError, match="already void"):
+        done.void("again")
+    assert VoucherEntry.from_dict(done.to_dict()) == done

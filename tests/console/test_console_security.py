@@ -12,7 +12,7 @@ import pytest
 from agent_support import PASSWORD, TOKENS, Agent, start_agent
 
 from agent.auth import LoginLockout
-from agent.service import OPERATOR_TOKEN_TTL
+from agent.usecases.accounts import OPERATOR_TOKEN_TTL
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 

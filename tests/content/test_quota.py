@@ -10,6 +10,7 @@ import pytest
 from content_support import Hub, make_package
 
 import agent.content as agent_content
+import agent.content.store as content_store
 
 KB = 1024
 
@@ -58,14 +59,14 @@ async def test_full_disk_sets_the_alarm_and_pauses_until_space_returns(
         hub: Hub, agent_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     hub.store.add(make_package(tmp_path / "src", "pkg", {"x.bin": os.urandom(200 * KB)}))
     a, cache, close = await agent_factory(hub.url, reserve_mb=250)
-    monkeypatch.setattr(agent_content, "free_bytes", lambda path: 100 * 1024 * 1024)
+    monkeypatch.setattr(content_store, "free_bytes", lambda path: 100 * 1024 * 1024)
     st = await cache.sync()
     assert st["disk_full"] is True and "disk full" in st["error"]
     assert st["installed"] == 0 and st["queued"] == 1
     health = a.service.health_snapshot()["content"]
     assert health["disk_full"] is True
     assert not list((cache.root / "downloads").glob("*.part"))
-    monkeypatch.setattr(agent_content, "free_bytes", lambda path: 10 * 1024**3)
+    monkeypatch.setattr(content_store, "free_bytes", lambda path: 10 * 1024**3)
     st = await cache.sync()
     assert st["disk_full"] is False and st["error"] is None and st["installed"] == 1
     await close()

@@ -1,0 +1,93 @@
+"""The agent's content routes: ``/content/{package}/{path}`` and the listings."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from aiohttp import web
+
+from agent.content import CONTENT, ContentCache
+from agent.content.store import CHUNK
+from agent.edge import COMMANDS, SERVICE, operator, station
+
+IMMUTABLE_HINT = "no-cache"  # paths are stable but their bytes change with a new version
+
+
+async def serve_file(request: web.Request) -> web.StreamResponse:
+    """``/content/{package}/{path}``: only a path listed in the installed manifest whose blob
+    verified; the request never becomes a file-system path. ETag = sha256, Range, HEAD."""
+    cache = request.app[CONTENT]
+    entry = cache.lookup(request.match_info["pid"], request.match_info["path"])
+    if entry is None:
+        return web.json_response({"error": "not_found", "message": "no such content"},
+                                 status=404)
+    sha, size = entry["sha256"], entry["size"]
+    etag = f'"{sha}"'
+    headers = {"ETag": etag, "Cache-Control": IMMUTABLE_HINT, "Accept-Ranges": "bytes",
+               "X-Content-Type-Options": "nosniff"}
+    inm = request.headers.get("If-None-Match")
+    if inm and any(t.strip() in (etag, "*", f"W/{etag}") for t in inm.split(",")):
+        return web.Response(status=304, headers=headers)
+    start, stop, status = 0, size, 200
+    if "Range" in request.headers and request.headers.get("If-Range", etag) == etag:
+        try:
+            rng = request.http_range
+        except ValueError:
+            rng = None
+        if rng is None or (rng.start is not None and rng.start >= size and rng.start >= 0):
+            return web.Response(status=416, headers={**headers,
+                                                     "Content-Range": f"bytes */{size}"})
+        if rng.start is not None and rng.start < 0:
+            start, stop = max(0, size + rng.start), size
+        else:
+            start = rng.start or 0
+            stop = min(size, rng.stop if rng.stop is not None else size)
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_type, _, charset = entry["media_type"].partition("; charset=")
+    if charset:
+        resp.charset = charset
+    resp.content_length = stop - start
+    await resp.prepare(request)
+    if request.method == "HEAD":
+        return resp
+    loop = asyncio.get_running_loop()
+    with cache.blob_path(sha).open("rb") as f:  # noqa: ASYNC230 - open only; reads below
+        pos = start
+        while pos < stop:
+            chunk = await loop.run_in_executor(None, os.pread, f.fileno(),
+                                               min(CHUNK * 4, stop - pos), pos)
+            if not chunk:
+                break
+            await resp.write(chunk)
+            pos += len(chunk)
+    await resp.write_eof()
+    return resp
+
+
+async def list_operator(request: web.Request) -> web.Response:
+    await operator(request)
+    cache = request.app[CONTENT]
+    return web.json_response({"packages": cache.listing(), "sync": cache.status()})
+
+
+async def list_station(request: web.Request) -> web.Response:
+    await station(request)
+    cache = request.app[CONTENT]
+    return web.json_response({"packages": cache.listing(), "sync": cache.status()})
+
+
+def setup(app: web.Application) -> ContentCache:
+    """Give the agent's app its content cache: portal routes, listings, the sync task,
+    the ``resync_content`` command and the health hook."""
+    svc = app[SERVICE]
+    cache = ContentCache(svc.config.content, svc.state_dir, svc.config.tz, svc.clock.now)
+    app[CONTENT] = cache
+    svc.content_status = cache.status
+    app[COMMANDS].register("resync_content", cache.command)
+    app.router.add_get("/content/{pid}/{path:.+}", serve_file)
+    app.router.add_get("/api/v1/content", list_operator)
+    app.router.add_get("/api/v1/stations/{sid}/content", list_station)
+    return cache

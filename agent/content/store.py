@@ -1,0 +1,390 @@
+"""The content cache on disk: installed packages, verified blobs, the quota and its evictions.
+
+Layout under ``DATA_DIR/content/``::
+
+    blobs/ab/abcdef...           verified file bodies, named by sha256
+    downloads/abcdef....part     bodies being downloaded (resumed with Range)
+    packages/{id}/manifest.json  the installed manifest (exact bytes from the hub)
+    state.json                   catalogue ETag, download queue (with manifests), last use
+
+A file reaches ``blobs/`` only after its sha256 matched (fsync, then ``os.replace``), and a
+package is installed (its manifest written atomically) only when all of its blobs are
+there, so a station never gets a file that failed its check. Files unchanged between
+versions are not downloaded again (content addressing). The queue lives in ``state.json``,
+so a restart resumes where it stopped. Disk use stays under ``quota_mb`` and above
+``reserve_mb`` of free space, evicting the least recently used unpinned packages; a full
+disk sets ``disk_full`` and an error in the health report and pauses downloads.
+
+Content state never goes into the ledger. File I/O and hashing run on the cache's own
+thread; the event loop only moves bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+from agent.config import ContentConfig
+from agent.storage import atomic_write_bytes, fsync_dir
+from wire.content import SHA256_RE, ContentError, check_manifest
+
+log = logging.getLogger("agent.content")
+
+MB = 1024 * 1024
+CHUNK = 64 * 1024
+STATE_FILE = "state.json"
+
+
+class SyncError(Exception):
+    """A sync step failed (hub unreachable, bad answer); the message is for the health report."""
+
+
+class DiskFull(SyncError):
+    """No room left under the quota or above the free-space reserve."""
+
+
+class QuotaExceeded(SyncError):
+    """One package does not fit in the quota even after evicting every unpinned package."""
+
+
+def free_bytes(path: Path) -> int:
+    """Free space on the file system holding ``path`` (tests replace this)."""
+    return shutil.disk_usage(path).free
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for p in paths:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
+def iso(dt: datetime | None) -> str | None:
+    return None if dt is None else dt.isoformat(timespec="seconds")
+
+
+class ContentStore:
+    """The cache on disk (see module doc): what is installed and present, the quota, blob
+    files; ``lookup()`` answers the portal routes; ``status()`` is the health dict."""
+
+    def __init__(self, cfg: ContentConfig, data_dir: Path, tz: ZoneInfo,
+                 now: Callable[[], datetime]) -> None:
+        self.cfg = cfg
+        self.tz = tz
+        self.now = now
+        self.root = data_dir / "content"
+        self.blobs = self.root / "blobs"
+        self.downloads = self.root / "downloads"
+        self.packages_dir = self.root / "packages"
+        self.state_path = self.root / STATE_FILE
+        self.quota_bytes = cfg.quota_mb * MB
+        self.reserve_bytes = cfg.reserve_mb * MB
+        self.installed: dict[str, dict[str, Any]] = {}  # id -> manifest
+        self.installed_sha: dict[str, str] = {}  # id -> sha256 of its manifest bytes
+        self.index: dict[str, dict[str, dict[str, Any]]] = {}  # id -> path -> file
+        self.queue: list[dict[str, Any]] = []  # {"manifest", "manifest_sha256"}
+        self.present: dict[str, int] = {}  # verified blobs: sha -> size
+        self.parts: dict[str, int] = {}  # partial downloads: sha -> bytes so far
+        self.last_used: dict[str, str] = {}
+        self.evicted: dict[str, int] = {}  # id -> version evicted for room (not re-fetched)
+        self.etag: str | None = None
+        self.last_check_at: datetime | None = None
+        self.last_success_at: datetime | None = None
+        self.error: str | None = None
+        self.disk_full = False
+        self.syncing = False
+        self.counters = {"bytes_downloaded": 0, "rejected": 0, "resumed": 0, "syncs": 0}
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent-content")
+        self._snapshot: dict[str, Any] = {}
+        self._publish()
+
+    # ---------------------------------------------------------------- state on disk
+
+    def load(self) -> None:
+        """Read state, installed manifests and the blobs present (on the I/O thread)."""
+        for d in (self.blobs, self.downloads, self.packages_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        state: dict[str, Any] = {}
+        try:
+            state = json.loads(self.state_path.read_bytes())
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError):
+            log.exception("%s is unreadable; the catalogue will be fetched again",
+                          self.state_path)
+        for blob in self.blobs.glob("*/*"):
+            if SHA256_RE.fullmatch(blob.name) and blob.parent.name == blob.name[:2]:
+                self.present[blob.name] = blob.stat().st_size
+        for part in self.downloads.glob("*.part"):
+            self.parts[part.name[:-5]] = part.stat().st_size
+        for mpath in self.packages_dir.glob("*/manifest.json"):
+            try:
+                raw = mpath.read_bytes()
+                m = check_manifest(json.loads(raw))
+            except (OSError, ValueError) as exc:
+                log.error("installed manifest %s is damaged (%s); dropping it", mpath, exc)  # noqa: TRY400
+                with contextlib.suppress(OSError):
+                    mpath.unlink()
+                continue
+            self._install_in_memory(m, hashlib.sha256(raw).hexdigest())
+        self.etag = state.get("etag") if isinstance(state.get("etag"), str) else None
+        for item in state.get("queue", []):
+            try:
+                check_manifest(item["manifest"])
+                self.queue.append({"manifest": item["manifest"],
+                                   "manifest_sha256": str(item["manifest_sha256"])})
+            except (ContentError, KeyError, TypeError):
+                log.warning("dropping a damaged queue entry; the catalogue will be re-read")
+                self.etag = None
+        self.last_used = {k: v for k, v in dict(state.get("last_used", {})).items()
+                          if isinstance(v, str)}
+        self.evicted = {k: v for k, v in dict(state.get("evicted", {})).items()
+                        if isinstance(v, int)}
+        for key in ("last_check_at", "last_success_at"):
+            with contextlib.suppress(TypeError, ValueError):
+                setattr(self, key, datetime.fromisoformat(state[key]) if state.get(key) else None)
+        # an installed package whose blob went missing goes back to the queue
+        for pid, m in list(self.installed.items()):
+            if any(self.present.get(f["sha256"]) != f["size"] for f in m["files"]):
+                log.warning("package %s lost files; queued for repair", pid)
+                self._enqueue(m, self.installed_sha[pid])
+        self._publish()
+
+    def _state_bytes(self) -> bytes:
+        return json.dumps({
+            "format": 1, "etag": self.etag, "queue": self.queue, "last_used": self.last_used,
+            "evicted": self.evicted, "last_check_at": iso(self.last_check_at),
+            "last_success_at": iso(self.last_success_at)}, ensure_ascii=False).encode()
+
+    async def save(self) -> None:
+        data = self._state_bytes()
+        try:
+            await self._run(atomic_write_bytes, self.state_path, data)
+        except OSError as exc:
+            self._disk_error(exc)
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
+
+    def _disk_error(self, exc: OSError) -> None:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            self.disk_full = True
+            self.error = f"disk full: cannot write to {self.root}"
+        log.error("content cache: %s", exc)  # noqa: TRY400
+
+    # ---------------------------------------------------------------- status
+
+    def _missing_bytes(self, m: dict[str, Any]) -> int:
+        shas = {f["sha256"]: f["size"] for f in m["files"] if f["sha256"] not in self.present}
+        return sum(max(0, size - self.parts.get(sha, 0)) for sha, size in shas.items())
+
+    def used_bytes(self) -> int:
+        return sum(self.present.values()) + sum(self.parts.values())
+
+    def _publish(self) -> None:
+        """Refresh the status snapshot (read from the service thread by the health report)."""
+        self._snapshot = {
+            "catalogue_etag": self.etag,
+            "last_check_at": iso(self.last_check_at),
+            "last_success_at": iso(self.last_success_at),
+            "installed": len(self.installed),
+            "queued": len(self.queue),
+            "bytes_queued": sum(self._missing_bytes(q["manifest"]) for q in self.queue),
+            "used_bytes": self.used_bytes(),
+            "quota_bytes": self.quota_bytes,
+            "error": self.error,
+            "disk_full": self.disk_full,
+            "syncing": self.syncing,
+            "hub_url": self.cfg.hub_url,
+            "evicted": sorted(self.evicted),
+            **self.counters,
+        }
+
+    def status(self) -> dict[str, Any]:
+        """The health report's ``content`` dict (safe to call from any thread)."""
+        return dict(self._snapshot)
+
+    # ---------------------------------------------------------------- installed packages
+
+    def _install_in_memory(self, m: dict[str, Any], sha: str) -> None:
+        self.installed[m["id"]] = m
+        self.installed_sha[m["id"]] = sha
+        self.index[m["id"]] = {f["path"]: f for f in m["files"]}
+
+    def _remove_in_memory(self, pid: str) -> None:
+        self.installed.pop(pid, None)
+        self.installed_sha.pop(pid, None)
+        self.index.pop(pid, None)
+
+    def _enqueue(self, m: dict[str, Any], sha: str) -> None:
+        self.queue = [q for q in self.queue if q["manifest"]["id"] != m["id"]]
+        self.queue.append({"manifest": m, "manifest_sha256": sha})
+
+    def blob_path(self, sha: str) -> Path:
+        return self.blobs / sha[:2] / sha
+
+    def lookup(self, pid: str, path: str) -> dict[str, Any] | None:
+        """The manifest entry for a portal URL, if installed and its blob verified; never a
+        file-system path built from the request."""
+        entry = self.index.get(pid, {}).get(path)
+        if entry is None or self.present.get(entry["sha256"]) != entry["size"]:
+            return None
+        self.last_used[pid] = iso(self.now()) or ""
+        return entry
+
+    def listing(self) -> list[dict[str, Any]]:
+        out = []
+        for pid in sorted(self.installed):
+            m = self.installed[pid]
+            files = [{"path": f["path"], "size": f["size"], "sha256": f["sha256"],
+                      "title": f.get("title"), "media_type": f["media_type"],
+                      "url": f"/content/{pid}/{f['path']}"}
+                     for f in m["files"] if self.present.get(f["sha256"]) == f["size"]]
+            out.append({"id": pid, "version": m["version"], "title": m["title"],
+                        "language": m["language"], "description": m.get("description", ""),
+                        "files": files})
+        return out
+
+    def _write_pending_manifest(self, pid: str, raw: bytes) -> None:
+        """Keep the exact manifest bytes next to the installed one until it is installed."""
+        d = self.packages_dir / pid
+        d.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(d / "pending.json", raw)
+
+    async def _uninstall(self, pid: str) -> None:
+        self._remove_in_memory(pid)
+        self.last_used.pop(pid, None)
+        await self._run(shutil.rmtree, self.packages_dir / pid, True)
+
+    def _install(self, m: dict[str, Any], sha: str) -> None:
+        d = self.packages_dir / m["id"]
+        d.mkdir(parents=True, exist_ok=True)
+        pending = d / "pending.json"
+        try:
+            raw = pending.read_bytes()
+        except OSError:
+            raw = b""
+        if hashlib.sha256(raw).hexdigest() != sha:
+            raw = json.dumps(m).encode()  # the queue's copy (the pending file went missing)
+        atomic_write_bytes(d / "manifest.json", raw)  # the switch to the new version
+        with contextlib.suppress(OSError):
+            pending.unlink()
+
+    def _referenced(self) -> set[str]:
+        refs = {f["sha256"] for m in self.installed.values() for f in m["files"]}
+        refs.update(f["sha256"] for q in self.queue for f in q["manifest"]["files"])
+        return refs
+
+    async def _collect_garbage(self) -> None:
+        """Delete blobs and partial downloads that no installed or queued package names."""
+        refs = self._referenced()
+        paths = []
+        for sha in [s for s in self.present if s not in refs]:
+            paths.append(self.blob_path(sha))
+            del self.present[sha]
+        for sha in [s for s in self.parts if s not in refs]:
+            paths.append(self.downloads / f"{sha}.part")
+            del self.parts[sha]
+        if paths:
+            await self._run(_unlink_all, paths)
+
+    async def _make_room(self, m: dict[str, Any]) -> None:
+        """Evict least recently used unpinned packages until ``m`` fits in the quota and above
+        the free-space reserve; raise QuotaExceeded or DiskFull if it cannot."""
+        need = self._missing_bytes(m)
+        while True:
+            free = await self._run(free_bytes, self.root)
+            over_quota = self.used_bytes() + need > self.quota_bytes
+            over_disk = free - need < self.reserve_bytes
+            if not over_quota and not over_disk:
+                return
+            victims = sorted(
+                (p for p in self.installed if p not in self.cfg.pinned and p != m["id"]),
+                key=lambda p: self.last_used.get(p, ""))
+            if not victims:
+                if over_disk:
+                    raise DiskFull(
+                        f"disk full: {free // MB} MB free, {need // MB} MB to download for "
+                        f"{m['id']}, reserve {self.reserve_bytes // MB} MB")
+                raise QuotaExceeded(
+                    f"package {m['id']} ({need // MB} MB to download) does not fit in the "
+                    f"{self.quota_bytes // MB} MB quota")
+            victim = victims[0]
+            log.warning("content cache: evicting %s (least recently used) to make room for %s",
+                        victim, m["id"])
+            self.evicted[victim] = self.installed[victim]["version"]
+            await self._uninstall(victim)
+            await self._collect_garbage()
+
+    def _open_part(self, sha: str, size: int, offset: int) -> tuple[IO[bytes], Any, int]:
+        """Open the part file for appending at ``offset`` (0: start afresh) and hash what it
+        already holds."""
+        path = self.downloads / f"{sha}.part"
+        h = hashlib.sha256()
+        f: IO[bytes]
+        if offset:
+            f = path.open("r+b")
+            f.truncate(offset)
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+            f.seek(offset)
+        else:
+            f = path.open("wb")
+        return f, h, offset
+
+    def _write(self, f: IO[bytes], h: Any, data: bytes) -> None:
+        """Append to the part file, keeping the free-space reserve (on the I/O thread)."""
+        free = free_bytes(self.root)
+        if free - len(data) < self.reserve_bytes:
+            raise DiskFull(f"disk full: {free // MB} MB free, reserve "
+                           f"{self.reserve_bytes // MB} MB; downloads paused")
+        f.write(data)
+        h.update(data)
+
+    def _finish(self, f: IO[bytes], sha: str, h: Any, total: int, size: int) -> str:
+        """Flush and close the part file; if complete and its hash matches, move it into
+        ``blobs/`` (fsync, atomic rename). A bad file is deleted: it is never served.
+        Answers "partial", "bad" or "ok"."""
+        try:
+            f.flush()
+            os.fsync(f.fileno())
+        finally:
+            f.close()
+        part = self.downloads / f"{sha}.part"
+        if total < size:
+            return "partial"
+        if total != size or h.hexdigest() != sha:
+            part.unlink()
+            return "bad"
+        dest = self.blob_path(sha)
+        dest.parent.mkdir(exist_ok=True)
+        os.replace(part, dest)
+        fsync_dir(dest.parent)
+        return "ok"
+
+    async def _flush(self, f: IO[bytes], h: Any, data: bytes, total: int, sha: str) -> int:
+        if not data:
+            return total
+        try:
+            await self._run(self._write, f, h, data)
+        except OSError as exc:
+            raise self._as_disk_error(exc) from None
+        total += len(data)
+        self.parts[sha] = total
+        return total
+
+    def _as_disk_error(self, exc: OSError) -> SyncError:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return DiskFull(f"disk full: cannot write to {self.downloads}")
+        return SyncError(f"cannot write the cache: {exc.strerror or exc}")
