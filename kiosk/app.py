@@ -4,7 +4,9 @@ citizen's applications, and keeps the station locked down (no escape, no setting
 close without the operator PIN).
 
 The kiosk holds no state that matters: the agent owns sessions and money; a restarted
-kiosk shows the running session again from the first poll.
+kiosk shows the running session again from the first poll. The rules (screen choice,
+countdown, warnings, idle timeout, PIN lockout) are pure, in ``kiosk.model``; the screens
+and their actions are in ``kiosk.screens``; the state they show is in Kivy properties here.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from kivy.clock import Clock
 from kivy.core.window import Window
 from kivy.graphics import Color, Rectangle
 from kivy.metrics import dp, sp
+from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.modalview import ModalView
@@ -33,58 +36,58 @@ from kivy.uix.widget import Widget
 from kiosk import screens
 from kiosk.apps import Launcher
 from kiosk.client import AgentRefused, AgentUnreachable, StationClient
-from kiosk.config import KioskConfig, check_pin
-from kiosk.i18n import DEFAULT_LANG, LANGS, Localizer
+from kiosk.config import KioskConfig
+from kiosk.i18n import DEFAULT_LANG, Localizer
 from kiosk.model import (
-    SESSION_SCREENS,
     Countdown,
     Warnings,
-    add_symbol,
     decide,
-    del_symbol,
-    redeem_error_message,
+    idle_verdict,
+    out_of_service,
+    poll_delay,
+    receipt_from_session,
 )
-from kiosk.widgets import ACCENT, BG, DANGER, WARN, KButton
+from kiosk.screens import modals
+from kiosk.screens.pin import PinEntry
+from kiosk.screens.portal import Library
+from kiosk.screens.voucher import VoucherEntry
+from kiosk.station_state import remember_lang, remembered_lang, state_file
+from kiosk.widgets import BG, WARN, Corner, KButton
 from kiosk.xidle import x_idle_seconds
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.25
-LONG_PRESS_SECONDS = 3.0      # hidden corner that opens the operator PIN screen
-PIN_MAX_FAILURES = 5
-PIN_BLOCK_SECONDS = 60
-OFFLINE_AFTER_FAILURES = 2    # polls that fail in a row before the out-of-service screen
 WARNING_MODAL_SECONDS = 12
 KEY_ESCAPE, KEY_F1 = 27, 282
 
 
-class Corner(Widget):
-    """An invisible corner: a long press opens the operator's PIN screen."""
-
-    def __init__(self, on_long_press: Callable[[], None], **kw: Any) -> None:
-        super().__init__(**kw)
-        self._cb = on_long_press
-        self._ev: Any = None
-
-    def on_touch_down(self, touch: Any) -> bool:
-        if not self.collide_point(*touch.pos):
-            return False
-        self._ev = Clock.schedule_once(lambda _dt: self._cb(), LONG_PRESS_SECONDS)
-        touch.grab(self)
-        return True
-
-    def on_touch_up(self, touch: Any) -> bool:
-        if touch.grab_current is self:
-            touch.ungrab(self)
-            if self._ev is not None:
-                self._ev.cancel()
-                self._ev = None
-            return True
-        return False
-
-
 class KioskApp(App):
     title = "CAC kiosk"
+
+    # the state the screens show
+    screen: str = StringProperty("")
+    L: Localizer = ObjectProperty(None)
+    large_text: bool = BooleanProperty(False)
+    session: dict[str, Any] | None = ObjectProperty(None, allownone=True)
+    receipt: dict[str, Any] | None = ObjectProperty(None, allownone=True)
+    lock: dict[str, Any] | None = ObjectProperty(None, allownone=True)
+    offline_detail: str = StringProperty("")
+    offline_in_session: bool = BooleanProperty(False)
+    next_poll: float = NumericProperty(0.0)
+    modal_kind: str = StringProperty("")
+    voucher_code: str = StringProperty("")
+    voucher_status: str = StringProperty("")
+    voucher_status_bad: bool = BooleanProperty(False)
+    redeem_busy: bool = BooleanProperty(False)
+    redeem_blocked_until: float = NumericProperty(0.0)
+    pin_typed: str = StringProperty("")
+    pin_status: str = StringProperty("")
+    portal_query: str = StringProperty("")
+    portal_packages: list[dict[str, Any]] | None = ObjectProperty(None, allownone=True)
+    portal_package: dict[str, Any] | None = ObjectProperty(None, allownone=True)
+    portal_text: str | None = ObjectProperty(None, allownone=True)
+    portal_note: str = StringProperty("")
 
     def __init__(self, client: StationClient, cfg: KioskConfig, *, station: str,
                  lang: str | None = None, screenshot: Path | None = None,
@@ -97,49 +100,26 @@ class KioskApp(App):
         self.trace_path = trace_path
         self.events: list[dict[str, Any]] = []
         self.mono: Callable[[], float] = time.monotonic
-        self.L = Localizer(lang or self._remembered_lang() or DEFAULT_LANG)
-        self.large_text = False
+        self.L = Localizer(lang or remembered_lang(self._state_file()) or DEFAULT_LANG)
         self.launcher = Launcher(cfg.apps)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kiosk-io")
         self._cleanup_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiosk-apps")
-        # state shown by the screens
-        self.screen = ""
-        self.live: dict[str, Any] = {}
-        self.session: dict[str, Any] | None = None
+        self.voucher_entry = VoucherEntry(self)
+        self.pin_entry = PinEntry(self)
+        self.library = Library(self)
+        self.live: dict[str, Any] = {}   # labels that the tick updates in place
         self.countdown = Countdown()
         self.warnings = Warnings()
-        self.receipt: dict[str, Any] | None = None
         self.receipt_deadline = 0.0
-        self.lock: dict[str, Any] | None = None
-        self.offline_detail = ""
-        self.offline_in_session = False
-        self.voucher_code = ""
-        self.voucher_status = ""
-        self.voucher_status_bad = False
-        self.redeem_busy = False
-        self.redeem_blocked_until = 0.0
-        self.pin_typed = ""
-        self.pin_status = ""
-        self.pin_failures = 0
-        self.pin_blocked_until = 0.0
-        self.pin_return = "welcome"
-        self.portal_query = ""
-        self.portal_packages: list[dict[str, Any]] | None = None
-        self.portal_package: dict[str, Any] | None = None
-        self.portal_text: str | None = None
-        self.portal_note = ""
-        self.portal_return = "welcome"
         # polling and transitions
         self.epoch = 0            # bumped by local transitions; older poll answers are dropped
         self.poll_busy = False
-        self.next_poll = 0.0
         self.fails = 0
         self.polled_once = False
         self.ending = False
         self.seen_message: str | None = None
         self.last_activity = self.mono()
         self.modal: ModalView | None = None
-        self.modal_kind = ""
         self.allow_close = False
         self._interactive = False
         self._snap_scheduled = False
@@ -156,8 +136,8 @@ class KioskApp(App):
                   pos=lambda w, p: setattr(rect, "pos", p))
         self.content = BoxLayout()
         root.add_widget(self.content)
-        root.add_widget(Corner(self.open_pin, size_hint=(None, None), size=(dp(64), dp(64)),
-                               pos_hint={"x": 0, "top": 1}))
+        root.add_widget(Corner(self.pin_entry.open, size_hint=(None, None),
+                               size=(dp(64), dp(64)), pos_hint={"x": 0, "top": 1}))
         Window.bind(on_request_close=self._on_request_close, on_keyboard=self._on_keyboard,
                     on_touch_down=self._activity, on_key_down=self._activity)
         Window.clearcolor = BG
@@ -256,10 +236,10 @@ class KioskApp(App):
         try:
             result = fut.result()
         except AgentUnreachable as exc:
-            self._unreachable(f"{exc}")
+            self.unreachable(f"{exc}")
             return
         except AgentRefused as exc:
-            self._unreachable(f"{exc.status} {exc.code}: {exc.message}")
+            self.unreachable(f"{exc.status} {exc.code}: {exc.message}")
             return
         self.fails = 0
         self.offline_detail = ""
@@ -268,20 +248,20 @@ class KioskApp(App):
             self.apply(result)
         self._after_first_answer()
 
-    def _unreachable(self, detail: str) -> None:
+    def unreachable(self, detail: str) -> None:
+        """A poll or a call found no agent: keep a session on screen, else out of service."""
         self.fails += 1
         self.offline_detail = detail
         in_session = self.session is not None
-        self.next_poll = self.mono() + (self.cfg.poll_seconds if in_session
-                                        else self.cfg.retry_seconds)
+        self.next_poll = self.mono() + poll_delay(in_session, self.cfg.poll_seconds,
+                                                  self.cfg.retry_seconds)
         log.warning("agent unreachable (%d): %s", self.fails, detail)
         if in_session and self.countdown.value(self.mono()) != 0:
             if not self.offline_in_session:
                 self.offline_in_session = True
                 if self.screen == "session":
                     self.rebuild()
-        elif ((self.fails >= OFFLINE_AFTER_FAILURES or not self.polled_once)
-              and self.screen != "offline"):
+        elif out_of_service(self.fails, self.polled_once) and self.screen != "offline":
             self.dismiss_modal()
             self.show("offline")
         self._after_first_answer()
@@ -359,9 +339,7 @@ class KioskApp(App):
             return
         self.seen_message = str(msg.get("id"))
         self.trace("message", text=msg.get("text"))
-        ok = screens.btn(self, "OK", "message_ok", self.dismiss_modal, fill=ACCENT)
-        self.show_modal("message", screens.modal_body(
-            self, "Message from the operator", str(msg.get("text", "")), [ok], raw_text=True))
+        self.show_modal("message", modals.message(self, str(msg.get("text", ""))))
 
     # ---------------------------------------------------------------- modals
 
@@ -374,6 +352,10 @@ class KioskApp(App):
         self.modal = view
         self.modal_kind = kind
         self.trace("modal", kind=kind)
+
+    def _dismiss_if(self, kind: str) -> None:
+        if self.modal_kind == kind:
+            self.dismiss_modal()
 
     def dismiss_modal(self) -> None:
         if self.modal is not None:
@@ -401,20 +383,12 @@ class KioskApp(App):
 
     def _warn(self, threshold: int) -> None:
         self.trace("warning", threshold=threshold)
-        text = ("5 minutes left. Save your work." if threshold >= 300
-                else "1 minute left. Save your work now.")
-        ok = screens.btn(self, "OK", "warning_ok", self.dismiss_modal, fill=ACCENT)
-        self.show_modal("warning", screens.modal_body(self, "Time is running out", text, [ok]))
-        Clock.schedule_once(lambda _dt: self.modal_kind == "warning" and self.dismiss_modal(),
-                            WARNING_MODAL_SECONDS)
+        self.show_modal("warning", modals.warning(self, threshold))
+        Clock.schedule_once(lambda _dt: self._dismiss_if("warning"), WARNING_MODAL_SECONDS)
 
     def ask_end(self) -> None:
-        yes = screens.btn(self, "Yes, end", "end_yes", lambda: self.end_session("citizen"),
-                          fill=DANGER)
-        no = screens.btn(self, "No, continue", "end_no", self.dismiss_modal)
-        self.show_modal("confirm_end", screens.modal_body(
-            self, "End session", "End your session now? Your applications will be closed "
-                                 "and your files removed.", [no, yes]))
+        self.show_modal("confirm_end",
+                        modals.confirm_end(self, lambda: self.end_session("citizen")))
 
     def end_session(self, reason: str) -> None:
         if self.ending:
@@ -440,18 +414,14 @@ class KioskApp(App):
         self._session_over(record)
 
     def _notice(self, msgid: str) -> None:
-        ok = screens.btn(self, "OK", "notice_ok", self.dismiss_modal, fill=ACCENT)
-        self.show_modal("notice", screens.modal_body(self, "Sorry", msgid, [ok]))
+        self.show_modal("notice", modals.notice(self, msgid))
 
     def _session_over(self, record: dict[str, Any] | None) -> None:
         last = self.session or {}
         self.epoch += 1
         self.session = None
         self.countdown.set(None, self.mono())
-        self.receipt = record or {
-            "billed_seconds": last.get("billed_seconds", 0), "fee": last.get("fee_so_far", 0),
-            "currency": last.get("currency", "MAD"),
-            "voucher_minutes_left": last.get("voucher_minutes_left")}
+        self.receipt = record or receipt_from_session(last)
         self.trace("session_over", record=self.receipt)
         self._cleanup_apps()
         self.dismiss_modal()
@@ -482,228 +452,40 @@ class KioskApp(App):
     # ---------------------------------------------------------------- idle
 
     def _check_idle(self, now: float) -> None:
-        if (self.session is None or self.screen not in SESSION_SCREENS
-                or self.cfg.idle_seconds <= 0 or self.ending):
-            if self.modal_kind == "idle":
-                self.dismiss_modal()
-            return
-        idle = now - self.last_activity
-        if self.launcher.any_running():
-            x_idle = x_idle_seconds()
-            if x_idle is not None:
-                idle = min(idle, x_idle)
-        left = self.cfg.idle_seconds - idle
-        if left <= 0:
+        running = self.session is not None and self.launcher.any_running()
+        x_idle = x_idle_seconds() if running else None
+        verdict = idle_verdict(now=now, last_activity=self.last_activity,
+                               idle_seconds=self.cfg.idle_seconds,
+                               warning_seconds=self.cfg.idle_warning_seconds,
+                               in_session=self.session is not None, screen=self.screen,
+                               ending=self.ending, x_idle=x_idle)
+        if verdict.end:
             self.trace("idle_end")
             self.end_session("idle")
-        elif left <= self.cfg.idle_warning_seconds:
+        elif verdict.warn:
             text = self.L.t("Are you still there? Your session ends in {seconds} s.",
-                            seconds=int(left + 0.99))
+                            seconds=verdict.seconds_left)
             if self.modal_kind != "idle":
-                here = screens.btn(self, "I am here", "idle_here", self._activity, fill=ACCENT)
-                self.show_modal("idle", screens.modal_body(self, "Are you still there?", text,
-                                                           [here], raw_text=True,
-                                                           live_key="idle"))
+                self.show_modal("idle", modals.idle(self, text, self._activity))
             elif "idle" in self.live:
                 self.live["idle"].src = text
-        elif self.modal_kind == "idle":
-            self.dismiss_modal()
+        else:
+            self._dismiss_if("idle")
 
     # ---------------------------------------------------------------- language, text size
 
     def _state_file(self) -> Path:
-        return self.cfg.state_dir / f"station-{self.station}.json"
-
-    def _remembered_lang(self) -> str | None:
-        try:
-            lang = json.loads(self._state_file().read_text(encoding="utf-8")).get("lang")
-        except (OSError, ValueError, AttributeError):
-            return None
-        return lang if lang in LANGS else None
-
-    def _remember_lang(self, lang: str) -> None:
-        path = self._state_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"lang": lang}), encoding="utf-8")
-        os.replace(tmp, path)
+        return state_file(self.cfg.state_dir, self.station)
 
     def choose_language(self, lang: str) -> None:
         self.L = Localizer(lang)
         self.trace("language", lang=lang)
-        self.run_bg(self._remember_lang, lambda f: None, lang)
+        self.run_bg(remember_lang, lambda f: None, self._state_file(), lang)
         self.rebuild()
 
     def toggle_large_text(self) -> None:
         self.large_text = not self.large_text
         self.rebuild()
-
-    # ---------------------------------------------------------------- voucher
-
-    def voucher_key(self, symbol: str) -> None:
-        self.voucher_code = add_symbol(self.voucher_code, symbol)
-        if self.redeem_blocked_until <= self.mono():
-            self.voucher_status = ""
-        self.show("voucher")
-
-    def voucher_del(self) -> None:
-        self.voucher_code = del_symbol(self.voucher_code)
-        self.show("voucher")
-
-    def voucher_clear(self) -> None:
-        self.voucher_code = ""
-        self.show("voucher")
-
-    def redeem(self) -> None:
-        if self.redeem_busy or self.redeem_blocked_until > self.mono():
-            return
-        self.redeem_busy = True
-        self.voucher_status = self.L.t("Checking your code…")
-        self.voucher_status_bad = False
-        self.trace("redeem_tap", code=self.voucher_code)
-        self.show("voucher")
-        self.epoch += 1
-        self.run_bg(self.client.redeem, self._on_redeem, self.voucher_code)
-
-    def _on_redeem(self, fut: Future[Any]) -> None:
-        self.redeem_busy = False
-        try:
-            sess = fut.result()
-        except AgentRefused as exc:
-            msgid, fields = redeem_error_message(exc.status, exc.code, exc.retry_after)
-            if exc.status == 429:
-                self.redeem_blocked_until = self.mono() + (exc.retry_after or 60)
-            self.voucher_status = self.L.t(msgid, **fields)
-            self.voucher_status_bad = True
-            self.trace("redeem_refused", status=exc.status, code=exc.code)
-            if self.screen == "voucher":
-                self.show("voucher")
-            return
-        except AgentUnreachable as exc:
-            self._unreachable(str(exc))
-            self.show("offline")
-            return
-        self.session = sess
-        self.countdown.set(sess.get("remaining_seconds"), self.mono())
-        self.last_activity = self.mono()
-        self.show("session")
-        self.trace("unlocked", id=sess.get("id"), remaining=sess.get("remaining_seconds"))
-
-    # ---------------------------------------------------------------- operator PIN
-
-    def open_pin(self) -> None:
-        if self.screen == "pin":
-            return
-        self.pin_return = self.screen or "welcome"
-        self.pin_typed = ""
-        self.pin_status = ""
-        self.dismiss_modal()
-        self.show("pin")
-
-    def pin_key(self, symbol: str) -> None:
-        self.pin_typed = self.pin_typed[:-1] if symbol == "<" else (self.pin_typed + symbol)[:12]
-        self.show("pin")
-
-    def pin_cancel(self) -> None:
-        self.pin_typed = ""
-        target = self.pin_return
-        if target in SESSION_SCREENS and self.session is None:
-            target = "welcome"
-        self.show(target)
-
-    def pin_submit(self) -> None:
-        if self.pin_blocked_until > self.mono():
-            self.pin_status = self.L.t("Too many wrong PINs. Wait a minute.")
-            self.show("pin")
-            return
-        if not self.cfg.exit_pin_hash:
-            self.pin_status = self.L.t("No exit PIN is configured on this station.")
-            self.show("pin")
-            return
-        self.run_bg(check_pin, self._on_pin, self.pin_typed, self.cfg.exit_pin_hash)
-
-    def _on_pin(self, fut: Future[Any]) -> None:
-        self.pin_typed = ""
-        if fut.result():
-            self.trace("exit")
-            self.allow_close = True
-            self.stop()
-            return
-        self.pin_failures += 1
-        if self.pin_failures >= PIN_MAX_FAILURES:
-            self.pin_failures = 0
-            self.pin_blocked_until = self.mono() + PIN_BLOCK_SECONDS
-        self.pin_status = self.L.t("Wrong PIN")
-        self.show("pin")
-
-    # ---------------------------------------------------------------- offline library
-
-    def open_portal(self) -> None:
-        self.portal_return = "session" if self.session is not None else "welcome"
-        self.portal_query = ""
-        self.portal_packages = None
-        self.show("portal")
-        self.run_bg(self.client.content, self._on_content)
-
-    def _on_content(self, fut: Future[Any]) -> None:
-        try:
-            self.portal_packages = list(fut.result())
-        except (AgentRefused, AgentUnreachable) as exc:
-            log.warning("content list unavailable: %s", exc)
-            self.portal_packages = []
-        if self.screen == "portal":
-            self.show("portal")
-
-    def portal_type(self, ch: str) -> None:
-        self.portal_query = (self.portal_query + ch)[:40]
-        self.show("portal")
-
-    def portal_del(self) -> None:
-        self.portal_query = self.portal_query[:-1]
-        self.show("portal")
-
-    def portal_back(self) -> None:
-        self.show("session" if self.session is not None else "welcome")
-
-    def open_package(self, pkg: dict[str, Any]) -> None:
-        self.portal_package = pkg
-        self.portal_text = None
-        self.portal_note = ""
-        self.show("portal_item")
-
-    def open_file(self, f: dict[str, Any]) -> None:
-        url = str(f.get("url", ""))
-        media = str(f.get("media_type", ""))
-        self.trace("open_file", url=url)
-        if media.startswith("text/"):
-            self.run_bg(self.client.fetch_text, self._on_text, url)
-        elif self.cfg.open_command:
-            full = url if url.startswith("http") else self.client.base + url
-            try:
-                self.launcher.launch_command("portal", [a.format(url=full)
-                                                        for a in self.cfg.open_command])
-                self.portal_note = "Opened in a new window."
-            except OSError:
-                self.portal_note = "This file cannot be opened here. Please ask the operator."
-            self.show("portal_item")
-        else:
-            self.portal_note = "This file cannot be opened here. Please ask the operator."
-            self.show("portal_item")
-
-    def _on_text(self, fut: Future[Any]) -> None:
-        try:
-            self.portal_text = str(fut.result())[:20000]
-        except AgentUnreachable:
-            self.portal_note = "This file cannot be opened here. Please ask the operator."
-        if self.screen == "portal_item":
-            self.show("portal_item")
-
-    def portal_item_back(self) -> None:
-        if self.portal_text is not None:
-            self.portal_text = None
-            self.show("portal_item")
-        else:
-            self.show("portal")
 
 
 __all__ = ["KButton", "KioskApp", "WARN"]

@@ -92,6 +92,7 @@ class StationClient:
         full = url if url.startswith("http") else self.base + url
         try:
             with urllib.request.urlopen(full, timeout=self.timeout) as resp:  # noqa: S310
-                return resp.read(limit).decode("utf-8", errors="replace")
+                text: str = resp.read(limit).decode("utf-8", errors="replace")
+                return text
         except (OSError, ValueError) as exc:
             raise AgentUnreachable(str(exc)) from None

@@ -1,5 +1,7 @@
 """The kiosk's pure rules: which screen the agent's answer calls for, the local countdown,
-the time warnings, voucher code entry. No Kivy, no sockets, time comes in as an argument."""
+the time warnings, the idle timeout, the exit-PIN failure lockout, voucher code, PIN and
+search entry, the poll interval. No Kivy, no sockets, no clock reads: time (a monotonic
+``now``) comes in as an argument."""
 
 from __future__ import annotations
 
@@ -7,6 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 WARN_AT_SECONDS = (300, 60)  # warnings at 5 and 1 minutes left
+PIN_MAX_FAILURES = 5          # wrong exit PINs in a row before the PIN screen is blocked
+PIN_BLOCK_SECONDS = 60
+PIN_MAX_DIGITS = 12
+SEARCH_MAX_CHARS = 40
+OFFLINE_AFTER_FAILURES = 2    # polls that fail in a row before the out-of-service screen
+REDEEM_BLOCK_SECONDS = 60     # a 429 without Retry-After blocks redeeming this long
 VOUCHER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32 (CONTRACT §4)
 VOUCHER_SYMBOLS = 10
 
@@ -106,7 +114,8 @@ def redeem_error_message(status: int, code: str,
                          retry_after: int | None) -> tuple[str, dict[str, object]]:
     """The msgid (and its fields) to show for a refused redeem."""
     if status == 429:
-        return "Too many wrong codes. Try again in {seconds} s.", {"seconds": retry_after or 60}
+        return ("Too many wrong codes. Try again in {seconds} s.",
+                {"seconds": redeem_block_seconds(retry_after)})
     return {
         "bad_code": ("This code is not valid. Check it and try again.", {}),
         "voucher_unknown": ("This code is not valid. Check it and try again.", {}),
@@ -118,3 +127,100 @@ def redeem_error_message(status: int, code: str,
         "station_locked": ("This station is locked.", {}),
         "station_busy": ("A session is already running here.", {}),
     }.get(code, ("The voucher could not be used. Please ask the operator.", {}))
+
+
+def redeem_block_seconds(retry_after: int | None) -> int:
+    """How long a refused (429) redeem keeps Start disabled: the agent's Retry-After."""
+    return retry_after or REDEEM_BLOCK_SECONDS
+
+
+def type_pin(typed: str, symbol: str) -> str:
+    """The typed PIN after one key: ``<`` deletes, at most 12 digits."""
+    return typed[:-1] if symbol == "<" else (typed + symbol)[:PIN_MAX_DIGITS]
+
+
+def type_search(query: str, ch: str) -> str:
+    """The search text after one key (at most 40 characters)."""
+    return (query + ch)[:SEARCH_MAX_CHARS]
+
+
+def warning_msgid(threshold: int) -> str:
+    """The text of the time warning at ``threshold`` seconds left."""
+    return ("5 minutes left. Save your work." if threshold >= 300
+            else "1 minute left. Save your work now.")
+
+
+def poll_delay(in_session: bool, poll_seconds: float, retry_seconds: float) -> float:
+    """Seconds to the next poll after a failed one: a session keeps the normal pace (its
+    time goes on at the agent), the out-of-service screen retries at its own pace."""
+    return poll_seconds if in_session else retry_seconds
+
+
+def out_of_service(fails: int, polled_once: bool) -> bool:
+    """Failed polls without a session call for the out-of-service screen: at once before
+    the first answer, after OFFLINE_AFTER_FAILURES in a row later on."""
+    return fails >= OFFLINE_AFTER_FAILURES or not polled_once
+
+
+def receipt_from_session(last: dict[str, Any]) -> dict[str, Any]:
+    """The receipt to show when the agent's end record is not at hand: the last view."""
+    return {"billed_seconds": last.get("billed_seconds", 0), "fee": last.get("fee_so_far", 0),
+            "currency": last.get("currency", "MAD"),
+            "voucher_minutes_left": last.get("voucher_minutes_left")}
+
+
+def pin_return_screen(target: str, in_session: bool) -> str:
+    """Where Back on the PIN screen goes: a session screen only while the session runs."""
+    return "welcome" if target in SESSION_SCREENS and not in_session else target
+
+
+@dataclass
+class FailureLockout:
+    """Wrong exit PINs: after ``max_failures`` in a row, further tries are refused for
+    ``block_seconds``; the count starts again after a block."""
+
+    max_failures: int = PIN_MAX_FAILURES
+    block_seconds: float = PIN_BLOCK_SECONDS
+    failures: int = 0
+    blocked_until: float = 0.0
+
+    def blocked(self, now: float) -> bool:
+        return self.blocked_until > now
+
+    def failed(self, now: float) -> None:
+        self.failures += 1
+        if self.failures >= self.max_failures:
+            self.failures = 0
+            self.blocked_until = now + self.block_seconds
+
+
+@dataclass(frozen=True)
+class IdleVerdict:
+    """What the idle rule calls for: ``end`` the session, ``warn`` with ``seconds_left``
+    (shown rounded up), or nothing (``warn`` and ``end`` both False: no warning shown)."""
+
+    end: bool = False
+    warn: bool = False
+    seconds_left: int = 0
+
+
+IDLE_NONE = IdleVerdict()
+
+
+def idle_verdict(*, now: float, last_activity: float, idle_seconds: float,
+                 warning_seconds: float, in_session: bool, screen: str, ending: bool,
+                 x_idle: float | None = None) -> IdleVerdict:
+    """The idle timeout of a session: no touch or key on the kiosk (nor, when ``x_idle`` is
+    given, on the whole X display) for ``idle_seconds`` ends it, after a warning during its
+    last ``warning_seconds``. Off outside session screens, while ending, or at 0 seconds."""
+    if not in_session or screen not in SESSION_SCREENS or idle_seconds <= 0 or ending:
+        return IDLE_NONE
+    idle = now - last_activity
+    if x_idle is not None:
+        idle = min(idle, x_idle)
+    left = idle_seconds - idle
+    if left <= 0:
+        return IdleVerdict(end=True)
+    if left <= warning_seconds:
+        return IdleVerdict(warn=True, seconds_left=int(left + 0.99))
+    return IDLE_NONE

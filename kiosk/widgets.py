@@ -4,9 +4,11 @@ per script run). High-contrast colours, touch targets of at least 48 dp."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from kivy.clock import Clock
 from kivy.core.text import Label as CoreLabel
 from kivy.graphics import Color, Rectangle, RoundedRectangle
 from kivy.metrics import dp
@@ -28,6 +30,7 @@ GOOD = (0.0, 0.45, 0.22, 1)      # white on it: 7.4:1
 WARN = (0.95, 0.45, 0.0, 1)
 BLACK = (0, 0, 0, 1)
 MIN_TOUCH_DP = 48
+LONG_PRESS_SECONDS = 3.0      # hidden corner that opens the operator PIN screen
 
 
 @cache
@@ -125,6 +128,31 @@ class KButton(ButtonBehavior, KLabel):
         if not self.enabled:
             return bool(self.collide_point(*touch.pos))
         return bool(super().on_touch_down(touch))
+
+
+class Corner(Widget):
+    """An invisible corner: a long press opens the operator's PIN screen."""
+
+    def __init__(self, on_long_press: Callable[[], None], **kw: Any) -> None:
+        super().__init__(**kw)
+        self._cb = on_long_press
+        self._ev: Any = None
+
+    def on_touch_down(self, touch: Any) -> bool:
+        if not self.collide_point(*touch.pos):
+            return False
+        self._ev = Clock.schedule_once(lambda _dt: self._cb(), LONG_PRESS_SECONDS)
+        touch.grab(self)
+        return True
+
+    def on_touch_up(self, touch: Any) -> bool:
+        if touch.grab_current is self:
+            touch.ungrab(self)
+            if self._ev is not None:
+                self._ev.cancel()
+                self._ev = None
+            return True
+        return False
 
 
 def hrow(widgets: list[Widget], rtl: bool, **kw: Any) -> BoxLayout:
