@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.codes import CROCKFORD_ALPHABET as VOUCHER_ALPHABET  # CONTRACT §4
+
 WARN_AT_SECONDS = (300, 60)  # warnings at 5 and 1 minutes left
-VOUCHER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32 (CONTRACT §4)
 VOUCHER_SYMBOLS = 10
 
 # screens that belong to a running session (the poll keeps the citizen where they are)
