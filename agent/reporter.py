@@ -48,6 +48,12 @@ from agent.config import AgentConfig
 from agent.health import prime_cpu_percent, sample_health
 from agent.ledger import Ledger, LedgerError, StorageError
 from common.logonce import LogOnce
+from common.usage_window import ACK_TIMEOUT as ACK_TIMEOUT
+from common.usage_window import ACK_TIMEOUT_MAX as ACK_TIMEOUT_MAX
+from common.usage_window import MAX_IN_FLIGHT as MAX_IN_FLIGHT
+from common.usage_window import RECONNECT_JITTER as RECONNECT_JITTER
+from common.usage_window import RECONNECT_MAX as RECONNECT_MAX
+from common.usage_window import RECONNECT_MIN as RECONNECT_MIN
 from common.usage_window import UsageWindow
 from common.usage_window import reconnect_delays as _reconnect_delays
 from wire.messages import (
@@ -69,12 +75,6 @@ log = logging.getLogger(__name__)
 
 HEALTH_INTERVAL = 30.0  # default seconds between health reports (QoS 0); config may change it
 POLL_INTERVAL = 1.0  # how often the outbox is looked at for new records
-ACK_TIMEOUT = 20.0  # no ack progress for this long: publish again from acked_seq + 1
-ACK_TIMEOUT_MAX = 300.0  # each fruitless re-publication doubles the wait, up to this
-MAX_IN_FLIGHT = 4  # usage batches published and not yet acknowledged
-RECONNECT_MIN = 1.0  # first retry delay; doubles up to RECONNECT_MAX
-RECONNECT_MAX = 60.0
-RECONNECT_JITTER = 0.5  # each delay is stretched by a random 0..50%
 STABLE_SECONDS = 30.0  # a connection that lasted this long resets the backoff
 CONNECT_TIMEOUT = 10.0  # TCP (and TLS) connect, then CONNACK
 KEEPALIVE = 30  # seconds; paho drops a silent connection after 1.5x this

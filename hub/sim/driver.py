@@ -32,6 +32,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from common.logonce import LogOnce
+from common.usage_window import RECONNECT_JITTER as RECONNECT_JITTER
+from common.usage_window import RECONNECT_MAX as RECONNECT_MAX
+from common.usage_window import RECONNECT_MIN as RECONNECT_MIN
 from common.usage_window import reconnect_delays
 from hub.sim.cac import Publish, SimCac, SimSettings, cac_ids
 from wire.messages import Ack, Command, WireError, decode, encode
@@ -50,9 +53,6 @@ PROGRESS_SECONDS = 10.0  # an INFO line with the totals
 CONNECT_WORKERS = 4  # executor threads for blocking TCP connects
 MAX_PENDING_CONNECTS = 64  # connects started and not yet answered by a CONNACK
 CONNECT_TIMEOUT = 10.0
-RECONNECT_MIN = 1.0
-RECONNECT_MAX = 60.0
-RECONNECT_JITTER = 0.5
 STOP_TIMEOUT = 5.0  # how long a clean stop waits for the broker to take the `offline`s
 
 
