@@ -37,7 +37,6 @@ STATE_DOC = "1"
 # a voucher that expired, was voided or is used up leaves the live file after this long
 VOUCHER_RETENTION = timedelta(days=7)
 
-
 Tables = dict[str, dict[str, Any]]
 
 
