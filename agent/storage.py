@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 from tinydb.storages import Storage
 
-from common.durable import atomic_write_bytes as atomic_write_bytes
+from common import durable
 from common.durable import fsync_dir as fsync_dir
 from common.durable import temp_path
 
@@ -28,6 +28,11 @@ _decoder = msgspec.json.Decoder()
 
 class StorageError(RuntimeError):
     """A durable file could not be read or written."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (``common.durable``), private."""
+    durable.atomic_write_bytes(path, data, sync_dir=fsync_dir)
 
 
 class AtomicJSONStorage(Storage):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 SECRET_MODE = 0o600
@@ -26,12 +27,14 @@ def temp_path(path: Path, tag: str = "") -> Path:
 
 
 def atomic_write_bytes(path: Path, data: bytes | str, *, mode: int = SECRET_MODE,
-                       owner: tuple[int, int] | None = None, tag: str = "") -> None:
+                       owner: tuple[int, int] | None = None, tag: str = "",
+                       sync_dir: Callable[[Path], None] = fsync_dir) -> None:
     """Replace ``path`` with ``data`` atomically and durably.
 
     The file has ``mode`` (whatever the umask) and, with ``owner``, that ``(uid, gid)`` from
     before it appears under its name. ``tag`` keeps the temp files of several writer
-    processes apart. A write that fails leaves no temp file behind.
+    processes apart; ``sync_dir`` makes the rename durable (a caller's seam for tests). A
+    write that fails leaves no temp file behind; one that fails in ``sync_dir`` has landed.
     """
     raw = data.encode() if isinstance(data, str) else data
     tmp = temp_path(path, tag)
@@ -55,4 +58,4 @@ def atomic_write_bytes(path: Path, data: bytes | str, *, mode: int = SECRET_MODE
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
-    fsync_dir(path.parent)
+    sync_dir(path.parent)
