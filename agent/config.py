@@ -13,6 +13,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from agent.meter.tariff import CATEGORY_RE as CATEGORY_RE
 from agent.meter.tariff import Band as Band
 from agent.meter.tariff import Tariff as Tariff
+from common.ids import CAC_ID_RE as CAC_ID_RE
+from common.ids import STATION_ID_RE as STATION_ID_RE
+from common.mqtt_config import MqttConfig as MqttConfig
+from common.mqtt_config import parse_mqtt
 from wire.config_check import ConfigError as ConfigError
 from wire.config_check import check_int as _check_int
 from wire.config_check import no_unknown as _no_unknown
@@ -21,8 +25,6 @@ from wire.config_check import req as _req
 from wire.config_check import string as _str
 from wire.config_check import table as _table
 
-CAC_ID_RE = re.compile(r"[a-z0-9-]{3,64}")
-STATION_ID_RE = re.compile(r"[a-z0-9-]{1,32}")
 HHMM_RE = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 
 DEFAULT_CHECKPOINT_SECONDS = 15
@@ -34,16 +36,6 @@ DEFAULT_HEALTH_INTERVAL_SECONDS = 30
 class Station:
     id: str
     token: str
-
-
-@dataclass(frozen=True)
-class MqttConfig:
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    tls: bool = False
-    ca_file: Path | None = None  # the CA that signed the broker's certificate (tls only)
 
 
 @dataclass(frozen=True)
@@ -181,34 +173,7 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
         # OSError: a zoneinfo directory name such as "Africa" raises IsADirectoryError
         raise ConfigError("timezone", f"unknown IANA time zone {tzname!r}") from None
 
-    m = _table(_req(raw, "mqtt", ""), "mqtt")
-    _no_unknown(m, {"host", "port", "username", "password", "tls", "ca_file"}, "mqtt")
-    username = m.get("username")
-    password = m.get("password")
-    if username is not None:
-        _str(username, "mqtt.username")
-    if password is not None:
-        _str(password, "mqtt.password")
-    if (username is None) != (password is None):
-        raise ConfigError("mqtt.password", "username and password must be given together")
-    tls = m.get("tls", False)
-    if not isinstance(tls, bool):
-        raise ConfigError("mqtt.tls", "must be true or false")
-    ca_file: Path | None = None
-    if "ca_file" in m:
-        ca_file = Path(_str(m["ca_file"], "mqtt.ca_file"))
-        if not tls:
-            raise ConfigError("mqtt.ca_file", "only makes sense with tls = true")
-        if not ca_file.is_file():
-            raise ConfigError("mqtt.ca_file", f"no such file {str(ca_file)!r}")
-    mqtt = MqttConfig(
-        host=_str(_req(m, "host", "mqtt"), "mqtt.host"),
-        port=_check_int("mqtt.port", _req(m, "port", "mqtt"), 1, 65535),
-        username=username,
-        password=password,
-        tls=tls,
-        ca_file=ca_file,
-    )
+    mqtt = parse_mqtt(_req(raw, "mqtt", ""), keepalive=False, nonempty=False)
 
     h = _table(_req(raw, "http", ""), "http")
     _no_unknown(h, {"host", "port"}, "http")

@@ -31,6 +31,7 @@ from tinydb.table import Table
 
 from agent.meter.vouchers import Voucher, VoucherEntry, VoucherStateError
 from agent.storage import AtomicJSONStorage, StorageError, append_lines_durable, read_lines
+from common.codes import crockford_value
 
 LEDGER_FILE = "ledger.json"
 ARCHIVE_DIR = "archive"
@@ -38,9 +39,6 @@ LOCK_FILE = "agent.lock"
 STATE_DOC = "1"
 # a voucher that expired, was voided or is used up leaves the live file after this long
 VOUCHER_RETENTION = timedelta(days=7)
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_CROCKFORD_VALUE = {c: i for i, c in enumerate(_CROCKFORD)}
 
 Tables = dict[str, dict[str, Any]]
 
@@ -55,10 +53,7 @@ class LedgerLocked(LedgerError):
 
 def voucher_doc_id(code: str) -> str:
     """The TinyDB document id of a canonical voucher code (its 50-bit value)."""
-    value = 0
-    for ch in code.replace("-", ""):
-        value = value * 32 + _CROCKFORD_VALUE[ch]
-    return str(value + 1)  # TinyDB ids start at 1
+    return str(crockford_value(code) + 1)  # TinyDB ids start at 1
 
 
 def _apply(raw: dict[str, Any], change: Callable[[VoucherEntry], VoucherEntry]

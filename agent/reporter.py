@@ -47,6 +47,15 @@ from agent import __version__
 from agent.config import AgentConfig
 from agent.health import prime_cpu_percent, sample_health
 from agent.ledger import Ledger, LedgerError, StorageError
+from common.logonce import LogOnce
+from common.usage_window import ACK_TIMEOUT as ACK_TIMEOUT
+from common.usage_window import ACK_TIMEOUT_MAX as ACK_TIMEOUT_MAX
+from common.usage_window import MAX_IN_FLIGHT as MAX_IN_FLIGHT
+from common.usage_window import RECONNECT_JITTER as RECONNECT_JITTER
+from common.usage_window import RECONNECT_MAX as RECONNECT_MAX
+from common.usage_window import RECONNECT_MIN as RECONNECT_MIN
+from common.usage_window import UsageWindow
+from common.usage_window import reconnect_delays as _reconnect_delays
 from wire.messages import (
     MAX_BATCH,
     MAX_PAYLOAD_BYTES,
@@ -66,12 +75,6 @@ log = logging.getLogger(__name__)
 
 HEALTH_INTERVAL = 30.0  # default seconds between health reports (QoS 0); config may change it
 POLL_INTERVAL = 1.0  # how often the outbox is looked at for new records
-ACK_TIMEOUT = 20.0  # no ack progress for this long: publish again from acked_seq + 1
-ACK_TIMEOUT_MAX = 300.0  # each fruitless re-publication doubles the wait, up to this
-MAX_IN_FLIGHT = 4  # usage batches published and not yet acknowledged
-RECONNECT_MIN = 1.0  # first retry delay; doubles up to RECONNECT_MAX
-RECONNECT_MAX = 60.0
-RECONNECT_JITTER = 0.5  # each delay is stretched by a random 0..50%
 STABLE_SECONDS = 30.0  # a connection that lasted this long resets the backoff
 CONNECT_TIMEOUT = 10.0  # TCP (and TLS) connect, then CONNACK
 KEEPALIVE = 30  # seconds; paho drops a silent connection after 1.5x this
@@ -110,12 +113,6 @@ class ReporterStats:
     last_error: str | None = None
 
 
-@dataclass
-class _Batch:
-    last_seq: int
-    sent_at: float  # event-loop time
-
-
 Event = tuple[Literal["connack", "disconnect", "message"], Any, Any]
 
 
@@ -123,11 +120,8 @@ def reconnect_delays(rng: random.Random | None = None) -> Iterator[float]:
     """Delays before successive reconnection attempts: doubling from RECONNECT_MIN to
     RECONNECT_MAX, each stretched by a random 0..RECONNECT_JITTER so that a fleet that lost
     its broker at the same moment does not come back at the same moment."""
-    uniform = (rng or random).uniform
-    backoff = RECONNECT_MIN
-    while True:
-        yield backoff * (1 + uniform(0, RECONNECT_JITTER))
-        backoff = min(backoff * 2, RECONNECT_MAX)
+    return _reconnect_delays(rng, first=RECONNECT_MIN, most=RECONNECT_MAX,
+                             jitter=RECONNECT_JITTER)
 
 
 def _now_iso() -> str:
@@ -164,15 +158,11 @@ class Reporter:
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._logged: set[str] = set()
+        self._logged = LogOnce(log)
         self.health_interval = float(config.health_interval_seconds)
         # usage state of the current connection
-        self._acked_seq = 0
         self._ack_target = 0  # highest valid-looking ack received, not yet applied
-        self._sent_seq = 0
-        self._last_progress = 0.0
-        self._ack_timeout = ACK_TIMEOUT
-        self._in_flight: deque[_Batch] = deque()
+        self._window = UsageWindow(0, 0.0)  # event-loop time
 
     # ---------------------------------------------------------------- public
 
@@ -334,11 +324,10 @@ class Reporter:
         self._check_rc(rc, "subscribe")
         self._publish(Kind.STATUS, self._status("online"), qos=1, retain=True)
         acked = await self._call(lambda: self.ledger.acked_seq)
-        self._acked_seq = self._ack_target = self._sent_seq = acked
+        self._ack_target = acked
+        self._window = UsageWindow(acked, loop.time(), ack_timeout=ACK_TIMEOUT,
+                                   ack_timeout_max=ACK_TIMEOUT_MAX, max_in_flight=MAX_IN_FLIGHT)
         self.stats.acked_seq = self.stats.sent_seq = acked
-        self._in_flight.clear()
-        self._last_progress = loop.time()
-        self._ack_timeout = ACK_TIMEOUT
         self.connected.set()
         self.stats.connected = True
         return loop.time()
@@ -444,7 +433,7 @@ class Reporter:
 
     async def _apply_ack(self) -> None:
         target = self._ack_target
-        if target <= self._acked_seq:
+        if target <= self._window.acked_seq:
             return
         try:
             moved = await self._call(self.ledger.ack, target)
@@ -452,53 +441,42 @@ class Reporter:
             self.stats.refused_acks += 1
             self._log_once("ack:refused", "dropping ack %d: %s", target, exc)
             if self._ack_target == target:
-                self._ack_target = self._acked_seq
+                self._ack_target = self._window.acked_seq
             return
         except (StorageError, OSError) as exc:  # e.g. a full disk: keep the ack, retry later
             self.stats.last_error = f"cannot archive acknowledged records: {exc}"
             self._log_once("ack:storage", "cannot archive records up to %d (will retry): %s",
                            target, exc, level=logging.ERROR)
             return
-        self._acked_seq = target
-        self._sent_seq = max(self._sent_seq, target)
-        self._last_progress = asyncio.get_running_loop().time()
-        self._ack_timeout = ACK_TIMEOUT
-        while self._in_flight and self._in_flight[0].last_seq <= target:
-            self._in_flight.popleft()
+        self._window.on_ack(target, asyncio.get_running_loop().time())
         self.stats.acks += 1
         self.stats.acked_seq = target
-        self.stats.sent_seq = self._sent_seq
+        self.stats.sent_seq = self._window.sent_seq
         log.debug("ack %d: %d records archived", target, moved)
 
     def _check_ack_timeout(self) -> None:
-        if not self._in_flight:
-            return
-        now = asyncio.get_running_loop().time()
-        since = max(self._in_flight[0].sent_at, self._last_progress)
-        if now - since < self._ack_timeout:
+        window = self._window
+        sent_seq, waited = window.sent_seq, window.backoff
+        if not window.due(asyncio.get_running_loop().time()):
             return
         log.warning("no ack for records %d..%d within %.0f s; publishing them again",
-                    self._acked_seq + 1, self._sent_seq, self._ack_timeout)
-        self._ack_timeout = min(self._ack_timeout * 2, max(ACK_TIMEOUT, ACK_TIMEOUT_MAX))
+                    window.acked_seq + 1, sent_seq, waited)
         self.stats.republishes += 1
-        self._in_flight.clear()
-        self._sent_seq = self._acked_seq
-        self._last_progress = now
 
     async def _fill_window(self) -> None:
         loop = asyncio.get_running_loop()
-        while len(self._in_flight) < MAX_IN_FLIGHT:
-            records = await self._call(self.ledger.outbox, self._sent_seq, MAX_BATCH)
+        window = self._window
+        while (after := window.next_batch()) is not None:
+            records = await self._call(self.ledger.outbox, after, MAX_BATCH)
             batches = list(self._batches(records))
             if not batches:
                 return
             for payload, last_seq, count in batches:
                 self._publish(Kind.USAGE, payload, qos=1)
-                self._in_flight.append(_Batch(last_seq, loop.time()))
-                self._sent_seq = last_seq
+                window.sent(last_seq, loop.time())
                 self.stats.published_batches += 1
                 self.stats.published_records += count
-            self.stats.sent_seq = self._sent_seq
+            self.stats.sent_seq = window.sent_seq
 
     def _batches(self, records: list[dict[str, Any]]) -> Iterator[tuple[bytes, int, int]]:
         """(payload, last seq, count) of wire Usage messages for ``records``, in order.
@@ -583,6 +561,4 @@ class Reporter:
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args))
 
     def _log_once(self, key: str, msg: str, *args: object, level: int = logging.WARNING) -> None:
-        if key not in self._logged:
-            self._logged.add(key)
-            log.log(level, msg, *args)
+        self._logged(key, msg, *args, level=level)

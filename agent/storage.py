@@ -1,8 +1,8 @@
 """Durable files: a TinyDB storage that replaces its file atomically, and append-only archives.
 
-A write is: encode, write a temp file in the same directory, fsync it, ``os.replace`` it over
-the old file, fsync the directory. A kill -9 or a power cut at any instant leaves either the
-previous file or the new one, never a torn one.
+A write is ``common.durable.atomic_write_bytes``: a temp file in the same directory, fsync,
+``os.replace`` over the old file, fsync of the directory. A kill -9 or a power cut at any
+instant leaves either the previous file or the new one, never a torn one.
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ from typing import Any
 import msgspec
 from tinydb.storages import Storage
 
+from common import durable
+from common.durable import fsync_dir as fsync_dir
+from common.durable import temp_path
+
 log = logging.getLogger(__name__)
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
@@ -26,29 +30,9 @@ class StorageError(RuntimeError):
     """A durable file could not be read or written."""
 
 
-def fsync_dir(directory: Path) -> None:
-    """Make a rename or a new file in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically and durably."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    """Replace ``path`` with ``data`` atomically and durably (``common.durable``), private."""
+    durable.atomic_write_bytes(path, data, sync_dir=fsync_dir)
 
 
 class AtomicJSONStorage(Storage):
@@ -65,7 +49,7 @@ class AtomicJSONStorage(Storage):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if owner:
             with contextlib.suppress(FileNotFoundError):
-                self.path.with_name(f".{self.path.name}.tmp").unlink()  # a write cut short
+                temp_path(self.path).unlink()  # a write cut short
         self._cache: dict[str, dict[str, Any]] | None = None
         self._loaded = False
         self.writes = 0

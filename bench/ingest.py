@@ -58,7 +58,7 @@ import psutil  # noqa: E402
 from helpers import MosquittoBroker, free_port  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from hub.simulator import SimCac, SimSettings, cac_ids  # noqa: E402
+from hub.sim.cac import SimCac, SimSettings, cac_ids  # noqa: E402
 from wire.topics import Kind, cac_topic, hub_subscriptions  # noqa: E402
 
 # what the hub's broker sets (FIELD-NOTES: the default queue of 1000 drops messages)

@@ -14,11 +14,14 @@ Optional keys beyond the contract (all have defaults):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.ids import CAC_ID_RE, STATION_ID_RE
+from common.mqtt_config import DEFAULT_KEEPALIVE_SECONDS as DEFAULT_KEEPALIVE_SECONDS
+from common.mqtt_config import MqttConfig as MqttConfig
+from common.mqtt_config import parse_mqtt
 from wire.config_check import ConfigError as ConfigError
 from wire.config_check import check_int as _check_int
 from wire.config_check import no_unknown as _no_unknown
@@ -26,23 +29,11 @@ from wire.config_check import read_config_toml, string
 from wire.config_check import req as _req
 from wire.config_check import table as _table
 
-HUB_ID_RE = re.compile(r"[a-z0-9-]{3,64}")  # the wire contract's id rule
-WORKER_ID_RE = re.compile(r"[a-z0-9-]{1,32}")
+HUB_ID_RE = CAC_ID_RE  # the wire contract's id rule
+WORKER_ID_RE = STATION_ID_RE
 
 DEFAULT_OFFLINE_AFTER_SECONDS = 90
 DEFAULT_FLUSH_SECONDS = 5
-DEFAULT_KEEPALIVE_SECONDS = 30
-
-
-@dataclass(frozen=True)
-class MqttConfig:
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    tls: bool = False
-    ca_file: Path | None = None
-    keepalive: int = DEFAULT_KEEPALIVE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -135,38 +126,6 @@ def _bool(value: object, key: str) -> bool:
     return value
 
 
-def _parse_mqtt(raw: object) -> MqttConfig:
-    m = _table(raw, "mqtt")
-    _no_unknown(m, {"host", "port", "username", "password", "tls", "ca_file", "keepalive"},
-                "mqtt")
-    username = m.get("username")
-    password = m.get("password")
-    if username is not None:
-        _str(username, "mqtt.username")
-    if password is not None:
-        _str(password, "mqtt.password")
-    if (username is None) != (password is None):
-        raise ConfigError("mqtt.password", "username and password must be given together")
-    tls = _bool(m.get("tls", False), "mqtt.tls")
-    ca_file: Path | None = None
-    if "ca_file" in m:
-        ca_file = Path(_str(m["ca_file"], "mqtt.ca_file"))
-        if not tls:
-            raise ConfigError("mqtt.ca_file", "only makes sense with tls = true")
-        if not ca_file.is_file():
-            raise ConfigError("mqtt.ca_file", f"no such file {str(ca_file)!r}")
-    return MqttConfig(
-        host=_str(_req(m, "host", "mqtt"), "mqtt.host"),
-        port=_check_int("mqtt.port", _req(m, "port", "mqtt"), 1, 65535),
-        username=username,
-        password=password,
-        tls=tls,
-        ca_file=ca_file,
-        keepalive=_check_int("mqtt.keepalive", m.get("keepalive", DEFAULT_KEEPALIVE_SECONDS),
-                             5, 3600),
-    )
-
-
 def parse_hub_config(raw: Mapping[str, object]) -> HubConfig:
     """Validate a decoded hub.toml; raises ConfigError naming the first bad key."""
     _no_unknown(
@@ -194,7 +153,7 @@ def parse_hub_config(raw: Mapping[str, object]) -> HubConfig:
         raise ConfigError("worker_id", "is required with shared_subscription = true "
                                        "(each worker needs its own MQTT client id)")
 
-    mqtt = _parse_mqtt(_req(raw, "mqtt", ""))
+    mqtt = parse_mqtt(_req(raw, "mqtt", ""), keepalive=True, nonempty=True)
     h = _table(_req(raw, "http", ""), "http")
     _no_unknown(h, {"host", "port"}, "http")
     http = HttpConfig(

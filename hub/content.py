@@ -30,6 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
+from common.durable import atomic_write_bytes
 from wire.content import (  # noqa: F401 - re-exported for the hub's callers
     LANGUAGE_RE,
     MANIFEST,
@@ -106,12 +107,8 @@ def scan_package(directory: Path, version: int = 1) -> dict[str, Any]:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    # readable like any served file; the pid keeps the temp files of hub workers apart
+    atomic_write_bytes(path, data, mode=0o644, tag=str(os.getpid()))
 
 
 @dataclass(frozen=True)

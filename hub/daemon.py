@@ -2,7 +2,8 @@
 
 Start: open the store, rebuild fleet state from it, serve HTTP, connect to the broker
 (whose retained status messages then complete the fleet). Run: a tick every
-``TICK_SECONDS`` applies the silence rule (``offline_after_seconds``). Stop, in this order:
+``TICK_SECONDS`` applies the silence rule (``offline_after_seconds``), then the fleet upkeep
+(``hub.upkeep``: alarms, command expiry) and the dashboard's refresh. Stop, in this order:
 stop accepting (HTTP site closed, MQTT intake closed), drain and flush the store, publish
 the retained hub ``offline``, disconnect, close the store.
 """
@@ -23,6 +24,7 @@ from hub.fleet import FleetState
 from hub.ingest import Ingest
 from hub.mqtt import MqttLink
 from hub.store import Store, StoreError
+from hub.upkeep import Upkeep
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class Hub:
         self._link: MqttLink | None = None
         self._runner: web.AppRunner | None = None
         self._dashboard: Dashboard | None = None
+        self._upkeep: Upkeep | None = None
 
     @property
     def ingest(self) -> Ingest:
@@ -89,8 +92,11 @@ class Hub:
             store.close()
             raise HubError(f"cannot set up the mqtt connection: {exc}") from None
         self._dashboard = Dashboard(cfg, self._ingest, self._link.publish, self.clock)
+        self._upkeep = Upkeep(cfg, self._ingest.views, self._dashboard.db,
+                              self._dashboard.alarms_changed)
         try:
             await self._dashboard.start()
+            await self._upkeep.start()
         except StoreError as exc:
             store.close()
             raise HubError(str(exc)) from None
@@ -113,6 +119,8 @@ class Hub:
         while True:
             now = self.clock()
             self.ingest.evaluate(now)
+            if self._upkeep is not None:
+                await self._upkeep.tick(now)
             if self._dashboard is not None:
                 await self._dashboard.tick(now)
             await asyncio.sleep(TICK_SECONDS)
@@ -132,6 +140,7 @@ class Hub:
             # stop MQTT intake, drain + flush the store, retained offline, disconnect
             await asyncio.to_thread(self._link.stop)
             self._link = None
+        self._upkeep = None  # it runs on the dashboard's store thread, closed next
         if self._dashboard is not None:
             await self._dashboard.close()
             self._dashboard = None

@@ -7,8 +7,8 @@ stay plain machine-readable JSON like the rest of ``/api/v1``.
 
 Threads: everything that touches the store runs on ONE admin thread (``Dashboard.db``) with
 a connection of its own; the fleet comes from memory (``hub.model.FleetModel``, cached).
-``Dashboard.tick`` (from the hub's tick) evaluates alarms, expires unanswered commands and
-refreshes the sessions-today counts.
+``Dashboard.tick`` (from the hub's tick) refreshes the sessions-today counts; alarms and
+command expiry are the fleet upkeep's (``hub.upkeep``), which tells ``alarms_changed``.
 """
 
 from __future__ import annotations
@@ -36,9 +36,7 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 COOKIE = "cac_hub_session"
-ALARM_SECONDS = 2.0  # how often alarm rules run
 TODAY_SECONDS = 10.0  # how often the sessions-today counts are refreshed
-COMMAND_EXPIRY_SECONDS = 10.0  # how often unanswered commands are checked for expiry
 CHART_SERIES = (("cpu", "CPU", "%", 100.0), ("mem", "Memory", "%", 100.0),
                 ("disk", "Disk", "%", 100.0), ("temp", "Temperature", "°C", None),
                 ("backlog", "Outbox backlog", "records", None))
@@ -81,19 +79,15 @@ class Dashboard:
         self.clock = clock
         self.model = FleetModel(ingest.views, clock)
         self.sessions = users.Sessions(config.dashboard)
-        self.alarm_book = alarms.AlarmBook(config.alarms)
         self.env = _env()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="hub-admin")
         self._store: Store | None = None
-        self._next_alarms = self._next_today = self._next_expiry = 0.0
+        self._next_today = 0.0
 
     # ------------------------------------------------------------ lifecycle and store
 
     async def start(self) -> None:
         self._store = await self.db_raw(lambda: Store(self.config.db_path))
-        self.alarm_book = alarms.AlarmBook(self.config.alarms,
-                                           await self.db(alarms.load_active))
-        self.model.alarm_counts = self.alarm_book.count_by_cac()
 
     async def close(self) -> None:
         store, self._store = self._store, None
@@ -120,15 +114,6 @@ class Dashboard:
 
     async def tick(self, now: float) -> None:
         try:
-            if now >= self._next_alarms:
-                self._next_alarms = now + ALARM_SECONDS
-                await self._alarms(now)
-            if now >= self._next_expiry:
-                self._next_expiry = now + COMMAND_EXPIRY_SECONDS
-                n = await self.db(commands.expire, now,
-                                  self.config.dashboard.command_timeout_seconds, write=True)
-                if n:
-                    log.warning("%d command(s) expired without an answer", n)
             if now >= self._next_today:
                 self._next_today = now + TODAY_SECONDS
                 day = datetime.fromtimestamp(now, UTC).astimezone().date().isoformat()
@@ -136,17 +121,9 @@ class Dashboard:
         except StoreError as exc:
             log.error("dashboard upkeep failed: %s", exc)  # noqa: TRY400
 
-    async def _alarms(self, now: float) -> None:
-        raised, cleared = self.alarm_book.evaluate(self.ingest.views(), now)
-        if not raised and not cleared:
-            return
-        opened = await self.db(alarms.save, raised, cleared, now, write=True)
-        for a in opened:
-            self.alarm_book.opened(a)
-            log.warning("alarm raised: %s %s: %s", a.cac_id, a.kind, a.message)
-        for a in cleared:
-            log.info("alarm cleared: %s %s", a.cac_id, a.kind)
-        self.model.alarm_counts = self.alarm_book.count_by_cac()
+    def alarms_changed(self, counts: dict[str, int]) -> None:
+        """The fleet upkeep's active alarm count per CAC (shown on the fleet page)."""
+        self.model.alarm_counts = counts
         self.model.invalidate()
 
     # ------------------------------------------------------------ commands

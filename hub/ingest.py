@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from common.logonce import LogOnce
 from hub import commands, history
 from hub.fleet import CacView, FleetState, Transition
 from hub.metrics import Counters
@@ -79,7 +80,8 @@ class Ingest:
         self.fleet = fleet
         self.counters = counters if counters is not None else Counters()
         self.lock = threading.Lock()
-        self._logged: set[tuple[str, str]] = set()
+        self._logged = LogOnce(log, MAX_LOGGED_KEYS, "too many distinct refusals: from now on "
+                                                     "they are only counted")
         self._topics: dict[str, CacTopic] = {}
         self.history = history.HistoryBuffer()  # health samples, written by ``flush``
         self.came_online: list[str] = []  # CACs that came online (their commands re-sent)
@@ -207,17 +209,8 @@ class Ingest:
         self._log_once(f"refused {reason} message", cac_id, message)
 
     def _log_once(self, reason: str, cac_id: str, message: str) -> None:
-        key = (reason, cac_id)
-        if key in self._logged:
-            return
-        if len(self._logged) >= MAX_LOGGED_KEYS:
-            if ("*", "*") not in self._logged:
-                self._logged.add(("*", "*"))
-                log.warning("too many distinct refusals: from now on they are only counted")
-            return
-        self._logged.add(key)
-        log.warning("%s%s: %s (further ones are only counted)", reason,
-                    f" from {cac_id}" if cac_id else "", message)
+        self._logged((reason, cac_id), "%s%s: %s (further ones are only counted)", reason,
+                     f" from {cac_id}" if cac_id else "", message)
 
     # ------------------------------------------------------------------ fleet
 

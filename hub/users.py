@@ -1,11 +1,12 @@
 """Technician accounts of the dashboard: roles, login sessions, CSRF tokens, lockout.
 
 Accounts live in the store's ``users`` table (``cac-hub add-user``), passwords as salted
-scrypt hashes from ``agent.auth``. Roles: ``viewer`` sees everything; ``technician`` also
-acknowledges alarms and sends commands. A login opens a session (``agent.auth.TokenStore``:
+scrypt hashes from ``common.passwords``. Roles: ``viewer`` sees everything; ``technician`` also
+acknowledges alarms and sends commands. A login opens a session (``common.passwords.TokenStore``:
 an unguessable cookie value, expiring after ``[dashboard] session_hours``); each session has
 its own CSRF token that every form posts back. After ``login_failures`` failed logins of one
-name within ``lockout_minutes`` that name is refused for ``lockout_minutes``.
+name within ``lockout_minutes`` that name is refused for ``lockout_minutes``
+(``common.lockout.LoginLockout``).
 Times are passed in (monotonic seconds), except ``created_at`` of an account.
 """
 
@@ -15,10 +16,10 @@ import hmac
 import re
 import secrets
 import sqlite3
-from collections import deque
 from dataclasses import dataclass
 
-from agent.auth import TokenStore, hash_password, verify_password
+from common.lockout import LoginLockout
+from common.passwords import TokenStore, hash_password, verify_password
 from hub.config import DashboardConfig
 
 ROLES = ("viewer", "technician")
@@ -73,18 +74,11 @@ class Sessions:
         self.cfg = cfg
         self.tokens = TokenStore()
         self._csrf: dict[str, str] = {}
-        self._failures: dict[str, deque[float]] = {}
-        self._locked_until: dict[str, float] = {}
+        window = cfg.lockout_minutes * 60
+        self._lockout = LoginLockout(cfg.login_failures, window, lock_seconds=window)
 
     def locked(self, name: str, now: float) -> bool:
-        until = self._locked_until.get(name)
-        if until is None:
-            return False
-        if now >= until:
-            del self._locked_until[name]
-            self._failures.pop(name, None)
-            return False
-        return True
+        return self._lockout.locked_for(name, now) > 0
 
     def check_password(self, account: tuple[str, str] | None, password: str) -> bool:
         """Slow (scrypt): run it in a worker thread."""
@@ -93,18 +87,10 @@ class Sessions:
 
     def failed(self, name: str, now: float) -> bool:
         """Count a failed login; True if the name is now locked out."""
-        window = self.cfg.lockout_minutes * 60
-        q = self._failures.setdefault(name[:64], deque())
-        q.append(now)
-        while q and q[0] <= now - window:
-            q.popleft()
-        if len(q) >= self.cfg.login_failures:
-            self._locked_until[name[:64]] = now + window
-            return True
-        return False
+        return self._lockout.record_failure(name[:64], now)
 
     def open(self, name: str, role: str, now: float) -> Who:
-        self._failures.pop(name, None)
+        self._lockout.reset(name)
         token = self.tokens.issue(name, role, now, ttl=self.cfg.session_hours * 3600)
         csrf = self._csrf[token] = secrets.token_urlsafe(24)
         return Who(name, role, token, csrf)

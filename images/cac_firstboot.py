@@ -46,6 +46,9 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from common.durable import atomic_write_bytes
+from common.ids import CAC_ID_RE, STATION_ID_PATTERN, STATION_ID_RE
+
 PROG = "cac-firstboot"
 STICK_LABEL = "CAC-ENROL"
 STICK_MOUNT = "run/cac-enrol"
@@ -54,8 +57,6 @@ DEVICE_CONF = "cac-device.conf"
 DONE = "var/lib/cac-firstboot/done"
 MAX_MEMBER_BYTES = 1024 * 1024
 DEFAULT_LAN = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
-ID_RE = re.compile(r"[a-z0-9-]{3,64}")
-STATION_RE = re.compile(r"[a-z0-9-]{1,32}")
 KIOSK_KEYS = ("CAC_AGENT_URL", "CAC_STATION", "CAC_TOKEN")
 SETTINGS = ("role", "station", "agent", "lan", "admin", "internet")
 EXIT_NO_BUNDLE = 3
@@ -176,7 +177,7 @@ def read_bundle(path: Path) -> Bundle:
     bundle = Bundle(path, hashlib.sha256(raw).hexdigest(), enrol, agent_toml,
                     files.get("ca.crt"))
     for name, data in files.items():
-        m = re.fullmatch(r"kiosk/([a-z0-9-]{1,32})\.env", name)
+        m = re.fullmatch(rf"kiosk/({STATION_ID_PATTERN})\.env", name)
         if m:
             bundle.kiosk_env[m.group(1)] = _env_file(data.decode(errors="replace"), name)
     check_agent_toml(bundle)
@@ -190,7 +191,7 @@ def check_enrol(enrol: object) -> None:
         raise EnrolError(f"enrol.json: format must be 1, got {enrol.get('format')!r} "
                          "(a newer cac-provision? update the image)")
     for key in ("cac_id", "hub_id"):
-        if not isinstance(enrol.get(key), str) or not ID_RE.fullmatch(enrol[key]):
+        if not isinstance(enrol.get(key), str) or not CAC_ID_RE.fullmatch(enrol[key]):
             raise EnrolError(f"enrol.json: {key} must match [a-z0-9-]{{3,64}}")
     port = enrol.get("agent_url_port")
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
@@ -200,7 +201,7 @@ def check_enrol(enrol: object) -> None:
         raise EnrolError("enrol.json: stations must be a non-empty list")
     for i, s in enumerate(stations):
         if not (isinstance(s, dict) and isinstance(s.get("id"), str)
-                and STATION_RE.fullmatch(s["id"]) and isinstance(s.get("token"), str)
+                and STATION_ID_RE.fullmatch(s["id"]) and isinstance(s.get("token"), str)
                 and s["token"]):
             raise EnrolError(f"enrol.json: stations[{i}] must be {{\"id\", \"token\"}}")
 
@@ -322,24 +323,20 @@ def write_file(root: Path, rel: str, data: bytes, mode: int, group: str | None =
     """Atomic write owned by root:GROUP (the group is looked up in ROOT/etc/group)."""
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, mode)
+    owner: tuple[int, int] | None = None
     if group is not None:
         gid = _gid(root, group)
         if gid is None:
             raise EnrolError(f"group {group} does not exist in {root / 'etc/group'}: "
                              "is this the CAC image?")
-        try:
-            os.chown(tmp, 0, gid)
-        except PermissionError:
-            if root == Path("/"):
-                raise
-            print(f"{PROG}: warning: cannot chown {path} (not root)", file=sys.stderr)
-    os.replace(tmp, path)
+        owner = (0, gid)
+    try:
+        atomic_write_bytes(path, data, mode=mode, owner=owner)
+    except PermissionError:
+        if owner is None or root == Path("/"):
+            raise
+        print(f"{PROG}: warning: cannot chown {path} (not root)", file=sys.stderr)
+        atomic_write_bytes(path, data, mode=mode)
 
 
 def kiosk_env(bundle: Bundle, device: Device) -> str:

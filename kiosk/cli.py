@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from common.ids import STATION_ID_RE
 from kiosk import __version__
 
 PROG = "cac-kiosk"
-STATION_ID_RE = re.compile(r"[a-z0-9-]{1,32}")
 
 
 class _Parser(argparse.ArgumentParser):

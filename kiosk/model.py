@@ -8,6 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.codes import CROCKFORD_ALPHABET
+
+VOUCHER_ALPHABET = CROCKFORD_ALPHABET  # CONTRACT §4
+
 WARN_AT_SECONDS = (300, 60)  # warnings at 5 and 1 minutes left
 PIN_MAX_FAILURES = 5          # wrong exit PINs in a row before the PIN screen is blocked
 PIN_BLOCK_SECONDS = 60
@@ -15,7 +19,6 @@ PIN_MAX_DIGITS = 12
 SEARCH_MAX_CHARS = 40
 OFFLINE_AFTER_FAILURES = 2    # polls that fail in a row before the out-of-service screen
 REDEEM_BLOCK_SECONDS = 60     # a 429 without Retry-After blocks redeeming this long
-VOUCHER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32 (CONTRACT §4)
 VOUCHER_SYMBOLS = 10
 
 # screens that belong to a running session (the poll keeps the citizen where they are)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from common.ids import CAC_ID_PATTERN, CAC_ID_RE
 from provisioning import __version__
 from provisioning.bundle import BundleError
 from provisioning.configs import AGENT_DATA_DIR, AGENT_HTTP_PORT, TIMEZONE
@@ -29,7 +30,6 @@ from provisioning.registry import Layout, ProvisionError
 from provisioning.tls import TlsError
 
 PROG = "cac-provision"
-ID_RE = re.compile(r"[a-z0-9-]{3,64}")
 USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 
 
@@ -51,8 +51,8 @@ def _port(value: str) -> int:
 
 
 def _ident(value: str) -> str:
-    if not ID_RE.fullmatch(value):
-        raise argparse.ArgumentTypeError(f"must match [a-z0-9-]{{3,64}}, got {value!r}")
+    if not CAC_ID_RE.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"must match {CAC_ID_PATTERN}, got {value!r}")
     return value
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
-SECRET_MODE = 0o600
+from common.durable import SECRET_MODE as SECRET_MODE
+from common.durable import atomic_write_bytes
+
 PUBLIC_MODE = 0o644
 PRIVATE_DIR_MODE = 0o700
 
@@ -49,26 +50,5 @@ def make_dir(path: Path, mode: int = PRIVATE_DIR_MODE, owner: Owner | None = Non
 def write_file(path: Path, data: bytes | str, *, mode: int = SECRET_MODE,
                owner: Owner | None = None) -> None:
     """Write ``path`` atomically (temp file, fsync, rename) with ``mode`` from creation."""
-    raw = data.encode() if isinstance(data, str) else data
-    tmp = path.with_name(f".{path.name}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fchmod(f.fileno(), mode)  # the umask may have narrowed it
-            if owner is not None:
-                os.fchown(f.fileno(), owner.uid, owner.gid)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write_bytes(path, data, mode=mode,
+                       owner=None if owner is None else (owner.uid, owner.gid))

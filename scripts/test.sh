@@ -20,8 +20,8 @@ failed=()
 step "ruff check ."
 "$V/ruff" check . || failed+=("ruff")
 
-step "mypy agent wire hub provisioning kiosk"
-"$V/mypy" agent wire hub provisioning kiosk || failed+=("mypy")
+step "mypy agent common wire hub provisioning kiosk"
+"$V/mypy" agent common wire hub provisioning kiosk || failed+=("mypy")
 
 pytest_cmd=("$V/pytest" -m "not slow" "$@")
 if [ -z "${DISPLAY:-}" ]; then

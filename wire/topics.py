@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import StrEnum
+
+from common.ids import CAC_ID_RE
 
 CAC_ROOT = "cac/v1"
 HUB_ROOT = "hub/v1"
 SHARED_GROUP = "hub"  # MQTT 5 shared-subscription group of hub ingest workers
 
-_ID_RE = re.compile(r"[a-z0-9-]{3,64}")
 
 
 class Kind(StrEnum):
@@ -33,7 +33,7 @@ class TopicError(ValueError):
 
 
 def _check_id(cac_id: str) -> str:
-    if not _ID_RE.fullmatch(cac_id):
+    if not CAC_ID_RE.fullmatch(cac_id):
         raise TopicError(f"bad CAC id {cac_id!r}")
     return cac_id
 

@@ -14,7 +14,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+from common.codes import CROCKFORD_ALPHABET
+
+ALPHABET = CROCKFORD_ALPHABET
+
 CODE_SYMBOLS = 10
 CODE_BITS = 5 * CODE_SYMBOLS
 GROUP = 5

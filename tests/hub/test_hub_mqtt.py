@@ -223,6 +223,9 @@ async def test_silent_cac_goes_offline_and_last_will(
             return await online(CAC) is False
 
         async def willing_online() -> bool:
+            # it keeps talking, as an agent does: with offline_after_seconds = 1 its status
+            # alone keeps it online for one second, which a loaded machine's poll can miss
+            await asyncio.to_thread(willing.publish, Kind.HEALTH, health(), qos=0)
             return await online(OTHER) is True
 
         await until(willing_online)

@@ -20,7 +20,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.tariff import compute_fee
 from hub import simulator
-from hub.simulator import DEFAULT_TARIFF, SIM_VERSION, SimCac, SimSettings, Simulator, cac_ids
+from hub.sim import driver
+from hub.sim.cac import DEFAULT_TARIFF, SIM_VERSION, Publish, SimCac, SimSettings, cac_ids
+from hub.sim.driver import Simulator
 from wire.messages import (
     Ack,
     Command,
@@ -46,7 +48,7 @@ def model(seed: int = 1, now: float = T0, **kw: Any) -> SimCac:
     return SimCac("sim-0001", SimSettings(**kw), random.Random(seed), now)
 
 
-def usage_seqs(pubs: list[simulator.Publish]) -> list[int]:
+def usage_seqs(pubs: list[Publish]) -> list[int]:
     return [r.seq for p in pubs if p.kind is Kind.USAGE for r in decode(p.payload, Usage).records]
 
 
@@ -331,7 +333,7 @@ async def test_twenty_cacs_on_a_real_broker(mosquitto: MosquittoBroker) -> None:
 
 async def test_simulated_cacs_come_back_after_a_broker_restart(
         mosquitto_fresh: MosquittoBroker, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(simulator, "RECONNECT_MIN", 0.1)
+    monkeypatch.setattr(driver, "RECONNECT_MIN", 0.1)
     settings = SimSettings(health_interval=0.5, usage_rate=3600)
     sim = Simulator(mosquitto_fresh.host, mosquitto_fresh.port, 5, prefix="simrestart",
                     settings=settings, seed=3)
