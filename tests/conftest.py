@@ -18,22 +18,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import BrokerError, MosquittoBroker
-
-
-def _start_broker(workdir: Path, extra_config: tuple[str, ...] = ()) -> MosquittoBroker:
-    try:
-        broker = MosquittoBroker(workdir, extra_config=extra_config)
-        broker.start()
-    except BrokerError as exc:
-        pytest.fail(f"cannot start a real mosquitto broker: {exc}", pytrace=False)
-    return broker
+from helpers import MosquittoBroker, start_broker
 
 
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker]:
     """One real broker shared by the session's tests (on a free port of 127.0.0.1)."""
-    broker = _start_broker(tmp_path_factory.mktemp("mosquitto"))
+    broker = start_broker(tmp_path_factory.mktemp("mosquitto"))
     try:
         yield broker
     finally:
@@ -43,7 +34,7 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBro
 @pytest.fixture
 def mosquitto_fresh(tmp_path: Path) -> Iterator[MosquittoBroker]:
     """A real broker of this test's own, which it may stop, kill and start again."""
-    broker = _start_broker(tmp_path / "mosquitto")
+    broker = start_broker(tmp_path / "mosquitto")
     try:
         yield broker
     finally:
@@ -56,7 +47,7 @@ def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[..., MosquittoBroker]
     started: list[MosquittoBroker] = []
 
     def make(extra_config: tuple[str, ...] = ()) -> MosquittoBroker:
-        broker = _start_broker(tmp_path / f"mosquitto-{len(started)}", tuple(extra_config))
+        broker = start_broker(tmp_path / f"mosquitto-{len(started)}", tuple(extra_config))
         started.append(broker)
         return broker
 

@@ -233,3 +233,16 @@ class MosquittoBroker:
     def __repr__(self) -> str:
         state = f"pid {self.pid}" if self.running else "stopped"
         return f"<MosquittoBroker {self.host}:{self.port} {state}>"
+
+
+def start_broker(workdir: Path, extra_config: tuple[str, ...] = ()) -> MosquittoBroker:
+    """A started broker for the fixtures; a missing or failing mosquitto fails the test (the
+    README promises it fails, it is never skipped)."""
+    import pytest
+
+    try:
+        broker = MosquittoBroker(workdir, extra_config=extra_config)
+        broker.start()
+    except BrokerError as exc:
+        pytest.fail(f"cannot start a real mosquitto broker: {exc}", pytrace=False)
+    return broker

@@ -99,9 +99,8 @@ def test_stop_and_start_keep_the_port(mosquitto_fresh: MosquittoBroker) -> None:
 def test_a_missing_mosquitto_fails_the_test_and_does_not_skip_it(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The README promises it: without the broker binary the suite fails, loudly."""
-    import conftest  # tests/conftest.py: the broker fixtures' own start function
-    import helpers
+    import helpers  # the broker fixtures of tests/conftest.py start brokers through it
 
     monkeypatch.setattr(helpers, "find_mosquitto", lambda: None)
     with pytest.raises(pytest.fail.Exception, match="apt-get install mosquitto"):
-        conftest._start_broker(tmp_path / "mosquitto")
+        helpers.start_broker(tmp_path / "mosquitto")
