@@ -140,7 +140,8 @@ class Ledger:
                 raise LedgerError(f"a ledger record needs {key!r}")
         state = self._state(data)
         seq = state["next_seq"]
-        stamped = {**record, "seq": seq, "cac_id": self.cac_id}
+        # tz: the CAC's zone, so the hub counts the record on the CAC's own day (CONTRACT §6)
+        stamped = {**record, "seq": seq, "cac_id": self.cac_id, "tz": self.tz.key}
         data.setdefault("outbox", {})[str(seq)] = stamped
         state["next_seq"] = seq + 1
         return stamped

@@ -1,7 +1,9 @@
 """Usage and revenue reports from the stored records: aggregates only, no personal data.
 
-Per CAC and day (the CAC's local date, as its records carry their own UTC offset: a
-session counts on the day it ended, a sale or void on the day it happened): sessions,
+Per CAC and day (the CAC's local date: each record names the CAC's time zone in ``tz``, and
+the agent writes UTC times, so the day and hour are those of the UTC instant seen in that
+zone; a record without ``tz`` counts by its timestamp's own offset. A session counts on the
+day it ended, a sale or void on the day it happened): sessions,
 billed seconds and minutes, session fees, voucher sales, voids, and revenue = fees +
 sales - voids, in centimes. Sessions by hour of day count sessions by the local hour they
 started. Station ids, session ids and voucher codes never appear.
@@ -14,6 +16,9 @@ import io
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
+from datetime import datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hub.model import region_of
 
@@ -36,10 +41,12 @@ class DailyRow:
     revenue: int = 0
 
 
+# Grouped by the minute of the UTC (or offset) timestamp and the record's zone: a handful
+# of rows per CAC and minute, turned into local days in Python (SQLite knows no zones).
 _DAILY_SQL = """
 SELECT cac_id, type,
-       substr(CASE type WHEN 'session' THEN json_extract(json, '$.ended_at') ELSE at END,
-              1, 10) AS day,
+       CASE type WHEN 'session' THEN json_extract(json, '$.ended_at') ELSE at END AS ts,
+       json_extract(json, '$.tz') AS tz,
        json_extract(json, '$.currency') AS currency,
        COUNT(*),
        COALESCE(SUM(json_extract(json, '$.billed_seconds')), 0),
@@ -48,17 +55,47 @@ SELECT cac_id, type,
                                ELSE json_extract(json, '$.amount') END), 0)
 FROM records
 WHERE (:cac IS NULL OR cac_id = :cac)
-GROUP BY cac_id, type, day, currency
+GROUP BY cac_id, type, substr(ts, 1, 16), substr(ts, 20), tz, currency
 """
+
+
+@lru_cache(maxsize=256)
+def _zone(name: str | None) -> ZoneInfo | None:
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):  # not a zone this hub knows: use the offset
+        return None
+
+
+def local_time(ts: object, tz: object) -> datetime | None:
+    """The record's wall-clock time at the CAC: ``ts`` (ISO 8601 with an offset) seen in
+    the zone ``tz``; without a known zone, as written. None for a malformed timestamp."""
+    if not isinstance(ts, str):
+        return None
+    try:
+        when = datetime.fromisoformat(ts)
+    except ValueError:
+        return None
+    zone = _zone(tz if isinstance(tz, str) else None)
+    if zone is None or when.tzinfo is None:
+        return when
+    return when.astimezone(zone)
+
+
+def _local_day(ts: object, tz: object) -> str:
+    when = local_time(ts, tz)
+    return when.date().isoformat() if when is not None else "?"
 
 
 def daily(db: sqlite3.Connection, *, since: str | None = None, until: str | None = None,
           cac_id: str | None = None, region: str | None = None) -> list[DailyRow]:
-    """Rows per (CAC, day, currency), by CAC then day; ``since``/``until`` are inclusive."""
+    """Rows per (CAC, local day, currency), by CAC then day; ``since``/``until`` inclusive."""
     out: dict[tuple[str, str, str], DailyRow] = {}
-    for cac, typ, day, currency, n, secs, amount in db.execute(
+    for cac, typ, ts, tz, currency, n, secs, amount in db.execute(
             _DAILY_SQL, {"cac": cac_id}):
-        day = day or "?"
+        day = _local_day(ts, tz)
         if (since and day < since) or (until and day > until):
             continue
         key = (cac, day, currency or "")
@@ -94,17 +131,21 @@ def totals(rows: Iterable[DailyRow]) -> dict[str, int]:
 
 def by_hour(db: sqlite3.Connection, *, since: str | None = None, until: str | None = None,
             cac_id: str | None = None) -> list[int]:
-    """Sessions by local hour of day they started (24 counts)."""
+    """Sessions by the local hour of day they started (24 counts), for sessions that ended
+    on a local day within ``since``/``until``."""
     counts = [0] * 24
-    for hour, day, n in db.execute(
-            "SELECT substr(json_extract(json, '$.started_at'), 12, 2), "
-            "substr(json_extract(json, '$.ended_at'), 1, 10), COUNT(*) FROM records "
-            "WHERE type = 'session' AND (:cac IS NULL OR cac_id = :cac) GROUP BY 1, 2",
+    for started, ended, tz, n in db.execute(
+            "SELECT json_extract(json, '$.started_at') AS s, json_extract(json, '$.ended_at') "
+            "AS e, json_extract(json, '$.tz') AS tz, COUNT(*) FROM records "
+            "WHERE type = 'session' AND (:cac IS NULL OR cac_id = :cac) "
+            "GROUP BY substr(s, 1, 16), substr(s, 20), substr(e, 1, 16), substr(e, 20), tz",
             {"cac": cac_id}):
+        day = _local_day(ended, tz)
         if (since and day < since) or (until and day > until):
             continue
-        if isinstance(hour, str) and hour.isdigit() and 0 <= int(hour) < 24:
-            counts[int(hour)] += n
+        start = local_time(started, tz)
+        if start is not None:
+            counts[start.hour] += n
     return counts
 
 

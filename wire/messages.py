@@ -70,6 +70,9 @@ class _Record(msgspec.Struct, kw_only=True, tag_field="type"):
     seq: int
     cac_id: str
     at: str
+    # the CAC's IANA time zone (e.g. "Africa/Casablanca"): the hub reports the record on the
+    # CAC's local day and hour; without it (older agents) the timestamp's own offset counts
+    tz: str | None = None
 
 
 class SessionRecord(_Record, tag="session"):
