@@ -30,10 +30,10 @@ from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.modalview import ModalView
 from kivy.uix.widget import Widget
 
-from kiosk import screens
-from kiosk.apps import Launcher
+from kiosk import bar, screens
 from kiosk.client import AgentRefused, AgentUnreachable, StationClient
 from kiosk.config import KioskConfig, check_pin
+from kiosk.desktop import make_launcher
 from kiosk.i18n import DEFAULT_LANG, LANGS, Localizer
 from kiosk.model import (
     SESSION_SCREENS,
@@ -99,7 +99,7 @@ class KioskApp(App):
         self.mono: Callable[[], float] = time.monotonic
         self.L = Localizer(lang or self._remembered_lang() or DEFAULT_LANG)
         self.large_text = False
-        self.launcher = Launcher(cfg.apps)
+        self.launcher = make_launcher(cfg)  # citizen desktop hook (kiosk/desktop.py)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kiosk-io")
         self._cleanup_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiosk-apps")
         # state shown by the screens
@@ -161,6 +161,8 @@ class KioskApp(App):
         Window.bind(on_request_close=self._on_request_close, on_keyboard=self._on_keyboard,
                     on_touch_down=self._activity, on_key_down=self._activity)
         Window.clearcolor = BG
+        if self.cfg.desktop is not None:  # citizen desktop hook: the bar (kiosk/bar.py)
+            bar.register(self, self.cfg.desktop.bar_height)
         self.show("welcome")
         Clock.schedule_interval(self._tick, TICK_SECONDS)
         return root
@@ -230,7 +232,7 @@ class KioskApp(App):
         now = self.mono()
         if not self.poll_busy and now >= self.next_poll:
             self.poll_now()
-        if self.screen == "session":
+        if self.screen in ("session", bar.BAR_SCREEN):
             self._refresh_session(now)
         elif self.screen == "offline" and "retry" in self.live:
             wait = max(0, int(self.next_poll - now + 0.99))
@@ -242,6 +244,7 @@ class KioskApp(App):
             self.voucher_status = ""
             self.rebuild()
         self._check_idle(now)
+        bar.follow(self)  # citizen desktop hook: bar over the apps, or full screen
 
     def poll_now(self) -> None:
         if self.poll_busy:
@@ -334,7 +337,7 @@ class KioskApp(App):
             target = decide(self.screen, result, False)
             if target != self.screen or (self.screen == "session" and (new or came_back)):
                 self.show(target)
-            elif self.screen == "session" and "fee" in self.live:
+            elif self.screen in ("session", bar.BAR_SCREEN) and "fee" in self.live:
                 self.live["fee"].src = self.L.money(int(sess.get("fee_so_far", 0)),
                                                     str(sess.get("currency", "MAD")))
             return
@@ -478,6 +481,7 @@ class KioskApp(App):
             self._notice("This application could not be opened. Please ask the operator.")
             return
         self.trace("app_launched", app=app_id)
+        bar.in_front(self)  # citizen desktop hook
 
     # ---------------------------------------------------------------- idle
 
