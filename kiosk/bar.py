@@ -12,6 +12,7 @@ import logging
 import subprocess
 from typing import TYPE_CHECKING
 
+from kivy.clock import Clock
 from kivy.core.window import Window
 from kivy.metrics import dp
 from kivy.uix.widget import Widget
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 BAR_SCREEN = "bar"
 X_TIMEOUT_SECONDS = 5
+SETTLE_SECONDS = (0.3, 1.0)
 
 
 def _x(*argv: str) -> None:
@@ -66,19 +68,28 @@ class Stacking:
             self.screen = screen_size()
         w, h = self.screen
         self.mode = mode
+        Window.borderless = True
         if mode == "bar":
             Window.fullscreen = False
+            Window.size = (w, self.bar_height)  # also the size hints of a fixed-size window
             _x("wmctrl", "-i", "-r", wid, "-e", f"0,0,0,{w},{self.bar_height}")
             strut = f"0,0,{self.bar_height},0,0,0,0,0,0,{w - 1},0,0"
         else:
+            Window.size = (w, h)
             _x("wmctrl", "-i", "-r", wid, "-e", f"0,0,0,{w},{h}")
             strut = "0,0,0,0,0,0,0,0,0,0,0,0"
         _x("xprop", "-id", wid, "-f", "_NET_WM_STRUT_PARTIAL", "32c", "-set",
            "_NET_WM_STRUT_PARTIAL", strut)
         _x("wmctrl", "-i", "-r", wid, "-b", "add,above")
+        # openbox keeps windows out of struts when it handles the resize that SDL sends
+        # after ours: put the window back in place once that has happened
+        geometry = f"0,0,0,{w},{self.bar_height if mode == 'bar' else h}"
+        for delay in SETTLE_SECONDS:
+            Clock.schedule_once(lambda _dt, m=mode, g=geometry: self.mode == m and _x(
+                "wmctrl", "-i", "-r", wid, "-e", g), delay)
         if mode == "full":
             _x("wmctrl", "-i", "-a", wid)
-        log.info("kiosk window: %s", mode)
+        log.info("kiosk window %s: %s", wid, mode)
 
 
 def follow(app: KioskApp) -> None:

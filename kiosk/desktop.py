@@ -152,13 +152,18 @@ def pids_of(uid: int) -> list[int]:
     return found
 
 
+def live_pids(uid: int) -> list[int]:
+    """The processes of ``uid`` that still run (zombies hold nothing and are left out)."""
+    return [p for p in pids_of(uid) if not _zombie(p)]
+
+
 def kill_user(uid: int, deadline: float = KILL_DEADLINE_SECONDS) -> list[int]:
     """SIGKILL every process of ``uid`` until none is left; returns what still lives."""
     if uid == 0 or uid == os.getuid():
         raise ValueError("refusing to kill the processes of root or of the kiosk itself")
     end = time.monotonic() + deadline
     while True:
-        left = [p for p in pids_of(uid) if not _zombie(p)]
+        left = live_pids(uid)
         if not left or time.monotonic() > end:
             return left
         for pid in left:
