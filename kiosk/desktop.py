@@ -40,6 +40,7 @@ BROWSER_FLAGS = ("--no-first-run", "--disable-background-networking",
                  "--password-store=basic", "--disable-features=Translate")
 SESSION_DIRS = ("Downloads", "Documents")
 PATH = "/usr/local/bin:/usr/bin:/bin"
+SHARED_TMP = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,23 @@ class DesktopConfig:
     sudo: tuple[str, ...] = ("sudo", "-n")   # when the kiosk is not root
 
     @property
-    def start_page(self) -> Path:
+    def _remove_owned(uid: int, dirs: Iterable[Path]) -> None:
+    """What the citizen left in the shared temporary folders (/tmp, /dev/shm...)."""
+    for top in dirs:
+        with contextlib.suppress(OSError):
+            for entry in top.iterdir():
+                try:
+                    if entry.lstat().st_uid != uid:
+                        continue
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
+                except OSError as exc:
+                    log.warning("could not remove %s: %s", entry, exc)
+
+
+def start_page(self) -> Path:
         return self.home / "start.html"
 
 
@@ -186,6 +203,7 @@ def reset_home(d: DesktopConfig, start_page: str | None = None) -> None:
     left = kill_user(pw.pw_uid)
     if left:
         log.error("processes of %s survived SIGKILL: %s", d.user, left)
+    _remove_owned(pw.pw_uid, SHARED_TMP)
     if d.home.is_symlink():
         d.home.unlink()
     elif d.home.exists():
@@ -202,6 +220,22 @@ def reset_home(d: DesktopConfig, start_page: str | None = None) -> None:
         for name in (*dirs, *files):
             os.chown(os.path.join(root, name), pw.pw_uid, pw.pw_gid, follow_symlinks=False)
     os.chown(d.home, pw.pw_uid, pw.pw_gid)
+
+
+def _remove_owned(uid: int, dirs: Iterable[Path]) -> None:
+    """What the citizen left in the shared temporary folders (/tmp, /dev/shm...)."""
+    for top in dirs:
+        with contextlib.suppress(OSError):
+            for entry in top.iterdir():
+                try:
+                    if entry.lstat().st_uid != uid:
+                        continue
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
+                except OSError as exc:
+                    log.warning("could not remove %s: %s", entry, exc)
 
 
 def start_page(agent_url: str, uplink: bool | None, content: list[dict[str, Any]]) -> str:
