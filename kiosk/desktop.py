@@ -40,7 +40,7 @@ BROWSER_FLAGS = ("--no-first-run", "--disable-background-networking",
                  "--password-store=basic", "--disable-features=Translate")
 SESSION_DIRS = ("Downloads", "Documents")
 PATH = "/usr/local/bin:/usr/bin:/bin"
-SHARED_TMP = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))
+SHARED_TMP = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))  # noqa: S108 (cleaned, not used)
 
 
 @dataclass(frozen=True)
@@ -55,23 +55,7 @@ class DesktopConfig:
     sudo: tuple[str, ...] = ("sudo", "-n")   # when the kiosk is not root
 
     @property
-    def _remove_owned(uid: int, dirs: Iterable[Path]) -> None:
-    """What the citizen left in the shared temporary folders (/tmp, /dev/shm...)."""
-    for top in dirs:
-        with contextlib.suppress(OSError):
-            for entry in top.iterdir():
-                try:
-                    if entry.lstat().st_uid != uid:
-                        continue
-                    if entry.is_dir() and not entry.is_symlink():
-                        shutil.rmtree(entry)
-                    else:
-                        entry.unlink()
-                except OSError as exc:
-                    log.warning("could not remove %s: %s", entry, exc)
-
-
-def start_page(self) -> Path:
+    def start_page(self) -> Path:
         return self.home / "start.html"
 
 
