@@ -415,9 +415,10 @@ class KioskApp(App):
         yes = screens.btn(self, "Yes, end", "end_yes", lambda: self.end_session("citizen"),
                           fill=DANGER)
         no = screens.btn(self, "No, continue", "end_no", self.dismiss_modal)
+        extra = bar.your_files_buttons(self)  # citizen desktop hook: copy to USB
         self.show_modal("confirm_end", screens.modal_body(
             self, "End session", "End your session now? Your applications will be closed "
-                                 "and your files removed.", [no, yes]))
+                                 "and your files removed.", [no, *extra, yes]))
 
     def end_session(self, reason: str) -> None:
         if self.ending:

@@ -127,6 +127,27 @@ def bar(app: KioskApp) -> Widget:
     return hrow(items, app.L.rtl, padding=(dp(8), dp(4)), spacing=dp(8))
 
 
+def your_files_buttons(app: KioskApp) -> list[Widget]:
+    """In the end dialog: "Copy my files to the USB stick" when the citizen has files and a
+    stick is plugged in (the dialog already says that files are removed)."""
+    from kiosk.desktop import CitizenLauncher
+    from kiosk.screens import btn
+    from kiosk.usb import removable_mounts
+
+    launcher = app.launcher
+    if not isinstance(launcher, CitizenLauncher) or not launcher.home_files():
+        return []
+    sticks = removable_mounts()
+    if not sticks:
+        return []
+
+    def copy() -> None:
+        app.run_bg(launcher.copy_to, lambda f: app.trace(
+            "usb_copied", count=None if f.exception() else f.result(),
+            error=None if f.exception() is None else str(f.exception())), sticks[0])
+    return [btn(app, "Copy my files to the USB stick", "usb_copy", copy, fill=ACCENT)]
+
+
 def register(app: KioskApp, bar_height: int) -> None:
     """Hook the bar into the kiosk (the screen builder, the stacking)."""
     from kiosk import screens

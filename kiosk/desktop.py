@@ -296,6 +296,18 @@ class CitizenLauncher(Launcher):
         return out
 
 
+    def copy_to(self, target: Path) -> int:
+        """Copy the citizen's files onto ``target`` (a USB stick); the number copied."""
+        if is_root():
+            from kiosk.usb import copy_files
+
+            return len(copy_files(self.home_files(), self.desktop.home, target))
+        r = subprocess.run([*self.desktop.sudo, sys.executable, "-m",  # noqa: S603
+                            "kiosk.desktop", "copy-to", str(target)], check=True, timeout=300,
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        return int(r.stdout.strip() or 0)
+
+
 def make_launcher(cfg: Any) -> Launcher:
     """The kiosk's launcher: a CitizenLauncher when the config has a [desktop]."""
     desktop: DesktopConfig | None = getattr(cfg, "desktop", None)
@@ -306,13 +318,26 @@ def make_launcher(cfg: Any) -> Launcher:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m kiosk.desktop reset``: the root half of a session's end (sudo)."""
+    """``python -m kiosk.desktop reset | copy-to DIR``: the root half of a session's end and
+    of "copy my files to the USB stick" (through sudo)."""
     args = sys.argv[1:] if argv is None else argv
-    if args != ["reset"]:
-        print("usage: python -m kiosk.desktop reset", file=sys.stderr)
-        return 2
-    reset_home(DesktopConfig())
-    return 0
+    if args == ["reset"]:
+        reset_home(DesktopConfig())
+        return 0
+    if len(args) == 2 and args[0] == "copy-to":
+        from kiosk.usb import copy_files, removable_mounts
+
+        target = Path(args[1])
+        if target not in removable_mounts():  # only ever onto a plugged-in stick
+            print(f"{target} is not a removable disk", file=sys.stderr)
+            return 1
+        d = DesktopConfig()
+        launcher_files = [p for sub in SESSION_DIRS for p in sorted(
+            (d.home / sub).rglob("*")) if p.is_file()]
+        print(len(copy_files(launcher_files, d.home, target)))
+        return 0
+    print("usage: python -m kiosk.desktop reset | copy-to MOUNTPOINT", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -166,7 +166,10 @@ def test_citizen_desktop_files() -> None:
     rules = [line for line in sudoers.splitlines() if line.startswith("cac-kiosk ")]
     assert rules == ["cac-kiosk ALL=(cac-citizen) NOPASSWD: /usr/bin/env -i *",
                      "cac-kiosk ALL=(root) NOPASSWD: /opt/cac/venv/bin/python -m "
-                     "kiosk.desktop reset"]
+                     "kiosk.desktop reset",
+                     # the target is checked to be a mounted removable disk by the command
+                     "cac-kiosk ALL=(root) NOPASSWD: /opt/cac/venv/bin/python -m "
+                     "kiosk.desktop copy-to *"]
     assert (OVERLAY / "etc/xdg/openbox/cac-rc.xml").read_text() == (
         DATA / "openbox-rc.xml").read_text()
     xcd = (OVERLAY / "etc/libreoffice/registry/cac-citizen.xcd").read_text()

@@ -197,3 +197,23 @@ def test_citizen_session_with_real_chromium_and_libreoffice(
     print(json.dumps(result.get("times"), indent=1))
     assert r.returncode == 0 and result.get("ok"), (
         f"desktop scenario failed: {result.get('error')}\n{r.stderr[-4000:]}")
+
+
+def test_usb_sticks_are_found_and_files_copied(tmp_path: Path) -> None:
+    from kiosk.usb import copy_files, removable_mounts
+
+    sysfs = tmp_path / "sys"
+    for disk, removable in (("sda", "0"), ("sdb", "1"), ("mmcblk0", "1")):
+        (sysfs / disk).mkdir(parents=True)
+        (sysfs / disk / "removable").write_text(removable + "\n")
+    mounts = ("/dev/sda1 / ext4 rw 0 0\n/dev/sdb1 /media/cl\\040USB vfat rw 0 0\n"
+              "/dev/mmcblk0p1 /media/sd vfat rw 0 0\ntmpfs /tmp tmpfs rw 0 0\n")
+    assert removable_mounts(mounts, sysfs) == [Path("/media/cl USB"), Path("/media/sd")]
+    home, stick = tmp_path / "home", tmp_path / "stick"
+    (home / "Documents").mkdir(parents=True)
+    stick.mkdir()
+    (home / "Documents" / "cv.odt").write_text("CV")
+    (home / "Documents" / "link").symlink_to("/etc/passwd")
+    copied = copy_files(sorted((home / "Documents").iterdir()), home, stick)
+    assert copied == [stick / "CAC-1" / "Documents" / "cv.odt"]
+    assert copy_files([home / "Documents" / "cv.odt"], home, stick)[0].parts[-3] == "CAC-2"
