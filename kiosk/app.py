@@ -680,6 +680,8 @@ class KioskApp(App):
         url = str(f.get("url", ""))
         media = str(f.get("media_type", ""))
         self.trace("open_file", url=url)
+        if bar.open_in_office(self, f):  # citizen desktop hook: templates in LibreOffice
+            return
         if media.startswith("text/"):
             self.run_bg(self.client.fetch_text, self._on_text, url)
         elif self.cfg.open_command:

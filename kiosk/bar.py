@@ -148,11 +148,34 @@ def your_files_buttons(app: KioskApp) -> list[Widget]:
     return [btn(app, "Copy my files to the USB stick", "usb_copy", copy, fill=ACCENT)]
 
 
+def open_in_office(app: KioskApp, f: dict[str, object]) -> bool:
+    """A library file the office suite edits (the SME toolkit's templates) opens there,
+    during a session, with the kiosk as the bar; True when it did."""
+    from kiosk.desktop import CitizenLauncher
+
+    launcher = app.launcher
+    if app.session is None or not isinstance(launcher, CitizenLauncher):
+        return False
+    url = str(f.get("url", ""))
+    full = url if url.startswith("http") else app.client.base + url
+    try:
+        opened = launcher.open_document(full, str(f.get("media_type", "")))
+    except OSError as exc:
+        log.warning("cannot open %s in the office suite: %s", url, exc)
+        return False
+    if opened:
+        app.trace("app_launched", app="office", url=url)
+        app.show(BAR_SCREEN)
+    return opened
+
+
 def register(app: KioskApp, bar_height: int) -> None:
     """Hook the bar into the kiosk (the screen builder, the stacking)."""
     from kiosk import screens
 
     screens.BUILDERS[BAR_SCREEN] = bar
+    if hasattr(app.launcher, "client"):  # the start page lists the offline library
+        app.launcher.client = app.client
     app.stacking = Stacking(bar_height)  # type: ignore[attr-defined]
 
 

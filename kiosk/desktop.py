@@ -17,6 +17,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -39,6 +40,8 @@ BROWSER_FLAGS = ("--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-default-browser-check",
                  "--password-store=basic", "--disable-features=Translate")
 SESSION_DIRS = ("Downloads", "Documents")
+UPLINK_TIMEOUT_SECONDS = 2.0
+MAX_PAGE_BYTES = 1024 * 1024
 PATH = "/usr/local/bin:/usr/bin:/bin"
 SHARED_TMP = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))  # noqa: S108 (cleaned, not used)
 
@@ -53,6 +56,7 @@ class DesktopConfig:
     policy_dir: Path | None = None   # root only: bind-mounted over /etc/chromium for Chromium
     default_apps: bool = True        # browser, writer, calc, files when [[apps]] names none
     sudo: tuple[str, ...] = ("sudo", "-n")   # when the kiosk is not root
+    uplink_probe: str = ""           # "host:port" reachable only with internet ("": unknown)
 
     @property
     def start_page(self) -> Path:
@@ -61,7 +65,8 @@ class DesktopConfig:
 
 def parse_desktop(raw: object) -> DesktopConfig:
     t = table(raw, "desktop")
-    no_unknown(t, {"user", "home", "bar_height", "policy_dir", "default_apps"}, "desktop")
+    no_unknown(t, {"user", "home", "bar_height", "policy_dir", "default_apps", "uplink_probe"},
+               "desktop")
     kw: dict[str, Any] = {}
     if "user" in t:
         kw["user"] = string(t["user"], "desktop.user")
@@ -77,6 +82,12 @@ def parse_desktop(raw: object) -> DesktopConfig:
         kw["bar_height"] = check_int("desktop.bar_height", t["bar_height"], 48, 200)
     if "policy_dir" in t:
         kw["policy_dir"] = Path(string(t["policy_dir"], "desktop.policy_dir"))
+    if "uplink_probe" in t:
+        probe = string(t["uplink_probe"], "desktop.uplink_probe")
+        host, _, port = probe.rpartition(":")
+        if probe and (not host or not port.isdigit()):
+            raise ConfigError("desktop.uplink_probe", "must be HOST:PORT")
+        kw["uplink_probe"] = probe
     if "default_apps" in t:
         if not isinstance(t["default_apps"], bool):
             raise ConfigError("desktop.default_apps", "must be true or false")
@@ -247,6 +258,19 @@ def start_page(agent_url: str, uplink: bool | None, content: list[dict[str, Any]
             f"{net}<h2>Bibliothèque hors ligne · المكتبة</h2>{library}</html>")
 
 
+def uplink_up(probe: str, timeout: float = UPLINK_TIMEOUT_SECONDS) -> bool | None:
+    """Whether a TCP connection to ``probe`` (HOST:PORT beyond the site) opens; None when
+    no probe is configured."""
+    if not probe:
+        return None
+    host, _, port = probe.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def ensure_x_access(d: DesktopConfig) -> None:
     """Let the citizen user's apps open windows on the kiosk's X display."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -262,6 +286,7 @@ class CitizenLauncher(Launcher):
         super().__init__(apps)
         self.desktop = desktop
         self.page = start_page("", None, [])
+        self.client: Any = None  # the kiosk's StationClient, for the start page's library
         ensure_x_access(desktop)
 
     def launch(self, app_id: str, **fields: str) -> None:
@@ -280,11 +305,24 @@ class CitizenLauncher(Launcher):
 
     def reset(self) -> None:
         """Kill every process of the citizen user, recreate the home (blocking)."""
+        self.page = self.make_start_page()
         if is_root():
             reset_home(self.desktop, self.page)
             return
         subprocess.run([*self.desktop.sudo, sys.executable, "-m", "kiosk.desktop",  # noqa: S603
-                        "reset"], check=True, timeout=60, stdin=subprocess.DEVNULL)
+                        "reset"], check=True, timeout=60, input=self.page.encode())
+
+    def make_start_page(self) -> str:
+        """The start page for the next session: the library's packages, the uplink."""
+        content: list[dict[str, Any]] = []
+        base = ""
+        if self.client is not None:
+            base = str(self.client.base)
+            try:
+                content = list(self.client.content())
+            except Exception as exc:  # noqa: BLE001 - the page is made without the library
+                log.warning("start page without the library: %s", exc)
+        return start_page(base, uplink_up(self.desktop.uplink_probe), content)
 
     def home_files(self) -> list[Path]:
         """The citizen's own files (Downloads, Documents), for "your files"."""
@@ -296,6 +334,18 @@ class CitizenLauncher(Launcher):
         return out
 
 
+    def open_document(self, url: str, media_type: str) -> bool:
+        """Open a library file in the office suite (the SME toolkit's templates: HTML in
+        Writer, CSV in Calc), straight from the agent's URL; the citizen saves a copy into
+        Documents. False when the file is not an office document."""
+        module = office_module(url, media_type)
+        if module is None:
+            return False
+        key = f"doc-{len(self.running)}"
+        self.launch_command(key, as_citizen(self.desktop, [
+            "libreoffice", "--nologo", "--norestore", "--nolockcheck", f"--{module}", url]))
+        return True
+
     def copy_to(self, target: Path) -> int:
         """Copy the citizen's files onto ``target`` (a USB stick); the number copied."""
         if is_root():
@@ -306,6 +356,20 @@ class CitizenLauncher(Launcher):
                             "kiosk.desktop", "copy-to", str(target)], check=True, timeout=300,
                            stdin=subprocess.DEVNULL, capture_output=True, text=True)
         return int(r.stdout.strip() or 0)
+
+
+def office_module(url: str, media_type: str) -> str | None:
+    """"calc" or "writer" for a file the office suite edits, else None."""
+    media = media_type.split(";")[0].strip().lower()
+    path = url.split("?")[0].lower()
+    if media in ("text/csv", "application/vnd.oasis.opendocument.spreadsheet") or \
+            path.endswith((".csv", ".ods", ".xlsx")):
+        return "calc"
+    if media in ("application/vnd.oasis.opendocument.text",) or path.endswith(
+            (".odt", ".docx", ".doc", ".rtf")) or ("/sme-toolkit" in path
+                                                   and path.endswith(".html")):
+        return "writer"
+    return None
 
 
 def make_launcher(cfg: Any) -> Launcher:
@@ -322,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     of "copy my files to the USB stick" (through sudo)."""
     args = sys.argv[1:] if argv is None else argv
     if args == ["reset"]:
-        reset_home(DesktopConfig())
+        page = None if sys.stdin.isatty() else sys.stdin.read(MAX_PAGE_BYTES) or None
+        reset_home(DesktopConfig(), page)
         return 0
     if len(args) == 2 and args[0] == "copy-to":
         from kiosk.usb import copy_files, removable_mounts

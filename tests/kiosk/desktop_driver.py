@@ -140,6 +140,8 @@ def sc_desktop(d: Driver, agent: AgentThread) -> None:
     until("the start page", lambda: any("CAC" in w[5] and "Chromium" in w[5]
                                         for w in windows()))
     times["web_to_browser_s"] = round(time.monotonic() - t0, 2)
+    page = (HOME / "start.html").read_text()
+    check("Internet indisponible" in page, "the start page does not say the internet is down")
     d.screen("bar")
     time.sleep(1.0)
     k = kiosk_window()
@@ -235,7 +237,9 @@ def main() -> int:
     client = StationClient(agent.url, "s1", driver.TOKENS["s1"], timeout=2.0)
     cfg = parse_config({"idle_seconds": 0, "poll_seconds": 0.3, "retry_seconds": 1,
                         "receipt_seconds": 600, "state_dir": str(OUT / "state"),
-                        "desktop": {"policy_dir": str(POLICY_DIR)}})
+                        "desktop": {"policy_dir": str(POLICY_DIR),
+                                    # a closed port of this machine: "no uplink"
+                                    "uplink_probe": "127.0.0.1:9"}})
     app = KioskApp(client, cfg, station="s1", lang="fr", trace_path=OUT / "trace.jsonl")
     result: dict[str, Any] = {"scenario": "desktop", "ok": False}
 

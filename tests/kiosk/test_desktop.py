@@ -217,3 +217,13 @@ def test_usb_sticks_are_found_and_files_copied(tmp_path: Path) -> None:
     copied = copy_files(sorted((home / "Documents").iterdir()), home, stick)
     assert copied == [stick / "CAC-1" / "Documents" / "cv.odt"]
     assert copy_files([home / "Documents" / "cv.odt"], home, stick)[0].parts[-3] == "CAC-2"
+
+
+def test_toolkit_templates_open_in_the_office_suite() -> None:
+    from kiosk.desktop import office_module
+
+    base = "http://127.0.0.1:8081/content/sme-toolkit-fr"
+    assert office_module(f"{base}/livre-de-caisse.csv", "text/csv; charset=utf-8") == "calc"
+    assert office_module(f"{base}/facture.html", "text/html; charset=utf-8") == "writer"
+    assert office_module("http://a/content/guides-admin-fr/cin.html", "text/html") is None
+    assert office_module("http://a/content/x/guide.pdf", "application/pdf") is None
