@@ -15,9 +15,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +26,8 @@ sys.argv = sys.argv[:3]
 import driver  # noqa: E402 (configures Kivy from sys.argv)
 from driver import OUT, Driver, Failed, check  # noqa: E402
 from kiosk_agent import AgentThread  # noqa: E402
-from kivy.base import EventLoop  # noqa: E402
-from kivy.clock import Clock  # noqa: E402
 from xshot import screenshot  # noqa: E402
 
-from kiosk.app import KioskApp  # noqa: E402
-from kiosk.client import StationClient  # noqa: E402
 from kiosk.config import parse_config  # noqa: E402
 from kiosk.desktop import SESSION_DIRS, live_pids, uid_of  # noqa: E402
 
@@ -233,44 +227,24 @@ def sc_desktop(d: Driver, agent: AgentThread) -> None:
 
 
 def main() -> int:
-    agent = AgentThread(OUT / "agent-data")
-    client = StationClient(agent.url, "s1", driver.TOKENS["s1"], timeout=2.0)
-    cfg = parse_config({"idle_seconds": 0, "poll_seconds": 0.3, "retry_seconds": 1,
-                        "receipt_seconds": 600, "state_dir": str(OUT / "state"),
-                        "desktop": {"policy_dir": str(POLICY_DIR),
-                                    # a closed port of this machine: "no uplink"
-                                    "uplink_probe": "127.0.0.1:9"}})
-    app = KioskApp(client, cfg, station="s1", lang="fr", trace_path=OUT / "trace.jsonl")
-    result: dict[str, Any] = {"scenario": "desktop", "ok": False}
+    """driver.py's main with this scenario and the [desktop] config."""
+    driver.kiosk_config = lambda: parse_config({
+        "idle_seconds": 0, "poll_seconds": 0.3, "retry_seconds": 1, "receipt_seconds": 600,
+        "state_dir": str(OUT / "state"),
+        # a closed port of this machine: "no uplink"
+        "desktop": {"policy_dir": str(POLICY_DIR), "uplink_probe": "127.0.0.1:9"}})
 
-    def scenario() -> None:
-        d = Driver(app)
+    def scenario(d: Driver, agent: AgentThread) -> None:
         try:
-            d.until("window", lambda: EventLoop.window is not None and app.screen != "")
             sc_desktop(d, agent)
-            result["ok"] = True
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
-            result["error"] = f"{type(exc).__name__}: {exc}"
-            result["traceback"] = traceback.format_exc()
+        except BaseException:
             with contextlib.suppress(BaseException):
-                screenshot(DISPLAY, OUT / "screens" / "FAILED-desktop.png")
+                screenshot(DISPLAY, OUT / "screens" / "FAILED-desktop-x.png")
+            raise
         finally:
-            result["times"] = times
-
-            def stop() -> None:
-                app.allow_close = True
-                app.stop()
-            Clock.schedule_once(lambda _dt: stop(), 0)
-
-    app.bind(on_start=lambda *_: threading.Thread(target=scenario, daemon=True).start())
-    app.run()
-    agent.close()
-    (OUT / "result.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
-    if not result["ok"]:
-        print(result.get("traceback", ""), file=sys.stderr)
-        return 1
-    print(f"ok desktop {times}")
-    return 0
+            (OUT / "times.json").write_text(json.dumps(times))
+    driver.SCENARIOS["desktop"] = scenario
+    return driver.main()
 
 
 if __name__ == "__main__":
