@@ -148,7 +148,10 @@ def sc_desktop(d: Driver, agent: AgentThread) -> None:
     screenshot(DISPLAY, OUT / "screens" / "bar-over-chromium-ar.png")
     d.ui(lambda: d.app.choose_language("fr"))
 
-    # a download lands in the session's Downloads (policy DownloadDirectory)
+    # a page visited, then a download that lands in the session's Downloads (policy
+    # DownloadDirectory)
+    go_to(chrome[0], DOWNLOAD_URL.rsplit("/", 1)[0] + "/emploi.html")
+    wait_window("the visited page", lambda w: "Offres d'emploi" in w[5], 20)
     go_to(chrome[0], DOWNLOAD_URL)
     until("the download", lambda: (HOME / "Downloads" / "formulaire.pdf").is_file(), 30)
     # devtools refused: F12 and ctrl+shift+i open nothing
@@ -160,7 +163,6 @@ def sc_desktop(d: Driver, agent: AgentThread) -> None:
     time.sleep(2)
     shot = screenshot(DISPLAY, OUT / "screens" / "file-etc-passwd.png")
     check(not text_at_top_left(), f"file:///etc/passwd was shown as text (see {shot})")
-    times["history_before_end"] = len(history_urls())
 
     # --- the 5-minute warning shows above Chromium
     agent.advance(25 * 60 + 2)
@@ -191,6 +193,11 @@ def sc_desktop(d: Driver, agent: AgentThread) -> None:
     until("the saved letter", lambda: (HOME / "Documents" / "lettre.odt").is_file(), 30)
     screenshot(DISPLAY, OUT / "screens" / "bar-over-writer-fr.png")
     times["citizen_processes_in_session"] = len(live_pids(uid))
+    # Chromium writes its history in batches: wait until this citizen's pages are in it, so
+    # that "the next session has no history" below proves something
+    before = until("the browser history", lambda: [u for u in history_urls()
+                                                   if "emploi" in u], 40)
+    times["history_urls_before_end"] = len(before)
 
     # --- the end: nothing of this citizen remains
     d.tap("bar_end")
@@ -215,7 +222,7 @@ def sc_desktop(d: Driver, agent: AgentThread) -> None:
     wait_window("Chromium", lambda w: "Chromium" in w[5])
     time.sleep(3)
     urls = history_urls()
-    check(not any("formulaire" in u or "passwd" in u for u in urls),
+    check(not any("emploi" in u for u in urls),
           f"the next session's browser history has the last citizen's pages: {urls}")
     d.tap("bar_end")
     d.tap("end_yes")

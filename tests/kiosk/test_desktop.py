@@ -165,6 +165,14 @@ def download_url() -> Iterator[str]:
     """A page on 127.0.0.1 that sends a PDF as an attachment."""
     class H(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
+            if self.path == "/emploi.html":  # a page the citizen visits
+                page = b"<!doctype html><title>Offres d'emploi</title><h1>Emploi</h1>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+                return
             body = b"%PDF-1.4\n% formulaire\n%%EOF\n"
             self.send_response(200)
             self.send_header("Content-Type", "application/pdf")
