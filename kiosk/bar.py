@@ -118,8 +118,10 @@ def bar(app: KioskApp) -> Widget:
     app.live = {"time": t_label, "fee": f_label}
     t_label.kid = "bar_time"  # type: ignore[attr-defined]
     h = 64
+    note = lab(app, "Your files are deleted when the session ends.", 16, align="center",
+               size_hint_y=1, auto_height=False, color=MUTED)
     items: list[Widget] = [
-        t_label, f_label,
+        t_label, f_label, note,
         btn(app, "Back to the kiosk", "bar_back", lambda: app.show("session"), size=20,
             height=h, fill=ACCENT),
         btn(app, "End session", "bar_end", app.ask_end, size=20, height=h, fill=DANGER),
