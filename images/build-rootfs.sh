@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the root filesystem of a CAC device (site box or station) from Debian's packages:
 # Debian bookworm (debootstrap --variant=minbase) + the project in /opt/cac/venv + fonts for
-# Arabic and Tifinagh + Mosquitto client tools + cage (the kiosk's compositor) + nftables,
+# Arabic and Tifinagh + Mosquitto client tools + Xorg and openbox (the kiosk bar over the
+# citizen's Chromium and LibreOffice, run as cac-citizen) + nftables,
 # with the systemd units, kiosk session, first-boot enrolment and firewall of images/overlay.
 #
 # Usage (as root):
@@ -33,7 +34,10 @@ PACKAGES=(
     python3 python3-venv ca-certificates tzdata netbase
     fonts-noto-core fonts-dejavu-core
     mosquitto-clients nftables
-    cage xwayland libgl1 libegl1 libgl1-mesa-dri libgles2 libmtdev1
+    xserver-xorg-core xserver-xorg-input-libinput xserver-xorg-video-fbdev xinit
+    libgl1 libegl1 libgl1-mesa-dri libgles2 libmtdev1 libxss1
+    openbox xdotool wmctrl x11-xserver-utils x11-utils sudo
+    chromium libreoffice-writer libreoffice-calc fonts-crosextra-carlito
 )
 
 say() { printf 'build-rootfs: %s\n' "$*"; }
@@ -178,7 +182,12 @@ chroot "$ROOT" useradd --system --user-group --home-dir /var/lib/cac-agent --no-
     --shell /usr/sbin/nologin --comment "CAC site agent" cac-agent
 chroot "$ROOT" useradd --system --user-group --home-dir /var/lib/cac-kiosk --no-create-home \
     --shell /usr/sbin/nologin --comment "CAC station kiosk" cac-kiosk
+# the citizen's apps: a user of their own, whose home is recreated for every session
+chroot "$ROOT" useradd --system --user-group --home-dir /var/lib/cac-citizen/home \
+    --no-create-home --shell /usr/sbin/nologin --comment "CAC citizen session" cac-citizen
+install -d -m 0755 "$ROOT/var/lib/cac-citizen"
 cp -a "$HERE/overlay/." "$ROOT/"
+chmod 0440 "$ROOT/etc/sudoers.d/cac-citizen"
 install -m 0755 "$HERE/cac_firstboot.py" "$ROOT/usr/local/sbin/cac-firstboot"
 install -m 0644 "$HERE/README.md" "$ROOT/opt/cac/README.md"
 install -d -m 0750 -o root -g "$(chroot "$ROOT" getent group cac-agent | cut -d: -f3)" \

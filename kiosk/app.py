@@ -33,10 +33,10 @@ from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.modalview import ModalView
 from kivy.uix.widget import Widget
 
-from kiosk import screens
-from kiosk.apps import Launcher
+from kiosk import bar, screens
 from kiosk.client import AgentRefused, AgentUnreachable, StationClient
 from kiosk.config import KioskConfig
+from kiosk.desktop import make_launcher
 from kiosk.i18n import DEFAULT_LANG, Localizer
 from kiosk.model import (
     Countdown,
@@ -101,7 +101,7 @@ class KioskApp(App):
         self.events: list[dict[str, Any]] = []
         self.mono: Callable[[], float] = time.monotonic
         self.L = Localizer(lang or remembered_lang(self._state_file()) or DEFAULT_LANG)
-        self.launcher = Launcher(cfg.apps)
+        self.launcher = make_launcher(cfg)  # citizen desktop hook (kiosk/desktop.py)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kiosk-io")
         self._cleanup_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiosk-apps")
         self.voucher_entry = VoucherEntry(self)
@@ -141,6 +141,8 @@ class KioskApp(App):
         Window.bind(on_request_close=self._on_request_close, on_keyboard=self._on_keyboard,
                     on_touch_down=self._activity, on_key_down=self._activity)
         Window.clearcolor = BG
+        if self.cfg.desktop is not None:  # citizen desktop hook: the bar (kiosk/bar.py)
+            bar.register(self, self.cfg.desktop.bar_height)
         self.show("welcome")
         Clock.schedule_interval(self._tick, TICK_SECONDS)
         return root
@@ -210,7 +212,7 @@ class KioskApp(App):
         now = self.mono()
         if not self.poll_busy and now >= self.next_poll:
             self.poll_now()
-        if self.screen == "session":
+        if self.screen in ("session", bar.BAR_SCREEN):
             self._refresh_session(now)
         elif self.screen == "offline" and "retry" in self.live:
             wait = max(0, int(self.next_poll - now + 0.99))
@@ -222,6 +224,7 @@ class KioskApp(App):
             self.voucher_status = ""
             self.rebuild()
         self._check_idle(now)
+        bar.follow(self)  # citizen desktop hook: bar over the apps, or full screen
 
     def poll_now(self) -> None:
         if self.poll_busy:
@@ -314,7 +317,7 @@ class KioskApp(App):
             target = decide(self.screen, result, False)
             if target != self.screen or (self.screen == "session" and (new or came_back)):
                 self.show(target)
-            elif self.screen == "session" and "fee" in self.live:
+            elif self.screen in ("session", bar.BAR_SCREEN) and "fee" in self.live:
                 self.live["fee"].src = self.L.money(int(sess.get("fee_so_far", 0)),
                                                     str(sess.get("currency", "MAD")))
             return
@@ -388,7 +391,8 @@ class KioskApp(App):
 
     def ask_end(self) -> None:
         self.show_modal("confirm_end",
-                        modals.confirm_end(self, lambda: self.end_session("citizen")))
+                        modals.confirm_end(self, lambda: self.end_session("citizen"),
+                                           bar.your_files_buttons(self)))
 
     def end_session(self, reason: str) -> None:
         if self.ending:
@@ -448,6 +452,7 @@ class KioskApp(App):
             self._notice("This application could not be opened. Please ask the operator.")
             return
         self.trace("app_launched", app=app_id)
+        bar.in_front(self)  # citizen desktop hook
 
     # ---------------------------------------------------------------- idle
 

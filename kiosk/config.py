@@ -58,6 +58,7 @@ class KioskConfig:
     large_text_scale: float = 1.35
     apps: tuple[AppSpec, ...] = ()
     open_command: tuple[str, ...] = ()
+    desktop: Any = None  # kiosk.desktop.DesktopConfig: apps as the citizen user, the bar
 
 
 def default_state_dir() -> Path:
@@ -119,7 +120,7 @@ def dangerous_dir(path: Path) -> str | None:
 def parse_config(raw: dict[str, Any], base: Path | None = None) -> KioskConfig:
     no_unknown(raw, {"idle_seconds", "idle_warning_seconds", "receipt_seconds", "poll_seconds",
                      "retry_seconds", "state_dir", "exit_pin_hash", "large_text_scale", "apps",
-                     "portal"}, "")
+                     "portal", "desktop"}, "")
     d = KioskConfig()
     kw: dict[str, Any] = {}
     if "idle_seconds" in raw:
@@ -170,6 +171,12 @@ def parse_config(raw: dict[str, Any], base: Path | None = None) -> KioskConfig:
         apps.append(AppSpec(app_id, string(t["name"], f"{key}.name"),
                             _command(f"{key}.command", t["command"]), tuple(dirs)))
     kw["apps"] = tuple(apps)
+    if "desktop" in raw:
+        from kiosk.desktop import default_apps, parse_desktop
+
+        kw["desktop"] = parse_desktop(raw["desktop"])
+        if not apps and kw["desktop"].default_apps:
+            kw["apps"] = default_apps(kw["desktop"])
     if "portal" in raw:
         portal = table(raw["portal"], "portal")
         no_unknown(portal, {"open_command"}, "portal")

@@ -374,7 +374,53 @@ fi
 # ------------------------------------------------------------------ kiosk (background)
 
 S1_TOKEN="$("$PY" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["stations"][0]["token"])' "$AGENT_TOML")"
-KIOSK_CMD=(cac-kiosk --agent "http://127.0.0.1:$HTTP_PORT" --station s1 --token "$S1_TOKEN")
+# the citizen's apps (kiosk/desktop.py): as root, Chromium, Writer, Calc and the session
+# folder run as the cac-citizen user in /var/lib/cac-citizen/home (recreated every session),
+# Chromium with the station's policies (a private copy of /etc/chromium for it only); not as
+# root, the same apps as this user with their folders in run-data/citizen, emptied after
+# each session. Best under openbox with kiosk/citizen/openbox-rc.xml (the kiosk bar on top).
+KIOSK_TOML="$DATA/kiosk.toml"
+if [ "$(id -u)" -eq 0 ]; then
+    id cac-citizen >/dev/null 2>&1 || useradd --system --user-group \
+        --home-dir /var/lib/cac-citizen/home --no-create-home --shell /usr/sbin/nologin \
+        --comment "CAC citizen session" cac-citizen
+    CHROMIUM_ETC=/var/lib/cac-citizen/chromium-etc # readable by the citizen, outside run-data
+    mkdir -p "$CHROMIUM_ETC/policies/managed"
+    cp -f "$ROOT/images/overlay/etc/chromium/policies/managed/cac-citizen.json" \
+        "$CHROMIUM_ETC/policies/managed/"
+    if [ -f /etc/chromium/master_preferences ]; then cp -f /etc/chromium/master_preferences "$CHROMIUM_ETC/"; fi
+    chmod 755 /var/lib/cac-citizen
+    chmod -R a+rX "$CHROMIUM_ETC"
+    cat >"$KIOSK_TOML" <<TOML
+# written by scripts/run.sh
+[desktop]
+policy_dir = "$CHROMIUM_ETC"
+TOML
+else
+    CIT="$DATA/citizen"
+    cat >"$KIOSK_TOML" <<TOML
+# written by scripts/run.sh (not root: the apps run as $(id -un), folders wiped per session)
+[[apps]]
+id = "browser"
+name = "Web"
+command = ["chromium", "--no-first-run", "--disable-sync", "--user-data-dir=$CIT/browser"]
+wipe = ["$CIT/browser", "$CIT/Downloads"]
+
+[[apps]]
+id = "writer"
+name = "Letter / CV (Writer)"
+command = ["libreoffice", "-env:UserInstallation=file://$CIT/office", "--nologo", "--norestore", "--writer"]
+wipe = ["$CIT/office"]
+
+[[apps]]
+id = "calc"
+name = "Spreadsheet (Calc)"
+command = ["libreoffice", "-env:UserInstallation=file://$CIT/office", "--nologo", "--norestore", "--calc"]
+wipe = ["$CIT/office"]
+TOML
+fi
+KIOSK_CMD=(cac-kiosk --agent "http://127.0.0.1:$HTTP_PORT" --station s1 --token "$S1_TOKEN"
+    --config "$KIOSK_TOML")
 if [ -n "${DISPLAY:-}" ]; then
     "${DETACH[@]}" "$V/cac-kiosk" "${KIOSK_CMD[@]:1}" </dev/null >"$DATA/kiosk-s1.log" 2>&1 &
     PIDS[kiosk]=$!

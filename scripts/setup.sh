@@ -109,10 +109,14 @@ fi
 # the project's system packages: mosquitto for the broker (tests, run), xvfb/xauth/GL/fonts
 # for the Kivy kiosk under a virtual X server (libxss1: X idle time, libmtdev1: touch input),
 # chromium for the browser tests of web pages, nftables and systemd for checking the device
-# image's firewall and units, debootstrap for building the image (slow tests), xwininfo and
-# xwd for the run command's test (its window on the display, a screenshot of the display)
+# image's firewall and units, debootstrap for building the image (slow tests); xwininfo and
+# xwd also for the run command's test (its window on the display, a screenshot); the citizen's
+# desktop (kiosk/desktop.py, kiosk/bar.py): openbox, xdotool, wmctrl, xprop/xwininfo
+# (x11-utils), xhost (x11-xserver-utils), xwd for screenshots (x11-apps), LibreOffice
 wanted_pkgs=(mosquitto mosquitto-clients xvfb xauth libgl1-mesa-dri fonts-noto-core
-    fonts-dejavu-core chromium libxss1 libmtdev1 nftables systemd debootstrap x11-utils x11-apps)
+    fonts-dejavu-core chromium libxss1 libmtdev1 nftables systemd debootstrap
+    openbox xdotool wmctrl x11-utils x11-xserver-utils x11-apps libreoffice-writer
+    libreoffice-calc)
 if [ -n "$venv_pkg" ]; then wanted_pkgs+=("$venv_pkg"); fi
 
 missing=()

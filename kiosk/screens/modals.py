@@ -4,7 +4,7 @@ opens it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from kivy.uix.widget import Widget
@@ -27,11 +27,13 @@ def warning(app: KioskApp, threshold: int) -> Widget:
     return modal_body(app, "Time is running out", warning_msgid(threshold), [ok])
 
 
-def confirm_end(app: KioskApp, on_yes: Callable[[], None]) -> Widget:
+def confirm_end(app: KioskApp, on_yes: Callable[[], None],
+                extra: Sequence[Widget] = ()) -> Widget:
+    """``extra``: more choices between "no" and "yes" (the citizen desktop's "your files")."""
     yes = btn(app, "Yes, end", "end_yes", on_yes, fill=DANGER)
     no = btn(app, "No, continue", "end_no", app.dismiss_modal)
     return modal_body(app, "End session", "End your session now? Your applications will be "
-                                          "closed and your files removed.", [no, yes])
+                                          "closed and your files removed.", [no, *extra, yes])
 
 
 def notice(app: KioskApp, msgid: str) -> Widget:

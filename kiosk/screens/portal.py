@@ -144,6 +144,10 @@ class Library:
         url = str(f.get("url", ""))
         media = str(f.get("media_type", ""))
         app.trace("open_file", url=url)
+        from kiosk import bar
+
+        if bar.open_in_office(app, f):  # citizen desktop hook: templates in LibreOffice
+            return
         if media.startswith("text/"):
             app.run_bg(app.client.fetch_text, self._on_text, url)
         elif app.cfg.open_command:

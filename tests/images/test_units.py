@@ -129,18 +129,51 @@ def test_kiosk_unit_directives() -> None:
     u = parse_unit(UNIT_DIR / "cac-kiosk.service")
     for key, value in {"Service.User": ["cac-kiosk"], "Service.Restart": ["always"],
                        "Service.ProtectSystem": ["strict"], "Service.PrivateTmp": ["yes"],
-                       "Service.NoNewPrivileges": ["yes"], "Service.ProtectHome": ["yes"],
-                       "Service.ReadWritePaths": ["/var/lib/cac-kiosk"],
+                       "Service.ProtectHome": ["yes"],
+                       "Service.ReadWritePaths": ["/var/lib/cac-kiosk /var/lib/cac-citizen"],
                        "Service.EnvironmentFile": ["/etc/cac-kiosk/kiosk.env"],
-                       "Service.CapabilityBoundingSet": [""],
                        "Install.WantedBy": ["graphical.target"]}.items():
         assert u.get(key) == value, key
-    # cage without -s: no switching to another VT; the kiosk is its only client, and it
-    # takes CAC_AGENT_URL, CAC_STATION, CAC_TOKEN from the environment file (no token in ps)
-    assert u["Service.ExecStart"] == ["/usr/bin/cage -d -- /opt/cac/venv/bin/cac-kiosk"]
+    # sudo to cac-citizen / root (the citizen's apps, the session's end) needs exactly these
+    assert set(u["Service.CapabilityBoundingSet"][0].split()) <= {
+        "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH",
+        "CAP_CHOWN", "CAP_FOWNER", "CAP_AUDIT_WRITE"}
+    # rootless Xorg without VT switching; the session script runs openbox and the kiosk,
+    # which takes CAC_AGENT_URL, CAC_STATION, CAC_TOKEN from the environment file (no token
+    # in ps)
+    exec_start = u["Service.ExecStart"][0]
+    assert exec_start.startswith("/usr/bin/xinit /usr/local/lib/cac/kiosk-session -- ")
+    assert "-novtswitch" in exec_start and "-nolisten tcp" in exec_start
+    session = (OVERLAY / "usr/local/lib/cac/kiosk-session").read_text()
+    assert "openbox --config-file /etc/xdg/openbox/cac-rc.xml" in session
+    assert "exec /opt/cac/venv/bin/cac-kiosk --config /etc/cac-kiosk/kiosk.toml" in session
     assert "getty@tty1.service" in u["Unit.Conflicts"]
     logind = (OVERLAY / "etc/systemd/logind.conf.d/cac-kiosk.conf").read_text()
     assert "NAutoVTs=0" in logind
+
+
+def test_citizen_desktop_files() -> None:
+    """The image's kiosk.toml, sudo rules, openbox and LibreOffice settings."""
+    import tomllib
+
+    from kiosk.config import parse_config
+    from kiosk.desktop import DATA
+
+    cfg = parse_config(tomllib.loads((OVERLAY / "etc/cac-kiosk/kiosk.toml").read_text()))
+    assert cfg.desktop is not None and cfg.desktop.user == "cac-citizen"
+    assert [a.id for a in cfg.apps] == ["browser", "writer", "calc", "files"]
+    sudoers = (OVERLAY / "etc/sudoers.d/cac-citizen").read_text()
+    rules = [line for line in sudoers.splitlines() if line.startswith("cac-kiosk ")]
+    assert rules == ["cac-kiosk ALL=(cac-citizen) NOPASSWD: /usr/bin/env -i *",
+                     "cac-kiosk ALL=(root) NOPASSWD: /opt/cac/venv/bin/python -m "
+                     "kiosk.desktop reset",
+                     # the target is checked to be a mounted removable disk by the command
+                     "cac-kiosk ALL=(root) NOPASSWD: /opt/cac/venv/bin/python -m "
+                     "kiosk.desktop copy-to *"]
+    assert (OVERLAY / "etc/xdg/openbox/cac-rc.xml").read_text() == (
+        DATA / "openbox-rc.xml").read_text()
+    xcd = (OVERLAY / "etc/libreoffice/registry/cac-citizen.xcd").read_text()
+    assert '"DisableMacrosExecution" oor:finalized="true"><value>true' in xcd
 
 
 def test_firstboot_unit_runs_once() -> None:
