@@ -403,6 +403,12 @@ def sc_screens(d: Driver, agent: AgentThread) -> None:
         show("offline", offline_detail="")
         show("pin", pin_typed="12", pin_status="")
         show("portal", portal_packages=packages, portal_query="")
+        hits = [{"package": "guide-cin", "path": "index.txt", "title": "Étapes",
+                 "snippet": "… déposez la demande de carte nationale au bureau le plus proche …"},
+                {"package": "toolkit", "path": "a.html", "title": "البطاقة الوطنية",
+                 "snippet": "… يجب تجديد البِطاقة الوطنية قبل انتهاء صلاحيتها …"}]
+        show("portal", shot="portal-search", portal_packages=packages, portal_query="carte",
+             portal_hits=hits, portal_hits_for="carte")
         show("portal_item", portal_package=packages[0], portal_text=None, portal_note="")
         d.ui(lambda: setattr(app, "large_text", True))
         show("welcome", shot="welcome-larger-text")
