@@ -117,6 +117,8 @@ class _Pipe:
                 if not data:
                     return
                 continue
+            if not self.down:
+                self.link.note_up(data)
             self.queue.append((loop.time() + self.link.latency, data))
             self.queued += len(data)
             self.changed.set()
@@ -220,6 +222,10 @@ class LinkProxy:
         self._flapper: asyncio.Task[None] | None = None
         self._cut_down_at: int | None = None
         self._cut_down_mode: CutMode = "reset"
+        self._cut_pattern: bytes | None = None
+        self._cut_arm: bytes | None = None
+        self._cut_times = 0
+        self._cut_n = 0
         self.flaps: list[tuple[float, float]] = []  # (up, down) seconds, as flapped so far
 
     # ---------------------------------------------------------------- settings
@@ -247,6 +253,7 @@ class LinkProxy:
         self.port = int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        """Stop listening, reset every connection, end every task."""
         self.stop_flapping()
         for t in list(self._timers):
             t.cancel()
@@ -254,10 +261,13 @@ class LinkProxy:
             self._server.close()
         for c in list(self._conns):
             c.reset()
-            if c.task is not None:
-                c.task.cancel()
-        tasks = [c.task for c in self._conns if c.task is not None]
-        await asyncio.gather(*tasks, *self._timers, return_exceptions=True)
+        tasks = {c.task for c in self._conns if c.task is not None}
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=2.0)
+            for t in stuck:
+                t.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
+        await asyncio.gather(*self._timers, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -293,15 +303,31 @@ class LinkProxy:
     def come_up(self) -> None:
         self._up.set()
 
-    def cut_after_down(self, n: int, mode: CutMode = "reset") -> None:
-        """Cut once ``n`` more bytes have been delivered towards the clients."""
-        self._cut_down_at = self.counters.bytes_down + n
+    def cut_after_down(self, n: int, mode: CutMode = "reset", *,
+                       after_up: bytes | None = None, times: int = 1) -> None:
+        """Cut once ``n`` more bytes have been delivered towards the clients; with
+        ``after_up``, counting starts when a client sends bytes containing it (e.g. an HTTP
+        request line: the cut then falls ``n`` bytes into that answer). ``times``: arm again
+        after each cut, that many cuts in all."""
+        self._cut_times = times
         self._cut_down_mode = mode
+        self._cut_pattern = self._cut_arm = after_up
+        self._cut_down_at = None if after_up else self.counters.bytes_down + n
+        self._cut_n = n
+
+    def note_up(self, data: bytes) -> None:
+        if self._cut_pattern is not None and self._cut_pattern in data:
+            self._cut_pattern = None
+            self._cut_down_at = self.counters.bytes_down + self._cut_n
 
     def note_down(self) -> None:
         if self._cut_down_at is not None and self.counters.bytes_down >= self._cut_down_at:
             self._cut_down_at = None
             self.cut(self._cut_down_mode)
+            self._cut_times -= 1
+            if self._cut_times > 0:
+                self.cut_after_down(self._cut_n, self._cut_down_mode, after_up=self._cut_arm,
+                                    times=self._cut_times)
 
     def flap(self, mean_up: float, down: tuple[float, float], mode: CutMode = "reset",
              seed: int | None = None) -> None:
@@ -341,7 +367,7 @@ class LinkProxy:
 
     async def _accept(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
         conn = _Conn(cw)
-        conn.task = asyncio.current_task()  # type: ignore[assignment]
+        conn.task = asyncio.current_task()
         if not self._up.is_set() and self.mode != "stall":
             self.counters.refused += 1
             _abort(cw)
@@ -362,6 +388,8 @@ class LinkProxy:
             conn.pipes = [up, down]
             await asyncio.gather(self._both(up, conn), self._both(down, conn))
         except (ConnectionError, OSError):
+            pass
+        except asyncio.CancelledError:  # stop(): the end of this handler task, not an error
             pass
         finally:
             self._conns.discard(conn)
@@ -385,8 +413,7 @@ class LinkProxy:
         finally:
             inp.cancel()
             out.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.gather(inp, out, return_exceptions=True)
+            await asyncio.gather(inp, out, return_exceptions=True)
 
 
 class ThreadedLinkProxy:
@@ -458,8 +485,11 @@ class ThreadedLinkProxy:
     def is_up(self) -> bool:
         return self._call(lambda: self.p.is_up)  # type: ignore[no-any-return]
 
-    def cut_after_down(self, n: int, mode: CutMode = "reset") -> None:
-        self._call(self.p.cut_after_down, n, mode)
+    def cut_after_down(self, n: int, mode: CutMode = "reset", *,
+                       after_up: bytes | None = None, times: int = 1) -> None:
+        def arm() -> None:
+            self.p.cut_after_down(n, mode, after_up=after_up, times=times)
+        self._call(arm)
 
     def flap(self, mean_up: float, down: tuple[float, float], mode: CutMode = "reset",
              seed: int | None = None) -> None:

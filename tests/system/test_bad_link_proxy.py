@@ -71,8 +71,8 @@ async def link(target: int, **kw: Any) -> AsyncIterator[LinkProxy]:
 
 
 async def until(cond: Callable[[], bool | Awaitable[bool]], what: str,
-                timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
+                wait: float = DEADLINE) -> None:
+    deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         got = cond()
         if not isinstance(got, bool):
@@ -245,6 +245,23 @@ async def test_cut_after_down_cuts_a_download_in_the_middle() -> None:
         assert st.cuts == 1
         assert 50_000 <= st.bytes_down <= 50_000 + p.down_throttle.piece()
         assert len(got) <= st.bytes_down < 200_000
+
+
+async def test_cut_after_down_can_wait_for_a_request() -> None:
+    async with Server() as srv, link(srv.port, rate=100_000) as p:
+        p.cut_after_down(3000, after_up=b"GET /big")
+        r, w = await asyncio.open_connection("127.0.0.1", p.port)
+        w.write(payload(5000))  # echoed whole: the trigger is not armed yet
+        assert await read_exactly(r, 5000) == payload(5000)
+        w.write(b"GET /big" + payload(8000))
+        got = bytearray()
+        with contextlib.suppress(ConnectionError):
+            while data := await asyncio.wait_for(r.read(65536), DEADLINE):
+                got += data
+        w.close()
+        assert p.stats().cuts == 1
+        assert 5000 + 3000 <= p.stats().bytes_down <= 5000 + 3000 + p.down_throttle.piece()
+        assert len(got) < 8008
 
 
 def test_flap_schedule_is_seeded() -> None:
