@@ -21,9 +21,12 @@ from collections.abc import Callable
 from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from helpers import MosquittoBroker, free_port
 from netproxy import ThreadedLinkProxy
+
+from agent.ledger import Ledger
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -295,3 +298,42 @@ grace_seconds = 0
     def hub_received(self) -> bool:
         """The hub heard from the CAC (its status or health)."""
         return self.hub_cac() is not None
+
+
+# ---------------------------------------------------------------- checks
+
+
+def starter_files() -> dict[tuple[str, str], bytes]:
+    """(package id, path) -> bytes of every file of the starter content."""
+    out = {}
+    for d in STARTER:
+        pid = json.loads((d / "manifest.json").read_text())["id"]
+        for f in sorted(d.rglob("*")):
+            if f.is_file() and f.name != "manifest.json":
+                out[(pid, f.relative_to(d).as_posix())] = f.read_bytes()
+    return out
+
+
+def agent_records(site: LinkSite) -> dict[str, dict[str, Any]]:
+    ledger = Ledger(site.agent_data, CAC, ZoneInfo("Africa/Casablanca"), lock=False)
+    try:
+        return {r["id"]: r for r in ledger.records() if r["type"] == "session"}
+    finally:
+        ledger.close()
+
+
+def check_exactly_once(site: LinkSite, expected: set[str]) -> list[dict[str, Any]]:
+    hub = site.hub_sessions()
+    ids = [r["id"] for r in hub]
+    assert len(ids) == len(set(ids)), "a record reached the hub twice"
+    assert set(ids) == expected, (sorted(expected - set(ids)), sorted(set(ids) - expected))
+    return hub
+
+
+def check_command_once(site: LinkSite, cmd_id: str, audited: int) -> str:
+    """The command's fate at the hub: ``done`` having run once, or ``expired`` having never
+    run (an agent that honours Command.expires_at); anything else fails."""
+    row = site.command(cmd_id)
+    assert row["status"] in ("done", "expired"), row
+    assert audited == (1 if row["status"] == "done" else 0), (row, audited)
+    return str(row["status"])
