@@ -8,22 +8,18 @@ its regional hub. Used by tests/system/test_bad_link*.py and bench/wire_bytes.py
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from helpers import MosquittoBroker, free_port
+from helpers import MosquittoBroker, Proc, free_port, http, until
 from netproxy import ThreadedLinkProxy
 
 from agent.ledger import Ledger
@@ -43,61 +39,11 @@ class Failed(AssertionError):
     pass
 
 
+__all__ = ["CAC", "STARTER", "STATIONS", "LinkSite", "Proc", "http", "until"]
+
+
 def token(sid: str) -> str:
     return f"bad-link-token-{sid}-000000000"
-
-
-class Proc:
-    """A project command run as a real process, ended by its PID."""
-
-    def __init__(self, name: str, args: list[str], log: Path) -> None:
-        self.name, self.args, self.log = name, args, log
-        self.p: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.p = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL)
-
-    def stop(self) -> None:
-        if self.p is not None and self.p.poll() is None:
-            os.kill(self.p.pid, signal.SIGTERM)
-            try:
-                self.p.wait(20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.p.pid, signal.SIGKILL)
-                self.p.wait(10)
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
-def http(method: str, url: str, body: Any = None, tok: str | None = None,
-         timeout: float = 10) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    if tok:
-        req.add_header("Authorization", f"Bearer {tok}")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - loopback
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
-def until(cond: Callable[[], Any], what: str, timeout: float,
-          procs: tuple[Proc, ...] = ()) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            got = cond()
-        except (OSError, urllib.error.URLError, ValueError):
-            got = None
-        if got:
-            return got
-        time.sleep(0.1)
-    logs = "\n".join(f"--- {p.name} ---\n{p.text()[-4000:]}" for p in procs)
-    raise Failed(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}")
 
 
 class LinkSite:
