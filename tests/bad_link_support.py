@@ -14,6 +14,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,15 @@ __all__ = ["CAC", "STARTER", "STATIONS", "LinkSite", "Proc", "http", "until"]
 
 def token(sid: str) -> str:
     return f"bad-link-token-{sid}-000000000"
+
+
+def hub_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """The hub's broker (for a fixture), with the deep queues a hub's broker config sets."""
+    b = MosquittoBroker(tmp_path / "broker", extra_config=(
+        "max_queued_messages 100000", "max_inflight_messages 100"))
+    b.start()
+    yield b
+    b.stop()
 
 
 class LinkSite:

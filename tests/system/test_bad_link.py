@@ -26,6 +26,7 @@ from bad_link_support import (
     check_command_once,
     check_exactly_once,
     http,
+    hub_broker,
     starter_files,
     until,
 )
@@ -38,11 +39,7 @@ WAIT = 60.0
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    b = MosquittoBroker(tmp_path / "broker", extra_config=(
-        "max_queued_messages 100000", "max_inflight_messages 100"))
-    b.start()
-    yield b
-    b.stop()
+    yield from hub_broker(tmp_path)
 
 
 @pytest.fixture

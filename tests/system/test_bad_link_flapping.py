@@ -23,6 +23,7 @@ from bad_link_support import (
     agent_records,
     check_command_once,
     check_exactly_once,
+    hub_broker,
     starter_files,
     until,
 )
@@ -39,11 +40,7 @@ WAIT = 240.0
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    b = MosquittoBroker(tmp_path / "broker", extra_config=(
-        "max_queued_messages 100000", "max_inflight_messages 100"))
-    b.start()
-    yield b
-    b.stop()
+    yield from hub_broker(tmp_path)
 
 
 def test_100_sessions_reach_the_hub_exactly_once_over_a_flapping_link(
