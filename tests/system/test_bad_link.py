@@ -126,7 +126,7 @@ def test_sessions_content_and_commands_cross_a_link_that_drops(site: LinkSite) -
     # the link really was bad
     up, down = site.mqtt_link.stats(), site.http_link.stats()
     assert up.cut_connections >= 1 and up.refused >= 1, up
-    assert down.cuts == 3 and down.cut_connections == 3, down
+    assert down.cuts == 3 and down.cut_connections >= 3, down
     print(f"mqtt link: {up}\nhttp link: {down}")
 
     site.agent.stop()
