@@ -99,6 +99,8 @@ def scan_package(directory: Path, version: int = 1) -> dict[str, Any]:
     manifest = {"id": meta.get("id"), "version": version, "title": meta.get("title"),
                 "language": meta.get("language"), "description": meta.get("description", ""),
                 "files": files}
+    if meta.get("kind", "files") != "files":  # a ZIM package: one .zim file (wire/content.py)
+        manifest["kind"] = meta["kind"]
     return check_manifest(manifest)
 
 

@@ -1,8 +1,8 @@
 """Content package manifests: the pure checks the hub (publisher) and agent (cache) share.
 
 A manifest: {"id", "version", "title", "language", "description", "files": [{"path", "size",
-"sha256", "title", "media_type"}]}. See hub/content.py (publishing) and agent/content.py
-(the verified cache).
+"sha256", "title", "media_type"}], "kind": optional "files" | "zim"}. See hub/content.py
+(publishing) and agent/content.py (the verified cache).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ TEXT_TYPES = {".html": "text/html", ".htm": "text/html", ".csv": "text/csv",
               ".pdf": "application/pdf", ".png": "image/png", ".jpg": "image/jpeg",
               ".jpeg": "image/jpeg", ".webp": "image/webp", ".mp4": "video/mp4",
               ".mp3": "audio/mpeg", ".ods": "application/vnd.oasis.opendocument.spreadsheet",
-              ".odt": "application/vnd.oasis.opendocument.text"}
+              ".odt": "application/vnd.oasis.opendocument.text", ".zim": "application/x-zim"}
+KINDS = ("files", "zim")  # a package of files, or one Kiwix ZIM archive
 
 
 class ContentError(ValueError):
@@ -90,6 +91,11 @@ def check_manifest(m: object) -> dict[str, Any]:
             raise ContentError(f"{pid}: {path}: media_type is required")
         if "title" in f and f["title"] is not None and not isinstance(f["title"], str):
             raise ContentError(f"{pid}: {path}: title must be a string")
+    kind = m.get("kind", "files")
+    if kind not in KINDS:
+        raise ContentError(f"{pid}: kind must be one of {', '.join(KINDS)}")
+    if kind == "zim" and (len(files) != 1 or not files[0]["path"].endswith(".zim")):
+        raise ContentError(f"{pid}: a ZIM package holds exactly one .zim file")
     return m
 
 

@@ -39,6 +39,7 @@ from agent.content.store import (
     SyncError,
     free_bytes,
 )
+from agent.content.zim import ZimError
 from wire.content import ContentError, check_manifest
 from wire.messages import Command
 
@@ -212,7 +213,8 @@ class ContentCache(ContentStore):
         return pinned + [q for q in self.queue if q not in pinned]
 
     async def _download_queue(self) -> None:
-        quota_errors = []
+        quota_errors: list[str] = []
+        refused: list[str] = []
         for item in self._order():
             m = item["manifest"]
             try:
@@ -225,7 +227,15 @@ class ContentCache(ContentStore):
                 if self.present.get(sha) != size:
                     await self._fetch_blob(sha, size)
                     self._publish()
-            await self._run(self._install, m, item["manifest_sha256"])
+            try:
+                await self._run(self._install, m, item["manifest_sha256"])
+            except ZimError as exc:  # the bytes are the hub's, but not a usable archive
+                self.counters["rejected"] += 1
+                self.queue = [q for q in self.queue if q is not item]
+                refused.append(f"package {m['id']} v{m['version']} refused: {exc}")
+                log.error("content: %s; the installed version stays served", refused[-1])  # noqa: TRY400
+                await self.save()
+                continue
             self._install_in_memory(m, item["manifest_sha256"])
             self.queue = [q for q in self.queue if q is not item]
             self._publish()
@@ -233,7 +243,9 @@ class ContentCache(ContentStore):
             log.info("content package %s version %d installed", m["id"], m["version"])
         await self._collect_garbage()
         if quota_errors:
-            raise QuotaExceeded("; ".join(quota_errors))
+            raise QuotaExceeded("; ".join(quota_errors + refused))
+        if refused:
+            raise SyncError("; ".join(refused))
 
     # ---------------------------------------------------------------- one file
 

@@ -23,6 +23,16 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
     verified; the request never becomes a file-system path. ETag = sha256, Range, HEAD."""
     cache = request.app[CONTENT]
     entry = cache.lookup(request.match_info["pid"], request.match_info["path"])
+    if entry is None and request.match_info["pid"] in cache.installed:
+        loop = asyncio.get_running_loop()
+        article = await loop.run_in_executor(None, cache.zim_article,
+                                             request.match_info["pid"],
+                                             request.match_info["path"])
+        if article is not None:
+            data, mimetype = article
+            return web.Response(body=data, headers={
+                "Content-Type": mimetype, "Cache-Control": IMMUTABLE_HINT,
+                "X-Content-Type-Options": "nosniff"})
     if entry is None:
         return web.json_response({"error": "not_found", "message": "no such content"},
                                  status=404)
@@ -128,7 +138,11 @@ async def search(request: web.Request) -> web.Response:
         raise BadRequest(str(exc), "bad_field") from None
     results = []
     for h in hits:
-        entry = cache.index.get(h["package"], {}).get(h["path"])
+        m = cache.installed.get(h["package"])
+        if m is not None and m.get("kind") == "zim":
+            entry = m["files"][0]  # an article of the archive: served if the archive is
+        else:
+            entry = cache.index.get(h["package"], {}).get(h["path"])
         if entry is None or cache.present.get(entry["sha256"]) != entry["size"]:
             continue  # a file that is not served is not offered
         results.append({**h, "url": f"/content/{h['package']}/{h['path']}"})

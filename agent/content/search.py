@@ -26,7 +26,7 @@ import sqlite3
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -230,23 +230,19 @@ class SearchIndex:
             return dict(self._writer.execute("SELECT id, manifest_sha FROM packages"))
 
     def add_package(self, manifest: dict[str, Any], manifest_sha: str,
-                    blob_path: Callable[[str], Path]) -> int:
-        """(Re)index one installed package; returns the number of pages indexed. A file
-        that cannot be read is skipped (logged): the rest of the package is still found."""
+                    blob_path: Callable[[str], Path],
+                    pages: Iterable[tuple[str, str, bytes, str]] | None = None) -> int:
+        """(Re)index one installed package; returns the number of pages indexed. ``pages``
+        ((path, title, bytes, media type), e.g. a ZIM's articles) replaces the manifest's
+        files. A file that cannot be read is skipped (logged): the rest is still found."""
         pid = manifest["id"]
         lang = str(manifest.get("language", ""))
         rows = []
-        for f in manifest["files"]:
-            try:
-                raw = blob_path(f["sha256"]).read_bytes()
-            except OSError as exc:
-                log.warning("search: cannot read %s/%s: %s", pid, f["path"], exc)
-                continue
-            title, body = extract_text(raw, f.get("media_type", ""))
+        for path, given_title, raw, media in pages or self._files(manifest, blob_path):
+            title, body = extract_text(raw, media)
             if not title and not body:
                 continue
-            title = str(f.get("title") or title or f["path"])
-            rows.append((f["path"], str(f.get("language", lang)), title, body))
+            rows.append((path, lang, given_title or title or path, body))
         with self._lock:
             db = self._writer
             db.execute("BEGIN IMMEDIATE")
@@ -267,6 +263,17 @@ class SearchIndex:
         return len(rows)
 
     @staticmethod
+    def _files(manifest: dict[str, Any], blob_path: Callable[[str], Path]
+               ) -> Iterator[tuple[str, str, bytes, str]]:
+        for f in manifest["files"]:
+            try:
+                raw = blob_path(f["sha256"]).read_bytes()
+            except OSError as exc:
+                log.warning("search: cannot read %s/%s: %s", manifest["id"], f["path"], exc)
+                continue
+            yield f["path"], str(f.get("title") or ""), raw, str(f.get("media_type", ""))
+
+    @staticmethod
     def _drop(db: sqlite3.Connection, pid: str) -> None:
         db.execute("DELETE FROM docs_fts WHERE rowid IN (SELECT id FROM docs WHERE package = ?)",
                    (pid,))
@@ -285,7 +292,9 @@ class SearchIndex:
                 raise
 
     def reconcile(self, installed: dict[str, dict[str, Any]], shas: dict[str, str],
-                  blob_path: Callable[[str], Path]) -> None:
+                  blob_path: Callable[[str], Path],
+                  pages_of: Callable[[dict[str, Any]], Iterable[tuple[str, str, bytes, str]]
+                                     | None] = lambda _m: None) -> None:
         """Make the index hold exactly the installed packages at their installed versions."""
         have = self.indexed()
         for pid in set(have) - set(installed):
@@ -293,7 +302,7 @@ class SearchIndex:
         for pid, m in installed.items():
             if have.get(pid) != shas[pid]:
                 t0 = time.monotonic()
-                n = self.add_package(m, shas[pid], blob_path)
+                n = self.add_package(m, shas[pid], blob_path, pages_of(m))
                 log.info("search: indexed %s (%d pages) in %.2f s", pid, n,
                          time.monotonic() - t0)
 

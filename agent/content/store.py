@@ -31,7 +31,7 @@ import logging
 import os
 import shutil
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo
 
 from agent.config import ContentConfig
 from agent.content.search import INDEX_FILE, SearchIndex
+from agent.content.zim import ZimShelf, check_archive, is_zim, zim_file
 from agent.storage import atomic_write_bytes, fsync_dir
 from wire.content import SHA256_RE, ContentError, check_manifest
 
@@ -110,6 +111,7 @@ class ContentStore:
         self.counters = {"bytes_downloaded": 0, "rejected": 0, "resumed": 0, "syncs": 0}
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent-content")
         self.search: SearchIndex | None = None  # opened by load()
+        self.zims = ZimShelf()
         self._snapshot: dict[str, Any] = {}
         self._publish()
 
@@ -173,7 +175,8 @@ class ContentStore:
         for attempt in (1, 2):
             try:
                 self.search = SearchIndex(path)
-                self.search.reconcile(self.installed, self.installed_sha, self.blob_path)
+                self.search.reconcile(self.installed, self.installed_sha, self.blob_path,
+                                      self._pages_of)
                 return
             except sqlite3.Error as exc:
                 log.error("search index %s is unusable (%s); rebuilding it", path, exc)  # noqa: TRY400
@@ -186,6 +189,23 @@ class ContentStore:
                         Path(str(path) + suffix).unlink()
                 if attempt == 2:
                     log.error("full-text search is off until the next start")  # noqa: TRY400
+
+    def _pages_of(self, m: dict[str, Any]) -> Iterator[tuple[str, str, bytes, str]] | None:
+        """A ZIM package's articles for the search index (None: the manifest's files)."""
+        return self.zims.pages(self.blob_path(zim_file(m)["sha256"])) if is_zim(m) else None
+
+    def zim_article(self, pid: str, path: str) -> tuple[bytes, str] | None:
+        """An article of an installed ZIM package (its archive present and verified)."""
+        m = self.installed.get(pid)
+        if m is None or not is_zim(m):
+            return None
+        f = zim_file(m)
+        if self.present.get(f["sha256"]) != f["size"]:
+            return None
+        found = self.zims.article(self.blob_path(f["sha256"]), path)
+        if found is not None:
+            self.last_used[pid] = iso(self.now()) or ""
+        return found
 
     def _state_bytes(self) -> bytes:
         return json.dumps({
@@ -277,7 +297,14 @@ class ContentStore:
                       "title": f.get("title"), "media_type": f["media_type"],
                       "url": f"/content/{pid}/{f['path']}"}
                      for f in m["files"] if self.present.get(f["sha256"]) == f["size"]]
+            if is_zim(m):  # a ZIM is entered by its main page, not offered as a file
+                main = (self.zims.main_path(self.blob_path(files[0]["sha256"]))
+                        if files else None)
+                files = [{"path": main, "size": 0, "sha256": files[0]["sha256"],
+                          "title": m["title"], "media_type": "text/html; charset=utf-8",
+                          "url": f"/content/{pid}/{main}"}] if main else []
             out.append({"id": pid, "version": m["version"], "title": m["title"],
+                        "kind": m.get("kind", "files"),
                         "language": m["language"], "description": m.get("description", ""),
                         "files": files})
         return out
@@ -289,6 +316,9 @@ class ContentStore:
         atomic_write_bytes(d / "pending.json", raw)
 
     async def _uninstall(self, pid: str) -> None:
+        m = self.installed.get(pid)
+        if m is not None and is_zim(m):
+            self.zims.forget(self.blob_path(zim_file(m)["sha256"]))
         self._remove_in_memory(pid)
         self.last_used.pop(pid, None)
         if self.search is not None:
@@ -296,6 +326,12 @@ class ContentStore:
         await self._run(shutil.rmtree, self.packages_dir / pid, True)
 
     def _install(self, m: dict[str, Any], sha: str) -> None:
+        """Switch to the new version (on the I/O thread). A ZIM archive must open and pass
+        its own checksum first (ZimError: nothing is switched)."""
+        if is_zim(m):
+            info = check_archive(self.blob_path(zim_file(m)["sha256"]))
+            log.info("zim %s: %d articles, main page %s", m["id"], info["articles"],
+                     info["main"])
         d = self.packages_dir / m["id"]
         d.mkdir(parents=True, exist_ok=True)
         pending = d / "pending.json"
@@ -310,7 +346,7 @@ class ContentStore:
             pending.unlink()
         if self.search is not None:
             try:
-                self.search.add_package(m, sha, self.blob_path)
+                self.search.add_package(m, sha, self.blob_path, self._pages_of(m))
             except sqlite3.Error:
                 log.exception("search: indexing %s failed; it is served but not found", m["id"])
 
