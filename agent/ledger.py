@@ -225,7 +225,8 @@ class Ledger:
         line = _encoder.encode(stamped)
         self._pending.append((seq, line))
         state["next_seq"] = seq + 1
-        return _decoder.decode(line)  # what a reader gets back, not the caller's objects
+        back: dict[str, Any] = _decoder.decode(line)  # what a reader gets, not the caller's
+        return back
 
     # ---------------------------------------------------------------- reading
 

@@ -73,7 +73,7 @@ class FsyncCounter:
     def __enter__(self) -> FsyncCounter:
         real = self._real
 
-        def counting(fd: int) -> None:
+        def counting(fd: Any) -> None:
             self.count += 1
             real(fd)
 
