@@ -1,7 +1,8 @@
 """Run the ledger's durability mutants against its tests (issue 23): each mutant removes an
 fsync or reorders two steps of a money write; the tests must fail ("killed").
 
-Run: ``.venv/bin/python scripts/ledger_mutants.py`` (about a minute). Each mutant edits one
+Run: ``.venv/bin/python scripts/ledger_mutants.py [TEST FILES]`` (about a minute; default:
+the ledger and storage tests). Each mutant edits one
 source file in place, runs the ledger tests, and puts the file back (also on Ctrl-C). Exits
 non-zero if any mutant survives.
 """
@@ -64,8 +65,9 @@ MUTANTS: list[tuple[str, str, str, str]] = [
 
 
 def run_tests() -> tuple[bool, str]:
-    proc = subprocess.run([str(ROOT / ".venv/bin/pytest"), "-x", "-q", "-p",
-                           "no:cacheprovider", *TESTS], cwd=ROOT, capture_output=True,
+    tests = sys.argv[1:] or TESTS  # e.g. only tests/agent/test_ledger_crash.py
+    proc = subprocess.run([str(ROOT / ".venv/bin/pytest"), "-x", "-q", "-p",  # noqa: S603
+                           "no:cacheprovider", *tests], cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(("FAILED", "ERROR", "E "))]
     return proc.returncode == 0, (lines[0][:150] if lines else proc.stdout.strip()[-150:])

@@ -14,6 +14,7 @@ Run with ``-s`` to see the steps and crash points of each operation.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ import agent.outbox
 import agent.storage
 import common.durable
 from agent.ledger import ARCHIVE_DIR, Ledger
+from agent.outbox import OUTBOX_DIR
 from agent.storage import read_lines
 
 LEGACY = Path(__file__).parent / "data" / "ledger-v1"
@@ -135,6 +137,20 @@ def summary(led: Ledger) -> dict[str, Any]:
     }
 
 
+def only_committed_lines(data_dir: Path, next_seq: int) -> None:
+    """Once restarted, the segment files hold only whole committed records, once each (what
+    a raw reader such as a backup or a test helper sees)."""
+    seqs = []
+    for p in sorted((data_dir / OUTBOX_DIR).glob("*.jsonl")):
+        for line in p.read_bytes().splitlines():
+            try:
+                seqs.append(json.loads(line)["seq"])
+            except ValueError:
+                raise AssertionError(f"{p.name} holds a torn line {line[:40]!r}") from None
+    assert len(seqs) == len(set(seqs)), f"a seq twice in the segments: {seqs}"
+    assert all(seq < next_seq for seq in seqs), f"an uncommitted record left: {seqs}"
+
+
 def check_invariants(data_dir: Path) -> dict[str, Any]:
     """Open the ledger a crash left, check what must always hold, return its summary."""
     led = Ledger(data_dir, CAC, CASABLANCA)
@@ -150,11 +166,13 @@ def check_invariants(data_dir: Path) -> dict[str, Any]:
         assert not missing, f"acknowledged records {sorted(missing)} are not in the archive"
         closed = {rid for _, rid, kind in got["records"] if kind == "session"}
         assert not closed & {sid for sid, _ in got["active"]}, "a session active and closed"
+        only_committed_lines(data_dir, led.next_seq)
         # and it goes on: the next write takes the next number and survives a restart
         assert run_session(led, "s9", T0 + timedelta(days=1))["seq"] == led.next_seq - 1
         led.close()
         led = Ledger(data_dir, CAC, CASABLANCA)
         assert [r["seq"] for r in led.records()] == list(range(1, led.next_seq))
+        only_committed_lines(data_dir, led.next_seq)
         assert led.ack(led.next_seq - 1) >= 1
     finally:
         led.close()
