@@ -78,6 +78,12 @@ def voucher_doc_id(code: str) -> str:
     return str(crockford_value(code) + 1)  # TinyDB ids start at 1
 
 
+def stamp(record: dict[str, Any], seq: int, cac_id: str, tz: ZoneInfo) -> dict[str, Any]:
+    """A record as the ledger stores and sends it: numbered, with its CAC and the CAC's zone
+    (``tz``, so the hub counts it on the CAC's own day, CONTRACT §6)."""
+    return {**record, "seq": seq, "cac_id": cac_id, "tz": tz.key}
+
+
 def _apply(raw: dict[str, Any], change: Callable[[VoucherEntry], VoucherEntry]
            ) -> dict[str, Any]:
     """A stored voucher entry changed by one of the meter's voucher rules."""
@@ -220,9 +226,7 @@ class Ledger:
                 raise LedgerError(f"a ledger record needs {key!r}")
         state = self._state(data)
         seq = state["next_seq"]
-        # tz: the CAC's zone, so the hub counts the record on the CAC's own day (CONTRACT §6)
-        stamped = {**record, "seq": seq, "cac_id": self.cac_id, "tz": self.tz.key}
-        line = _encoder.encode(stamped)
+        line = _encoder.encode(stamp(record, seq, self.cac_id, self.tz))
         self._pending.append((seq, line))
         state["next_seq"] = seq + 1
         back: dict[str, Any] = _decoder.decode(line)  # what a reader gets, not the caller's
@@ -412,4 +416,4 @@ class Ledger:
         return removed
 
 
-__all__ = ["Ledger", "LedgerError", "LedgerLocked", "StorageError", "voucher_doc_id"]
+__all__ = ["Ledger", "LedgerError", "LedgerLocked", "StorageError", "stamp", "voucher_doc_id"]
