@@ -109,9 +109,13 @@ class Outbox:
                     os.unlink(p)  # a migration write cut short
         found.sort()
         cut = False  # everything after a cut belongs to a write that was never committed
-        for first, path in found:
+        for i, (first, path) in enumerate(found):
+            newest = i == len(found) - 1
             seg = _Segment(path, first)
-            data = b"" if cut else path.read_bytes()
+            try:
+                data = b"" if cut else path.read_bytes()
+            except FileNotFoundError:  # compacted away while this reader listed it
+                continue
             pos = 0
             while pos < len(data):
                 end = data.find(b"\n", pos)
@@ -119,6 +123,12 @@ class Outbox:
                     seq = -1 if end < 0 else _seq_decoder.decode(data[pos:end]).seq
                 except msgspec.DecodeError:
                     seq = -1
+                if seq < 0 and not newest:
+                    # only the newest segment takes appends, so only its tail can be torn:
+                    # this is damage, not a crash; the line is lost, the others are kept
+                    log.error("%s: a damaged line at byte %d is skipped", path, pos)
+                    pos = len(data) if end < 0 else end + 1
+                    continue
                 if seq < 0 or seq >= next_seq:
                     if seq < 0:
                         log.warning("%s: a line torn by a crash at byte %d is dropped (its "

@@ -164,6 +164,25 @@ def test_a_torn_tail_is_cut_on_start(ledger: Ledger, tail: bytes) -> None:
         led.close()
 
 
+def test_a_damaged_line_in_an_older_segment_costs_that_line_only(
+        ledger: Ledger, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(ledger._box, "segment_bytes", 1024)
+    recs = [run_session(ledger) for _ in range(12)]
+    older = segments(ledger)[0]
+    lines = older.read_bytes().splitlines(keepends=True)
+    assert len(segments(ledger)) >= 3 and len(lines) >= 2
+    older.write_bytes(lines[0] + b"\x00garbage\n" + b"".join(lines[2:]))  # bit rot
+    led = reopen(ledger)
+    try:
+        lost = json.loads(lines[1])["seq"]
+        assert [r["seq"] for r in led.outbox()] == [r["seq"] for r in recs if r["seq"] != lost]
+        assert "damaged line" in caplog.text and "missing" in caplog.text
+        assert all(p.exists() for p in segments(ledger))  # nothing else was cut
+    finally:
+        led.close()
+
+
 def test_a_failed_commit_takes_the_append_back(ledger: Ledger,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     run_session(ledger)
