@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,16 +37,6 @@ from agent.ledger import (
 )
 from agent.meter.vouchers import generate_code
 from agent.storage import append_lines_durable, read_lines
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    led = Ledger(tmp_path / "data", CAC, CASABLANCA)
-    try:
-        yield led
-    finally:
-        led.close()
-
 
 # ---------------------------------------------------------------- numbering
 

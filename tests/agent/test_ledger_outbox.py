@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,15 +25,6 @@ from agent.storage import read_lines
 
 LEGACY = Path(__file__).parent / "data" / "ledger-v1"
 WORKER = Path(__file__).parent / "ledger_worker.py"
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    led = Ledger(tmp_path / "data", CAC, CASABLANCA)
-    try:
-        yield led
-    finally:
-        led.close()
 
 
 def segments(led: Ledger) -> list[Path]:
