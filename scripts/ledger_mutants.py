@@ -28,6 +28,8 @@ MUTANTS: list[tuple[str, str, str, str]] = [
     ("archive fsync removed", "agent/storage.py",
      "            view = view[os.write(fd, view):]\n        os.fsync(fd)\n",
      "            view = view[os.write(fd, view):]\n"),
+    ("a new archive file's directory fsync removed", "agent/storage.py",
+     "    if new:\n        fsync_dir(path.parent)\n", "    pass\n"),
     ("watermark committed before the archive append is durable", "agent/ledger.py",
      "        for day, recs in sorted(by_day.items()):\n"
      "            append_lines_durable(self.archive_path(day), recs)\n\n"

@@ -64,8 +64,8 @@ class Site:
 def build(data_dir: Path) -> Site:
     site = Site(data_dir)
     led = site.led = Ledger(data_dir, CAC, CASABLANCA)
-    for i in range(3):
-        run_session(led, "s1", T0 + timedelta(hours=i))
+    for i in range(3):  # the third on the next local day: its ack starts a new archive file
+        run_session(led, "s1", T0 + timedelta(hours=(0, 1, 14)[i]))
     v1, _ = sell(led, minutes=30)
     led.ack(2)  # 1..2 archived, 3..4 in the outbox
     v2, _ = sell(led, minutes=60)
@@ -171,7 +171,7 @@ def check_invariants(data_dir: Path) -> dict[str, Any]:
         assert run_session(led, "s9", T0 + timedelta(days=1))["seq"] == led.next_seq - 1
         led.close()
         led = Ledger(data_dir, CAC, CASABLANCA)
-        assert [r["seq"] for r in led.records()] == list(range(1, led.next_seq))
+        assert sorted(r["seq"] for r in led.records()) == list(range(1, led.next_seq))
         only_committed_lines(data_dir, led.next_seq)
         assert led.ack(led.next_seq - 1) >= 1
     finally:
