@@ -224,6 +224,22 @@ def test_a_data_dir_written_by_the_old_ledger_is_migrated_losing_nothing(
         led.close()
 
 
+def test_a_reader_of_a_dir_not_migrated_yet_sees_the_old_outbox_and_changes_nothing(
+        tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    shutil.copytree(LEGACY, data_dir)
+    before = {p: p.read_bytes() for p in data_dir.rglob("*") if p.is_file()}
+    old = json.loads((data_dir / LEDGER_FILE).read_bytes())["outbox"]
+    reader = Ledger(data_dir, CAC, CASABLANCA, lock=False)
+    try:
+        assert reader.outbox() == [old[k] for k in sorted(old, key=int)]
+        assert reader.backlog() == 9
+    finally:
+        reader.close()
+    after = {p: p.read_bytes() for p in data_dir.rglob("*") if p.is_file()}
+    assert after == before and not (data_dir / OUTBOX_DIR).exists()
+
+
 # ---------------------------------------------------------------- kill -9 of a real writer
 
 
