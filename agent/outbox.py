@@ -202,7 +202,8 @@ class Outbox:
         assert self.owner, "a read-only outbox takes no appends"
         seg = self._segments[-1] if self._segments else None
         created = False
-        if seg is None or seg.size >= self.segment_bytes:
+        # a tail an undo could not cut is overwritten by this append: never leave it behind
+        if seg is None or seg.size >= self.segment_bytes and not self._tail_dirty:
             seg = self._new_segment(lines[0][0])
             created = True
         mark = Mark(seg, seg.size, seg.last, created)

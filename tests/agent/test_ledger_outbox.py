@@ -193,6 +193,33 @@ def test_a_failed_commit_takes_the_append_back(ledger: Ledger,
     assert ledger.close_session(session_record(cp))["seq"] == 2
 
 
+def test_an_uncommitted_append_that_cannot_be_cut_is_overwritten_by_the_next_write(
+        ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_session(ledger)
+    cp = checkpoint("s1")
+    ledger.start_session(cp)
+    long = {**session_record(cp), "note": "x" * 500}  # longer than the next record
+
+    def fail(*args: object) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "replace", fail)
+    monkeypatch.setattr(os, "ftruncate", fail)
+    with pytest.raises(OSError):
+        ledger.close_session(long)
+    monkeypatch.undo()
+    monkeypatch.setattr(ledger._box, "segment_bytes", 1)  # it would roll over now, but
+    rec = ledger.close_session(session_record(cp))  # stays to overwrite and cut the tail
+    assert rec["seq"] == 2
+    led = reopen(ledger)
+    try:
+        assert [(r["seq"], "note" in r) for r in led.outbox()] == [(1, False), (2, False)]
+        raw = b"".join(p.read_bytes() for p in segments(led))
+        assert b"xxxx" not in raw
+    finally:
+        led.close()
+
+
 # ---------------------------------------------------------------- migration
 
 
