@@ -112,6 +112,8 @@ class ReporterStats:
     commands: int = 0
     foreign_messages: int = 0
     health_published: int = 0
+    pumps: int = 0  # passes of the outbox pump (acks applied, timeouts checked, window filled)
+    retries: int = 0  # connection attempts that failed or connections lost, each a retry
     last_error: str | None = None
 
 
@@ -297,6 +299,7 @@ class Reporter:
             # a new reason is a warning; the same one again, every minute for days, is not
             level = logging.WARNING if error != self.stats.last_error else logging.DEBUG
             self.stats.last_error = error
+            self.stats.retries += 1
             log.log(level, "mqtt %s:%d: %s; retrying in %.1f s", self.config.mqtt.host,
                     self.config.mqtt.port, error, delay)
             await asyncio.sleep(delay)
@@ -435,6 +438,7 @@ class Reporter:
             await self._apply_ack()
             self._check_ack_timeout()
             await self._fill_window()
+            self.stats.pumps += 1
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(POLL_INTERVAL):
                     await self._wake.wait()

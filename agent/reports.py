@@ -6,8 +6,8 @@ trail and must run on the service's thread. A record belongs to the period that 
 it was sold, a void when it was made. Money is integer centimes throughout.
 
 - ``gross`` = fees of cash sessions + prices of vouchers sold;
-- ``net`` = ``gross`` - refunds of voids (a voided unused voucher is refunded in full, a
-  used one loses its balance and refunds nothing);
+- ``net`` = ``gross`` - refunds of voids (a voided voucher refunds its unused whole minutes
+  at its sold price, rounded down: in full if unused, nothing if used up);
 - sessions paid by a voucher have a fee of 0: their money was counted when it was sold.
 
 Revenue by tariff uses the tariff version in force when a session started or a voucher was

@@ -1,19 +1,21 @@
-"""How long one ledger write takes as the CAC ages, beside the raw cost of the disk.
+"""How long one money write of the ledger takes as the backlog grows, beside the raw disk.
 
-Run: ``python bench/ledger.py`` (about 2-3 minutes on 2 cores) or ``--quick`` (seconds).
+Run: ``python bench/ledger.py`` (about 30 s on 2 cores) or ``--quick`` (fewer ops).
 
-Two situations, each measured as the latency of appending one record (``close_session`` of a
-started session: one real fsync'd atomic write of ``ledger.json``):
+Each case is a ledger in its own directory; the figure is the latency of one money write
+(``close_session`` of a started session), and the number of fsyncs it made:
 
-- *history N*: N records the hub has acknowledged, so they live in ``archive/*.jsonl`` and the
-  live file holds only state. The hub keeps acking, so the live file stays small. The append
-  should cost what one raw atomic write of a small file costs, whatever N is.
-- *outbox N*: N records the hub has NOT acknowledged (hub offline for days). They live in the
-  live file, and every write re-encodes and rewrites all of them.
+- *outbox N*: N records the hub has NOT acknowledged (hub offline for months). They sit in
+  the append-only outbox segments; a write appends one line and commits the small
+  ``ledger.json``, so N should not show. ``outbox 0`` is the same write with no backlog.
+- *history N*: N acknowledged records in ``archive/*.jsonl``; the hub acks each write.
 
-Beside each figure, in the same run and interleaved op by op, the cost of one
-``agent.storage.atomic_write_bytes`` of a file of the same size as ``ledger.json`` at that
-moment: the floor that whole-file replacement cannot go below on this disk.
+The cases run interleaved op by op in the same run (so a busy disk hurts them all alike),
+beside a *raw write*: one ``agent.storage.atomic_write_bytes`` of a file the size of
+``ledger.json`` (temp, fsync, rename, directory fsync), the floor of any durable replace.
+
+The LAST line is the verdict: the p99 at 0, 10,000 and 100,000 unacknowledged records, the
+100,000 / 0 ratio (goal: within 2x), the raw write's p99 and the fsyncs per money write.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,28 +42,50 @@ import msgspec  # noqa: E402
 import tinydb  # noqa: E402
 
 from agent.ledger import ARCHIVE_DIR, LEDGER_FILE, Ledger  # noqa: E402
-from agent.storage import append_lines_durable, atomic_write_bytes  # noqa: E402
+from agent.storage import atomic_write_bytes  # noqa: E402
 
 CAC = "ma-oriental-oujda-001"
 TZ = ZoneInfo("Africa/Casablanca")
 EPOCH = datetime(2024, 1, 1, 8, 0, tzinfo=UTC)
 RECORDS_PER_DAY = 150  # a busy CAC: 8 stations, ~19 sessions each
-ARCHIVE_BATCH = 5000
+BUILD_BATCH = 2000  # records per write while building a backlog
 WARMUP_OPS = 3
-MIN_OPS = 20  # fewer than this gives no p99 worth printing: skip instead
-
+GOAL = 2.0  # p99 at 100,000 unacknowledged within this factor of the p99 at none
 
 
 @dataclass(frozen=True)
 class Plan:
     ops: int
-    history: tuple[int, ...]
     outbox: tuple[int, ...]
-    budget_s: float  # the whole run stops measuring new cases past this
+    history: tuple[int, ...]
 
 
-FULL = Plan(200, (1_000, 10_000, 100_000), (1_000, 10_000, 100_000), 170.0)
-QUICK = Plan(40, (1_000, 10_000), (1_000,), 30.0)
+FULL = Plan(1000, (0, 1_000, 10_000, 100_000), (100_000,))
+QUICK = Plan(60, (0, 10_000, 100_000), ())
+
+
+class FsyncCounter:
+    """Counts os.fsync calls (files and directories) while installed."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._real = os.fsync
+
+    def __enter__(self) -> FsyncCounter:
+        real = self._real
+
+        def counting(fd: Any) -> None:
+            self.count += 1
+            real(fd)
+
+        os.fsync = counting
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.fsync = self._real
+
+
+FSYNCS = FsyncCounter()
 
 
 def session_record(n: int) -> dict[str, Any]:
@@ -72,43 +97,28 @@ def session_record(n: int) -> dict[str, Any]:
             "started_at": start.isoformat(), "ended_at": end.isoformat(),
             "billed_seconds": billed, "fee": 200 * (1 + billed // 900), "currency": "MAD",
             "category": None, "voucher_id": None, "operator": "amina", "minutes": 60,
-            "end_reason": "operator", "paid_by": "cash", "at": end.isoformat(),
-            "seq": n + 1, "cac_id": CAC}
+            "end_reason": "operator", "paid_by": "cash", "at": end.isoformat()}
 
 
 def build_history(ledger: Ledger, n: int) -> None:
-    """N acknowledged records: archive lines by local day, state says they were acked."""
-    by_day: dict[Path, list[dict[str, Any]]] = {}
-    pending = 0
-    for i in range(n):
-        rec = session_record(i)
-        by_day.setdefault(ledger.archive_path(ledger.local_day(rec["at"])), []).append(rec)
-        pending += 1
-        if pending >= ARCHIVE_BATCH or i == n - 1:
-            for path, recs in by_day.items():
-                append_lines_durable(path, recs)
-            by_day, pending = {}, 0
-
-    def mutate(data: dict[str, dict[str, Any]]) -> None:
-        state = ledger._state(data)
-        state["next_seq"] = n + 1
-        state["acked_seq"] = n
-
-    ledger._commit(mutate)
+    """N acknowledged records: the ledger numbers them, the hub acks them (archive)."""
+    build_outbox(ledger, n)
+    ledger.ack(n)
 
 
 def build_outbox(ledger: Ledger, n: int) -> None:
-    """N records the hub has not acknowledged, in the live file (one write)."""
+    """N records the hub has not acknowledged, numbered and appended by the ledger itself
+    (``BUILD_BATCH`` per write, so the segments are what months of writes leave)."""
+    done = 0
+    while done < n:
+        batch = min(BUILD_BATCH, n - done)
 
-    def mutate(data: dict[str, dict[str, Any]]) -> None:
-        outbox = data.setdefault("outbox", {})
-        for i in range(n):
-            outbox[str(i + 1)] = session_record(i)
-        state = ledger._state(data)
-        state["next_seq"] = n + 1
-        state["acked_seq"] = 0
+        def mutate(data: dict[str, dict[str, Any]], first: int = done, k: int = batch) -> None:
+            for i in range(first, first + k):
+                ledger._append(data, session_record(i))
 
-    ledger._commit(mutate)
+        ledger._commit(mutate)
+        done += batch
 
 
 def percentile(samples: list[float], p: float) -> float:
@@ -118,25 +128,27 @@ def percentile(samples: list[float], p: float) -> float:
 
 
 class Case:
-    """One row: appends through the ledger and raw writes of the same size, interleaved."""
+    """One row: money writes through one ledger."""
 
-    def __init__(self, kind: str, n: int, root: Path, ack_each: bool) -> None:
+    def __init__(self, kind: str, n: int, root: Path) -> None:
         self.kind = kind
         self.n = n
         self.dir = root / f"{kind}-{n}"
-        self.ack_each = ack_each
         self.ledger = Ledger(self.dir, CAC, TZ)
         self.live = self.dir / LEDGER_FILE
-        self.raw = self.dir / "raw-write.json"
-        self.append_ms: list[float] = []
-        self.raw_ms: list[float] = []
+        self.ms: list[float] = []
+        self.fsyncs: list[int] = []
         self.sizes: list[int] = []
-        self._op = 0
-        self._filler = b""
+        self.build_s = 0.0
+
+    def build(self) -> None:
+        t0 = time.perf_counter()
+        if self.n:
+            (build_history if self.kind == "history" else build_outbox)(self.ledger, self.n)
+        self.build_s = time.perf_counter() - t0
 
     def one(self) -> None:
-        """Append one record (timed), then write the same number of bytes raw (timed)."""
-        self._op += 1
+        """Start a session (not timed), then close it: the timed money write."""
         at = datetime.now(UTC)
         cp = {"id": uuid.uuid4().hex, "station": "s1", "started_at": at.isoformat(),
               "limit_seconds": None, "category": None, "voucher_id": None,
@@ -148,63 +160,43 @@ class Case:
                   "billed_seconds": 900, "fee": 200, "currency": "MAD", "category": None,
                   "voucher_id": None, "operator": "amina", "minutes": None,
                   "end_reason": "operator", "paid_by": "cash", "at": ended.isoformat()}
+        before = FSYNCS.count
         t0 = time.perf_counter()
         stored = self.ledger.close_session(record)
         t1 = time.perf_counter()
-        self.append_ms.append((t1 - t0) * 1000)
-        size = self.live.stat().st_size
-        self.sizes.append(size)
-        if len(self._filler) < size:
-            self._filler = self.live.read_bytes() + b" " * (size // 4)
-        payload = self._filler[:size]
-        t0 = time.perf_counter()
-        atomic_write_bytes(self.raw, payload)
-        t1 = time.perf_counter()
-        self.raw_ms.append((t1 - t0) * 1000)
-        if self.ack_each:  # the hub is online and acks at once: not timed
+        self.fsyncs.append(FSYNCS.count - before)
+        self.ms.append((t1 - t0) * 1000)
+        self.sizes.append(self.live.stat().st_size)
+        if self.kind == "history":  # the hub is online and acks at once: not timed
             self.ledger.ack(stored["seq"])
+
+    def reset(self) -> None:
+        self.ms.clear()
+        self.fsyncs.clear()
+        self.sizes.clear()
 
     def close(self) -> None:
         self.ledger.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def run_case(kind: str, n: int, root: Path, ops: int, deadline: float,
-             rows: list[dict[str, Any]]) -> None:
-    t_build = time.perf_counter()
-    case = Case(kind, n, root, ack_each=(kind == "history"))
-    try:
-        (build_history if kind == "history" else build_outbox)(case.ledger, n)
-        build_s = time.perf_counter() - t_build
-        for _ in range(WARMUP_OPS):
-            case.one()
-        per_op = (sum(case.append_ms) + sum(case.raw_ms)) / 1000 / WARMUP_OPS
-        left = deadline - time.monotonic()
-        fits = int(left / (per_op * 1.3)) if per_op > 0 else ops
-        if fits < MIN_OPS:
-            rows.append({"kind": kind, "n": n, "skipped":
-                         f"skipped: one op costs {per_op * 1000:.0f} ms here, {MIN_OPS} ops "
-                         f"would not fit in the {left:.0f} s left of the time budget"})
-            return
-        count = min(ops, fits)
-        case.append_ms.clear()
-        case.raw_ms.clear()
-        case.sizes.clear()
-        for _ in range(count):
-            case.one()
-        archived = sum(1 for p in (case.dir / ARCHIVE_DIR).glob("*.jsonl")
-                       for _ in p.open("rb"))
-        rows.append({
-            "kind": kind, "n": n, "ops": count, "build_s": build_s,
-            "bytes_min": min(case.sizes), "bytes_max": max(case.sizes),
-            "archived": archived, "backlog": case.ledger.backlog(),
-            "append_p50": percentile(case.append_ms, 50),
-            "append_p99": percentile(case.append_ms, 99),
-            "raw_p50": percentile(case.raw_ms, 50), "raw_p99": percentile(case.raw_ms, 99),
-            "note": "" if count == ops else f"only {count} ops fit the time budget",
-        })
-    finally:
-        case.close()
+class RawWrite:
+    """The raw atomic write of a file the size of a case's ledger.json."""
+
+    def __init__(self, root: Path, like: Case) -> None:
+        self.path = root / "raw-write.json"
+        self.like = like
+        self.ms: list[float] = []
+        self.fsyncs: list[int] = []
+
+    def one(self) -> None:
+        payload = self.like.live.read_bytes()
+        before = FSYNCS.count
+        t0 = time.perf_counter()
+        atomic_write_bytes(self.path, payload)
+        t1 = time.perf_counter()
+        self.fsyncs.append(FSYNCS.count - before)
+        self.ms.append((t1 - t0) * 1000)
 
 
 def filesystem_of(path: Path) -> str:
@@ -233,36 +225,32 @@ def human(nbytes: float) -> str:
     return f"{nbytes:.1f} GB"
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
-    head = (f"{'case':<8} {'N':>8} {'live file':>21} {'ops':>4} "
-            f"{'append p50':>10} {'p99':>8} {'raw write p50':>13} {'p99':>8} {'p50 ratio':>9}")
+def print_table(cases: list[Case], raw: RawWrite) -> None:
+    head = (f"{'case':<8} {'N':>8} {'live file':>10} {'segments':>8} {'ops':>4} "
+            f"{'write p50':>9} {'p99':>8} {'max':>8} {'fsyncs':>6}")
     print(head)
     print("-" * len(head))
-    for r in rows:
-        label = "history" if r["kind"] == "history" else "outbox"
-        if "skipped" in r:
-            print(f"{label:<8} {r['n']:>8,}  {r['skipped']}")
-            continue
-        spread = r["bytes_max"] - r["bytes_min"]
-        size = (human(r["bytes_min"]) if spread < max(1024, r["bytes_min"] // 50)
-                else f"{human(r['bytes_min'])}..{human(r['bytes_max'])}")
-        ratio = r["append_p50"] / r["raw_p50"] if r["raw_p50"] else float("nan")
-        print(f"{label:<8} {r['n']:>8,} {size:>21} {r['ops']:>4} "
-              f"{r['append_p50']:>8.2f}ms {r['append_p99']:>6.2f}ms "
-              f"{r['raw_p50']:>11.2f}ms {r['raw_p99']:>6.2f}ms {ratio:>8.1f}x"
-              + (f"  ({r['note']})" if r["note"] else ""))
+    for c in cases:
+        segs = len(list((c.dir / "outbox").glob("*.jsonl")))
+        print(f"{c.kind:<8} {c.n:>8,} {human(max(c.sizes)):>10} {segs:>8} {len(c.ms):>4} "
+              f"{percentile(c.ms, 50):>7.2f}ms {percentile(c.ms, 99):>6.2f}ms "
+              f"{max(c.ms):>6.2f}ms {sum(c.fsyncs) / len(c.fsyncs):>6.2f}")
+    print(f"{'raw':<8} {'':>8} {human(raw.like.live.stat().st_size):>10} {'':>8} "
+          f"{len(raw.ms):>4} {percentile(raw.ms, 50):>7.2f}ms {percentile(raw.ms, 99):>6.2f}ms "
+          f"{max(raw.ms):>6.2f}ms {sum(raw.fsyncs) / len(raw.fsyncs):>6.2f}")
     print()
-    for r in rows:
-        if "skipped" not in r:
-            days = r["n"] / RECORDS_PER_DAY
-            what = "of history" if r["kind"] == "history" else "with the hub unreachable"
-            print(f"  {r['kind']} {r['n']:,} (~{days:,.0f} busy days {what}): built in "
-                  f"{r['build_s']:.1f} s; after the run {r['archived']:,} archive lines, "
-                  f"{r['backlog']:,} records in the outbox")
-    print("\nThe raw write is the floor for a whole-file replace of that size on this disk; "
-          "'history' rows\nshould match it at any N. 'outbox' rows grow with the backlog: "
-          "every write (and every\ncheckpoint) re-encodes and rewrites all unacknowledged "
-          "records.")
+    for c in cases:
+        if c.n:
+            days = c.n / RECORDS_PER_DAY
+            what = "of history" if c.kind == "history" else "with the hub unreachable"
+            archived = sum(1 for p in (c.dir / ARCHIVE_DIR).glob("*.jsonl")
+                           for _ in p.open("rb"))
+            print(f"  {c.kind} {c.n:,} (~{days:,.0f} busy days {what}): built in "
+                  f"{c.build_s:.1f} s; after the run {archived:,} archive lines, "
+                  f"{c.ledger.backlog():,} records in the outbox")
+    print("\nA money write = append its record to the newest outbox segment + fsync, then the "
+          "atomic\nreplace of the small ledger.json (fsync, rename, directory fsync); 'raw' is "
+          "that replace alone.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,34 +259,59 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", type=Path, default=None,
                    help="where to build the ledgers (default: the system temp dir); point it "
                         "at the disk the agent will use, e.g. an SD card")
-    p.add_argument("--ops", type=int, default=None, help="appends per case")
+    p.add_argument("--ops", type=int, default=None, help="money writes per case")
     args = p.parse_args(argv)
     plan = QUICK if args.quick else FULL
     ops = args.ops or plan.ops
     start = time.monotonic()
-    deadline = start + plan.budget_s
 
     root = Path(tempfile.mkdtemp(prefix="cac-bench-ledger-", dir=args.dir))
+    cases: list[Case] = []
     try:
-        print("ledger append latency vs. the raw atomic write of the same size")
+        print("ledger money-write latency vs. the unacknowledged backlog, and the raw atomic "
+              "write")
         print(f"machine: {os.cpu_count()} CPUs, {platform.machine()}, "
               f"{platform.system()} {platform.release()}")
         print(f"python {platform.python_version()}, tinydb {tinydb.__version__}, "
               f"msgspec {msgspec.__version__}")
         print(f"temp dir: {root} ({filesystem_of(root)})")
-        print(f"ops per case: {ops} (after {WARMUP_OPS} warm-up ops); "
-              f"time budget {plan.budget_s:.0f} s")
+        print(f"ops per case: {ops} (after {WARMUP_OPS} warm-up ops), interleaved op by op")
         print()
-        rows: list[dict[str, Any]] = []
-        cases = [("history", n) for n in plan.history] + [("outbox", n) for n in plan.outbox]
-        for kind, n in cases:
-            t0 = time.monotonic()
-            run_case(kind, n, root, ops, deadline, rows)
-            print(f"  ... {kind} {n:,} done in {time.monotonic() - t0:.1f} s", flush=True)
+        cases = [Case("outbox", n, root) for n in plan.outbox]
+        cases += [Case("history", n, root) for n in plan.history]
+        for c in cases:
+            c.build()
+            print(f"  ... built {c.kind} {c.n:,} in {c.build_s:.1f} s", flush=True)
+        os.sync()  # what the builds left in the page cache is on disk before timing starts
+        raw = RawWrite(root, cases[0])
+        with FSYNCS:
+            for _ in range(WARMUP_OPS):
+                for c in cases:
+                    c.one()
+            for c in cases:
+                c.reset()
+            for _ in range(ops):
+                for c in cases:
+                    c.one()
+                raw.one()
         print()
-        print_table(rows)
+        print_table(cases, raw)
         print(f"\ntotal {time.monotonic() - start:.0f} s")
+        p99 = {c.n: percentile(c.ms, 99) for c in cases if c.kind == "outbox"}
+        counts = Counter(f for c in cases for f in c.fsyncs)
+        usual = counts.most_common(1)[0][0]
+        others = ", ".join(f"{f} on {n:,} of {counts.total():,} writes"
+                           for f, n in sorted(counts.items()) if f != usual)
+        fsyncs = f"{usual}" + (f" ({others}: a new segment)" if others else "")
+        ratio = p99[100_000] / p99[0]
+        print(f"outbox write p99: 0 unacked {p99[0]:.2f} ms | 10,000 {p99[10_000]:.2f} ms | "
+              f"100,000 {p99[100_000]:.2f} ms = {ratio:.2f}x the empty one (goal <= "
+              f"{GOAL:.0f}x: {'met' if ratio <= GOAL else 'NOT met'}) | raw atomic write p99 "
+              f"{percentile(raw.ms, 99):.2f} ms | fsyncs per money write "
+              f"{fsyncs}, raw write {raw.fsyncs[0]}")
     finally:
+        for c in cases:
+            c.ledger.close()
         shutil.rmtree(root, ignore_errors=True)
     return 0
 

@@ -156,9 +156,14 @@ class Voucher:
 
     @property
     def refund(self) -> int:
-        """What a void gives back: an unused voucher's sale is reversed in full; a used one
-        only loses its balance."""
-        return self.price if self.seconds_left == self.seconds_total else 0
+        """What a void gives back: the unused whole minutes at the price it was sold for,
+        rounded down to the centime (``price * minutes_left // minutes``). An unused voucher
+        is refunded in full, a used-up one gets nothing; the minute a session has started
+        on is not refunded."""
+        minutes = self.seconds_total // 60
+        if minutes <= 0:
+            return 0
+        return self.price * min(self.minutes_left, minutes) // minutes
 
     def finished(self) -> bool:
         """True once nothing can ever be spent from it: void or used up."""

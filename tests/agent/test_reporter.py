@@ -62,6 +62,27 @@ async def until(pred: Callable[[], bool], what: str, limit: float = TIMEOUT) -> 
         await asyncio.sleep(0.02)
 
 
+async def passes(site: Site, n: int, after: float = 0.0) -> None:
+    """Wait until the reporter's pump has gone round ``n`` more times (looked at the outbox,
+    the acks and the ack timeout), the first of them at least ``after`` seconds from now: a
+    positive signal that it had every chance to send what it should not."""
+    loop = asyncio.get_running_loop()
+    not_before = loop.time() + after
+    start = site.reporter.stats.pumps
+    await until(lambda: loop.time() >= not_before, f"{after} s to pass", limit=after + TIMEOUT)
+    start = max(start, site.reporter.stats.pumps)
+    await until(lambda: site.reporter.stats.pumps >= start + n, f"{n} pump passes")
+
+
+async def sync_with(site: Site, hub: FakeHub) -> None:
+    """Send a health report down the agent's own connection and wait until the hub has it:
+    whatever the agent published before it has reached the hub too (one TCP stream, one
+    broker queue per subscriber)."""
+    before = len(hub.messages(Kind.HEALTH))
+    await site.reporter.publish_health()
+    await until(lambda: len(hub.messages(Kind.HEALTH)) > before, "the marker health report")
+
+
 def new_cac_id() -> str:
     return f"ma-test-{uuid.uuid4().hex[:10]}"  # own status topic and session per test
 
@@ -129,11 +150,11 @@ class FakeHub:
     def statuses(self) -> list[Status]:
         return [decode(m.payload, Status) for m in self.messages(Kind.STATUS)]
 
-    def publish(self, kind: Kind, payload: bytes) -> None:
-        self.client.publish(cac_topic(self.cac_id, kind), payload, qos=1)
+    def publish(self, kind: Kind, payload: bytes) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(cac_topic(self.cac_id, kind), payload, qos=1)
 
-    def ack(self, seq: int) -> None:
-        self.publish(Kind.ACK, encode(Ack(seq=seq)))
+    def ack(self, seq: int) -> mqtt.MQTTMessageInfo:
+        return self.publish(Kind.ACK, encode(Ack(seq=seq)))
 
     def close(self) -> None:
         self.client.disconnect()
@@ -388,20 +409,24 @@ async def test_at_most_max_in_flight_batches_wait_for_an_ack(
         site: Site, mosquitto: MosquittoBroker, hubs: Callable[..., FakeHub],
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(reporter, "MAX_BATCH", 10)
+    monkeypatch.setattr(reporter, "POLL_INTERVAL", 0.05)  # quick passes to wait for
     hub = hubs(mosquitto, site.cac_id)
     await site.sell(60)
     await site.start()
     await until(lambda: len(hub.batches()) == reporter.MAX_IN_FLIGHT, "a full window")
-    await asyncio.sleep(0.3)  # several polls: nothing more may go out
+    await passes(site, 3)  # several looks at the outbox: nothing more may go out
+    await sync_with(site, hub)  # and anything it did publish has reached the hub
     assert hub.seqs() == list(range(1, 41))
     hub.ack(15)  # frees one batch (1..10) and half of the next
     await until(lambda: len(hub.batches()) == 5, "the fifth batch")
-    await asyncio.sleep(0.3)
+    await passes(site, 3)
+    await sync_with(site, hub)
     assert hub.batches()[-1] == list(range(41, 51)) and len(hub.batches()) == 5
     hub.ack(60)  # beyond what was sent is fine while the ledger holds it
     await until(lambda: site.reporter.stats.acked_seq == 60, "the ack of everything")
     assert await site.backlog() == 0
-    await asyncio.sleep(0.3)
+    await passes(site, 3)
+    await sync_with(site, hub)
     assert len(hub.seqs()) == 50  # 51..60 were acknowledged, never needed to go out
 
 
@@ -409,6 +434,7 @@ async def test_without_an_ack_the_records_are_published_again(
         site: Site, mosquitto: MosquittoBroker, hubs: Callable[..., FakeHub],
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(reporter, "ACK_TIMEOUT", 0.5)
+    monkeypatch.setattr(reporter, "POLL_INTERVAL", 0.05)
     hub = hubs(mosquitto, site.cac_id)
     await site.sell(3)
     await site.start()
@@ -418,7 +444,9 @@ async def test_without_an_ack_the_records_are_published_again(
     hub.ack(3)
     await until(lambda: site.reporter.stats.acked_seq == 3, "the ack")
     seen = len(hub.batches())
-    await asyncio.sleep(1.0)  # two timeouts: nothing is outstanding, nothing goes again
+    # looked again after two ack timeouts: nothing is outstanding, nothing goes again
+    await passes(site, 2, after=2 * reporter.ACK_TIMEOUT)
+    await sync_with(site, hub)
     assert len(hub.batches()) == seen
     assert await site.backlog() == 0
 
@@ -469,8 +497,8 @@ async def test_acks_sent_while_the_agent_was_away_arrive_on_return(
     await site.start()
     await until(lambda: hub.seqs() == [1, 2, 3, 4, 5], "the records")
     await site.reporter.stop()
-    hub.ack(5)  # queued by the broker in the agent's persistent session
-    await asyncio.sleep(0.2)
+    sent = hub.ack(5)  # queued by the broker in the agent's persistent session
+    await until(sent.is_published, "the broker to take the ack")
     site.new_reporter()
     await site.start()
     await until(lambda: site.reporter.stats.acked_seq == 5, "the queued ack")
@@ -564,7 +592,9 @@ async def test_a_thousand_records_closed_while_the_broker_is_down_all_arrive_in_
         broker.stop()
         await until(lambda: not site.reporter.connected.is_set(), "the reporter to notice")
         await site.sell(1000)
-        await asyncio.sleep(0.5)  # a few failed reconnection attempts
+        tried = site.reporter.stats.retries
+        await until(lambda: site.reporter.stats.retries >= tried + 2,
+                    "a few failed reconnection attempts")
         broker.start()
         await until(lambda: site.reporter.stats.acked_seq == 1000, "every record acked",
                     limit=30)

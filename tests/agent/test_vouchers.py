@@ -475,10 +475,19 @@ def test_an_entry_pays_for_one_session_at_a_time() -> None:
     assert (freed.in_use, freed.voucher.seconds_left) == (None, 1200)
 
 
-def test_refund_is_the_price_only_while_unused() -> None:
-    e = _entry()
-    assert e.voucher.refund == 400
-    assert e.release(1).voucher.refund == 0
+@pytest.mark.parametrize(("spent", "refund"), [
+    (0, 400),  # unused: the sale reversed in full
+    (1, 386),  # 29 whole minutes left of 30: 400 * 29 // 30 = 386.67, rounded down
+    (59, 386),
+    (60, 386),  # exactly 29:00 left
+    (61, 373),  # 28:59 left: 28 whole minutes, 400 * 28 // 30 = 373.33
+    (10 * 60, 266),  # 20 minutes: 266.67
+    (29 * 60 + 59, 0),  # 1 second left: no whole minute
+    (1800, 0),  # used up
+])
+def test_refund_is_the_unused_whole_minutes_at_the_sold_price_rounded_down(
+        spent: int, refund: int) -> None:
+    assert _entry().release(spent).voucher.refund == refund
 
 
 def test_void_is_refused_in_use_and_twice() -> None:

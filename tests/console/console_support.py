@@ -94,9 +94,11 @@ def ledger_records(data_dir: Path) -> list[dict[str, Any]]:
     """Every record in the ledger files, read straight from disk (outbox + archive),
     deduplicated by id: the reference the day close is checked against."""
     out: dict[str, dict[str, Any]] = {}
-    raw = json.loads((data_dir / "ledger.json").read_text())
-    for rec in raw.get("outbox", {}).values():
-        out[rec["id"]] = rec
+    for path in sorted((data_dir / "outbox").glob("*.jsonl")):  # unacknowledged segments
+        for line in path.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                out[rec["id"]] = rec
     for path in sorted((data_dir / "archive").glob("*.jsonl")):
         for line in path.read_text().splitlines():
             if line.strip():

@@ -1,9 +1,19 @@
-"""Wire payloads a CAC would send, for the hub's tests (plain functions, no fixtures)."""
+"""Wire payloads a CAC would send, for the hub's tests (plain functions, no fixtures).
+
+Records are made by the agent's own code, so they are exactly what an agent sends: the
+session record of ``agent.meter.session.ClosedSession``, numbered and stamped by the
+ledger's ``stamp`` (UTC times, the CAC's ``tz``), converted by the reporter's
+``wire.messages.record_from_dict``. Times are UTC (``+00:00``), as the agent writes them.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
+from agent.ledger import stamp
+from agent.meter.session import ClosedSession, EndReason
 from hub.config import HubConfig, parse_hub_config
 from wire.messages import (
     Health,
@@ -12,26 +22,54 @@ from wire.messages import (
     StationHealth,
     Status,
     Usage,
+    VoidRecord,
     VoucherSaleRecord,
     encode,
+    record_from_dict,
 )
 
 CAC = "ma-oriental-oujda-001"
 OTHER = "ma-oriental-berkane-002"
-AT = "2024-05-01T10:00:00+01:00"
+TZ = ZoneInfo("Africa/Casablanca")  # 1 May 2024: UTC+1, so 09:00Z is 10:00 local
+AT = "2024-05-01T09:00:00+00:00"
+_ENDED = datetime.fromisoformat("2024-05-01T08:20:00+00:00")
 
 
 def session(seq: int, cac_id: str = CAC, *, id_: str | None = None, fee: int = 200,
             station: str = "s1") -> SessionRecord:
-    return SessionRecord(
-        id=id_ or f"{cac_id}-rec-{seq}", seq=seq, cac_id=cac_id, at=AT, station=station,
-        started_at="2024-05-01T09:00:00+01:00", ended_at="2024-05-01T09:20:00+01:00",
-        billed_seconds=1200, fee=fee, currency="MAD")
+    """A 20-minute cash session that ended at 08:20Z (09:20 local), as the agent records it."""
+    closed = ClosedSession(
+        id=id_ or f"{cac_id}-rec-{seq}", station=station,
+        started_at=_ENDED - timedelta(minutes=20), ended_at=_ENDED, billed_seconds=1200,
+        fee=fee, currency="MAD", category=None, voucher_id=None, operator="amina",
+        minutes=None, end_reason=EndReason("operator"))
+    # as agent/usecases/sessions.py hands it to the ledger
+    rec = record_from_dict(stamp({**closed.to_record(), "at": _ENDED.isoformat()}, seq,
+                                 cac_id, TZ))
+    assert isinstance(rec, SessionRecord)
+    return rec
 
 
 def voucher_sale(seq: int, cac_id: str = CAC) -> VoucherSaleRecord:
-    return VoucherSaleRecord(id=f"{cac_id}-rec-{seq}", seq=seq, cac_id=cac_id, at=AT,
-                             minutes=60, price=800, currency="MAD")
+    """A 60-minute voucher sold at ``AT``, in the shape of agent/usecases/vouchers.py."""
+    sold = datetime.fromisoformat(AT)
+    rec = record_from_dict(stamp({
+        "type": "voucher_sale", "id": f"{cac_id}-rec-{seq}", "at": sold.isoformat(),
+        "minutes": 60, "price": 800, "currency": "MAD", "category": None,
+        "expires_at": (sold + timedelta(days=30)).isoformat(), "operator": "amina"},
+        seq, cac_id, TZ))
+    assert isinstance(rec, VoucherSaleRecord)
+    return rec
+
+
+def void(seq: int, ref: str, amount: int, cac_id: str = CAC) -> VoidRecord:
+    """A voucher void at 11:00Z (12:00 local), in the shape of agent/usecases/vouchers.py."""
+    rec = record_from_dict(stamp({
+        "type": "void", "id": f"{cac_id}-void-{seq}", "at": "2024-05-01T11:00:00+00:00",
+        "ref": ref, "amount": amount, "currency": "MAD", "minutes_voided": 60,
+        "reason": "refund", "operator": "amina"}, seq, cac_id, TZ))
+    assert isinstance(rec, VoidRecord)
+    return rec
 
 
 def usage(*records: Record) -> bytes:

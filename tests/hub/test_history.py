@@ -11,8 +11,8 @@ from hub import charts, history, reports
 from hub.fleet import FleetState
 from hub.ingest import Ingest
 from hub.store import Store
-from tests.hub.factories import CAC, OTHER, health_msg, session, usage, voucher_sale
-from wire.messages import VoidRecord, encode
+from tests.hub.factories import CAC, OTHER, health_msg, session, usage, void, voucher_sale
+from wire.messages import encode
 from wire.topics import Kind, cac_topic
 
 T0 = 1_714_557_600.0  # a whole hour (2024-05-01T10:00:00Z)
@@ -69,10 +69,9 @@ def test_history_is_pruned_to_24_hours_and_30_days(tmp_path: Path) -> None:
 def test_daily_report_and_hours_from_stored_records(tmp_path: Path) -> None:
     with Store(tmp_path / "hub.sqlite3") as store:
         ingest = Ingest(store, FleetState(90, T0))
-        void = VoidRecord(id="v-1", seq=4, cac_id=CAC, at="2024-05-01T12:00:00+01:00",
-                          ref=f"{CAC}-rec-3", amount=800, currency="MAD", reason="refund")
+        void_rec = void(4, f"{CAC}-rec-3", 800)
         ingest.handle(cac_topic(CAC, Kind.USAGE),
-                      usage(session(1, fee=200), session(2, fee=300), voucher_sale(3), void),
+                      usage(session(1, fee=200), session(2, fee=300), voucher_sale(3), void_rec),
                       T0)
         ingest.handle(cac_topic(OTHER, Kind.USAGE), usage(session(1, OTHER, fee=50)), T0)
         rows = reports.daily(store.db)

@@ -76,13 +76,21 @@ def test_during_ramadan_casablanca_is_utc_and_the_day_follows(tmp_path: Path) ->
 
 
 def test_a_record_without_a_zone_counts_by_its_own_offset(tmp_path: Path) -> None:
-    """An older agent's record (no tz) keeps the day its timestamp's offset gives."""
-    old = session(1)  # ended_at 2024-05-01T09:20:00+01:00, no tz
-    assert old.tz is None
+    """An older agent's record (UTC times, no tz) keeps the day its timestamp's offset
+    gives: UTC, as it was counted before."""
+    import msgspec
+
+    old = msgspec.structs.replace(session(1), tz=None)  # started 08:00Z (09:00 local)
+    assert old.started_at == "2024-05-01T08:00:00+00:00"
     with Store(tmp_path / "hub.sqlite3") as store:
         store.store_usage(old.cac_id, [old], 0.0)
         assert [r.day for r in reports.daily(store.db)] == ["2024-05-01"]
-        assert reports.by_hour(store.db)[9] == 1
+        hours = reports.by_hour(store.db)
+        assert hours[8] == 1 and sum(hours) == 1
+    with Store(tmp_path / "hub2.sqlite3") as store:  # the same record from today's agent
+        store.store_usage(old.cac_id, [session(1)], 0.0)
+        hours = reports.by_hour(store.db)
+        assert hours[9] == 1 and sum(hours) == 1
 
 
 def test_an_unknown_zone_falls_back_to_the_offset(tmp_path: Path) -> None:

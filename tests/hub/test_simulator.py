@@ -258,9 +258,29 @@ class FakeHub:
         with self.lock:
             return [s for s in self.seen if s.cac_id == cac_id and kind in (None, s.kind)]
 
+    async def sync(self, limit: float = 10.0) -> None:
+        """Publish a marker through the broker and wait until it comes back: whatever the
+        broker had to deliver before (a will of a socket that closed earlier) is here."""
+        marker = f"ma-marker-{time.monotonic_ns()}"
+        self.client.publish(cac_topic(marker, Kind.STATUS), encode(Status(
+            state="offline", boot_id="marker", version="0", at="2026-01-01T00:00:00+00:00")),
+            qos=1)
+        await until(lambda: bool(self.of(marker)), "the marker back from the broker", limit)
+        with self.lock:
+            self.seen = [s for s in self.seen if s.cac_id != marker]
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+async def until(pred: Any, what: str, limit: float = 10.0) -> None:
+    """Poll ``pred`` without blocking the loop until it holds, or fail after ``limit`` s."""
+    deadline = time.monotonic() + limit
+    while not pred():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {limit} s waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 def first_seen_seqs(seen: list[Seen]) -> tuple[list[int], dict[int, list[float]]]:
@@ -289,10 +309,12 @@ async def test_twenty_cacs_on_a_real_broker(mosquitto: MosquittoBroker) -> None:
     hub = FakeHub(mosquitto, acking=acking)
     try:
         task = asyncio.create_task(sim.run(duration=5.0))
-        await asyncio.sleep(3.0)
+        # the command goes once the CAC is online and the victims have gone silent
+        await until(lambda: sim.killed_at is not None and bool(hub.of(live[0], Kind.STATUS)),
+                    "the victims' kill and the commanded CAC online")
         hub.command(live[0])
         summary = await task
-        await asyncio.sleep(0.5)  # a will would come now, if one were sent
+        await hub.sync()  # a will would be here by now, if one were sent
     finally:
         hub.close()
     assert summary.cacs == 20 and summary.connected == 17 and summary.silenced == 3

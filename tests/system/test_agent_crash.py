@@ -306,7 +306,11 @@ def check_recovered(data_dir: Path, active: list[dict[str, Any]], killed_at: dat
     """After a restart the sessions cut by the kill are closed and billed, no more."""
     db = json.loads((data_dir / LEDGER_FILE).read_bytes())  # read-only: the agent holds it
     assert db["state"]["1"]["active"] == {}
-    outbox = {r["id"]: r for r in db.get("outbox", {}).values()}
+    reader = Ledger(data_dir, CAC, ZoneInfo("UTC"), lock=False)  # reads, never writes
+    try:
+        outbox = {r["id"]: r for r in reader.outbox()}
+    finally:
+        reader.close()
     vouchers = {e["voucher"]["code"]: e for e in db.get("vouchers", {}).values()}
     for cp in active:
         rec = outbox.get(cp["id"])

@@ -304,8 +304,20 @@ def test_a_restart_command_restarts_the_agent_in_place(
         hub.publish(cac_topic(CAC, Kind.CMD), encode(Command(id="r1", name="restart")), qos=1)
         until(lambda: len([1 for t, _ in got if t.endswith("cmd/ack")]) >= 2,
               "the repeated command's answer", procs=(site.agent,))
-        time.sleep(2.0)
+        # positive signals that it did not run: its audit entry, written before a run is
+        # answered, is there once; and a later command is answered by the same boot (a
+        # restart would have come first: it is requested before the answer goes out)
+        hub.publish(cac_topic(CAC, Kind.CMD), encode(Command(id="l2", name="lock",
+                                                             station="s1")), qos=1)
+        until(lambda: len([1 for t, _ in got if t.endswith("cmd/ack")]) >= 3,
+              "the next command's answer", procs=(site.agent,))
+        audit = [json.loads(line) for f in (site.agent_data / "audit").glob("*.jsonl")
+                 for line in f.read_text().splitlines() if line.strip()]
+        assert [e["action"] for e in audit].count("agent.restart") == 1
+        status, view = http("GET", f"{site.a}/stations/s1/session", None, token("s1"))
+        assert status == 200 and view["locked"] is True  # the same process took the lock
         assert len(set(boots())) == 2
+        assert site.agent.p.pid == pid
     finally:
         hub.loop_stop()
         hub.disconnect()
