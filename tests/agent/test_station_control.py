@@ -112,8 +112,8 @@ async def test_a_session_keeps_its_tariff_through_restart_recovery(agent: Agent)
     svc.sessions.clear()  # as if this process had died
     revived = AgentService(svc.config, svc.ledger, svc.operators, agent.clock)
     assert revived.tariff.block_price == 500  # the edited tariff is still in force
-    [closed] = revived.recover()
-    assert closed["id"] == old["id"]
+    assert revived.recover() == []  # resumed, with the tariff it started under
+    closed = revived.end(old["id"], EndReason.OPERATOR)
     assert closed["fee"] == 400  # the config tariff it started under: two 15-min blocks at 200
 
 
