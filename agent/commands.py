@@ -2,7 +2,8 @@
 
 Each command carries an id; the answer on ``cmd/ack`` is ``done`` or ``failed`` with a human
 message, or ``expired`` (not run) for a command received after its ``expires_at``: a lock
-queued in the broker for days must not end whatever session runs when the CAC comes back. MQTT QoS 1 may deliver a command twice (and the hub may re-send one it never saw
+queued in the broker for days must not end whatever session runs when the CAC comes back.
+MQTT QoS 1 may deliver a command twice (and the hub may re-send one it never saw
 answered), so the answers of the last ``REMEMBERED`` commands are kept on disk
 (``DATA_DIR/commands.json``): a repeated id gets the same answer again and is not executed
 twice, which matters for ``restart``.

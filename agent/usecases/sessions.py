@@ -65,6 +65,7 @@ class Sessions:
             if isinstance(cp.get("voucher_code"), str):
                 st.voucher_codes[session.id] = cp["voucher_code"]
             resumed.append(session)
+            st.resumed.add(session.id)
             log.warning("session %s on station %s resumed (%s) after %.0f s stopped; "
                         "billed %d s so far", session.id, session.station, session.state,
                         away, session.billed_seconds(mono))

@@ -50,6 +50,7 @@ class AgentState:
         # station -> (session id, station it moved to, monotonic reading): the old kiosk
         # tells the citizen where the session went instead of showing a receipt
         self.moves: dict[str, tuple[str, str, float]] = {}
+        self.resumed: set[str] = set()  # sessions resumed at this start (the kiosk says so)
         self.station_seen: dict[str, float] = {}
         # set by the content cache: a cheap, thread-safe read of its sync status for health
         self.content_status: Callable[[], dict[str, Any]] | None = None
@@ -104,6 +105,7 @@ class AgentState:
         self.sessions.pop(session_id, None)
         self.voucher_codes.pop(session_id, None)
         self.session_tariffs.pop(session_id, None)
+        self.resumed.discard(session_id)
 
     def checkpoint_of(self, s: Session, mono: float) -> dict[str, Any]:
         cp = {**s.to_checkpoint(mono), "voucher_code": self.voucher_codes.get(s.id),
@@ -166,6 +168,7 @@ class AgentState:
             "operator": s.operator,
             "state": s.state,
             "pause_reason": s.pause_reason,
+            "resumed": s.id in self.resumed,
             "billed_seconds": s.billed_seconds(now),
             "remaining_seconds": s.remaining_seconds(now),
             "fee_so_far": s.fee_so_far(now, self.tariff_of(s), self.tz),
