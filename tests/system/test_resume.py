@@ -125,6 +125,21 @@ class Counter:
         return {s["station"]: s for s in await self.ok("GET", "/sessions")}
 
 
+async def running(agent: AgentProcess, http: aiohttp.ClientSession) -> Counter:
+    """Start the agent, wait until it answers, log in at the counter."""
+    agent.start()
+    await agent.wait_ready(http)
+    op = Counter(http, agent.base)
+    await op.login()
+    return op
+
+
+def ran_seconds(rec: dict[str, Any]) -> float:
+    """What a closed record says it lasted (ended_at - started_at)."""
+    return (datetime.fromisoformat(rec["ended_at"])
+            - datetime.fromisoformat(rec["started_at"])).total_seconds()
+
+
 async def until(cond: Any, what: str, agent: AgentProcess, within: float = WAIT) -> Any:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -158,10 +173,7 @@ async def test_sessions_resume_after_kill_9_with_the_outage_unbilled(
         site: tuple[AgentProcess, Path]) -> None:
     agent, data_dir = site
     async with aiohttp.ClientSession() as http:
-        agent.start()
-        await agent.wait_ready(http)
-        op = Counter(http, agent.base)
-        await op.login()
+        op = await running(agent, http)
         fixed = await op.ok("POST", "/sessions", {"station": "s1", "minutes": 60,
                                                   "category": "student"})
         open_ended = await op.ok("POST", "/sessions", {"station": "s2", "minutes": None})
@@ -203,8 +215,7 @@ async def test_sessions_resume_after_kill_9_with_the_outage_unbilled(
         # the student still pays half of one block; the open-ended one a block
         rec = await op.ok("POST", f"/sessions/{fixed['id']}/end")
         assert (rec["fee"], rec["end_reason"]) == (100, "operator")
-        ran = (datetime.fromisoformat(rec["ended_at"])
-               - datetime.fromisoformat(rec["started_at"])).total_seconds()
+        ran = ran_seconds(rec)
         # its instants come from the monotonic clocks: start + billed + outage, no more
         assert rec["billed_seconds"] <= ran <= rec["billed_seconds"] + away + 2
         await op.ok("POST", f"/sessions/{paused['id']}/resume")
@@ -234,10 +245,7 @@ async def test_a_wall_clock_change_during_the_outage_changes_nothing(
         site: tuple[AgentProcess, Path]) -> None:
     agent, data_dir = site
     async with aiohttp.ClientSession() as http:
-        agent.start()
-        await agent.wait_ready(http)
-        op = Counter(http, agent.base)
-        await op.login()
+        op = await running(agent, http)
         slow = await op.ok("POST", "/sessions", {"station": "s1", "minutes": None})
         fast = await op.ok("POST", "/sessions", {"station": "s2", "minutes": 60})
 
@@ -259,8 +267,7 @@ async def test_a_wall_clock_change_during_the_outage_changes_nothing(
             cp = at_kill[s["id"]]["billed_seconds"]
             assert cp <= rec["billed_seconds"] <= cp + (time.monotonic() - started) + 1
             assert rec["fee"] == 200
-            ran = (datetime.fromisoformat(rec["ended_at"])
-                   - datetime.fromisoformat(rec["started_at"])).total_seconds()
+            ran = ran_seconds(rec)
             assert rec["billed_seconds"] <= ran <= rec["billed_seconds"] + away + 2, rec
 
 
@@ -268,10 +275,7 @@ async def test_a_damaged_checkpoint_is_closed_logged_once_and_the_agent_starts(
         site: tuple[AgentProcess, Path]) -> None:
     agent, data_dir = site
     async with aiohttp.ClientSession() as http:
-        agent.start()
-        await agent.wait_ready(http)
-        op = Counter(http, agent.base)
-        await op.login()
+        op = await running(agent, http)
         bad = await op.ok("POST", "/sessions", {"station": "s1", "minutes": None})
         good = await op.ok("POST", "/sessions", {"station": "s2", "minutes": None})
 
@@ -300,10 +304,7 @@ async def test_past_resume_within_minutes_sessions_are_closed_at_their_checkpoin
     agent, data_dir = write_site(tmp_path, resume_within_minutes=1)
     try:
         async with aiohttp.ClientSession() as http:
-            agent.start()
-            await agent.wait_ready(http)
-            op = Counter(http, agent.base)
-            await op.login()
+            op = await running(agent, http)
             s = await op.ok("POST", "/sessions", {"station": "s1", "minutes": 30})
             await until(lambda: checkpoints(data_dir).get(s["id"], {}).get(
                 "billed_seconds", 0) >= 2, "a checkpoint", agent)
