@@ -312,7 +312,8 @@ class KioskApp(App):
             came_back = self.offline_in_session
             self.session = sess
             self.offline_in_session = False
-            self.countdown.set(sess.get("remaining_seconds"), now)
+            self.countdown.set(sess.get("remaining_seconds"), now,
+                               running=sess.get("state") != "paused")
             self.trace("session_view", id=sess.get("id"),
                        remaining=sess.get("remaining_seconds"), fee=sess.get("fee_so_far"))
             target = decide(self.screen, result, False)

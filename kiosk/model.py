@@ -54,14 +54,18 @@ class Countdown:
 
     remaining: float | None = None  # None: open-ended session
     at: float = 0.0
+    running: bool = True  # a paused session's time stands still (CONTRACT §7)
 
-    def set(self, remaining: float | None, now: float) -> None:
+    def set(self, remaining: float | None, now: float, running: bool = True) -> None:
         self.remaining = remaining
         self.at = now
+        self.running = running
 
     def value(self, now: float) -> int | None:
         if self.remaining is None:
             return None
+        if not self.running:
+            return max(0, int(round(self.remaining)))
         return max(0, int(round(self.remaining - (now - self.at))))
 
 

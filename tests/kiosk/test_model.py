@@ -171,3 +171,11 @@ def test_a_moved_session_is_told_apart_from_an_ended_one() -> None:
     assert moved_to({"session": None, "moved": {"session": "a", "to": "s2"}}, last) == "s2"
     assert moved_to({"session": None, "moved": {"session": "b", "to": "s2"}}, last) is None
     assert moved_to({"session": None}, last) is None
+
+
+def test_a_paused_countdown_stands_still() -> None:
+    c = Countdown()
+    c.set(600, 10.0, running=False)
+    assert c.value(10.0) == 600 and c.value(4000.0) == 600
+    c.set(600, 4000.0)
+    assert c.value(4010.0) == 590
