@@ -320,7 +320,7 @@ class KioskApp(App):
             if target == "paused" and (self.screen != "paused" or new):
                 self.dismiss_modal()  # an end dialog or a warning goes: the time stands
                 self.show("paused")
-            elif target == "paused":
+            elif target in ("paused", "pin") and self.screen in ("paused", "pin"):
                 return
             elif target != self.screen or (self.screen == "session" and (new or came_back)):
                 self.show(target)

@@ -38,8 +38,8 @@ def decide(current: str, poll: dict[str, Any] | None, had_session: bool) -> str:
     if poll.get("locked"):
         return "locked"
     if poll.get("session") is not None:
-        if poll["session"].get("state") == "paused":
-            return "paused"
+        if poll["session"].get("state") == "paused":  # the operator's exit PIN stays
+            return "pin" if current == "pin" else "paused"
         return current if current in SESSION_SCREENS else "session"
     if had_session:
         return "receipt"

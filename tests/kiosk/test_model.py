@@ -160,6 +160,7 @@ def test_a_paused_session_has_its_own_screen_without_idle_end() -> None:
     assert decide("session", paused, False) == "paused"
     assert decide("bar", paused, False) == "paused"
     assert decide("paused", running, False) == "session"
+    assert decide("pin", paused, False) == "pin"  # the operator may still leave the kiosk
     assert decide("paused", {"session": None}, True) == "receipt"
     assert decide("paused", {"session": None, "locked": True}, True) == "locked"
     assert idle_verdict(now=100.0, last_activity=0.0, idle_seconds=10, warning_seconds=5,
