@@ -19,7 +19,7 @@ from agent.meter.session import (
     outage_seconds,
     resume_instant,
 )
-from agent.meter.tariff import compute_fee
+from agent.meter.tariff import Tariff, compute_fee
 from agent.usecases.state import AgentState, new_id
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class Sessions:
                 at = resume_instant(cp, now, boot, away)
                 session = Session.from_checkpoint(cp, mono, at)
                 tariff = st.checkpoint_tariff(cp)
+                session.fee_so_far(mono, tariff, st.tz)  # its category is one it knows
             except (KeyError, ValueError, TypeError, AttributeError) as exc:
                 closed.append(self._close_unreadable(cp, exc))
                 continue
@@ -73,7 +74,7 @@ class Sessions:
             self.checkpoint()  # the new stretch and this boot's clock reading are stored
         return closed
 
-    def _close_at_checkpoint(self, cp: dict[str, Any], tariff: Any,
+    def _close_at_checkpoint(self, cp: dict[str, Any], tariff: Tariff,
                              why: str) -> dict[str, Any]:
         st = self.state
         session = Session.from_checkpoint(cp, st.clock.monotonic(), checkpoint_instant(cp))

@@ -216,6 +216,8 @@ async def test_resume_within_minutes_zero_closes_at_the_checkpoint(
     {"limit_seconds": True},
     {"station": 7, "segments": "x"},
     {"segments": [["not a time", 3]]},
+    {"category": "pensioner"},  # not in the session's tariff
+    {"category": ["student"]},
     "a string, not an object",
 ])
 async def test_a_damaged_checkpoint_is_closed_with_what_it_says(
