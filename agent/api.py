@@ -107,6 +107,54 @@ async def end_session(request: web.Request) -> web.Response:
                          f"operator:{who.name}"))
 
 
+@routes.post("/api/v1/sessions/{id}/pause")
+async def pause_session(request: web.Request) -> web.Response:
+    """``{"reason": optional}``: billed and remaining time stop (CONTRACT §7)."""
+    who = await operator(request)
+    body = await json_body(request, allow_empty=True)
+    reason = field_str(body, "reason", required=False, max_len=200)
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.pause, request.match_info["id"], reason,
+                         f"operator:{who.name}"))
+
+
+@routes.post("/api/v1/sessions/{id}/resume")
+async def resume_session(request: web.Request) -> web.Response:
+    who = await operator(request)
+    await json_body(request, allow_empty=True)
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.resume, request.match_info["id"],
+                         f"operator:{who.name}"))
+
+
+@routes.post("/api/v1/sessions/{id}/move")
+async def move_session(request: web.Request) -> web.Response:
+    """``{"station"}``: the same session on a free, unlocked station."""
+    who = await operator(request)
+    body = await json_body(request)
+    target = field_str(body, "station", max_len=32)
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.move, request.match_info["id"], target,
+                         f"operator:{who.name}"))
+
+
+@routes.post("/api/v1/stations/pause-all")
+async def pause_all(request: web.Request) -> web.Response:
+    who = await operator(request)
+    body = await json_body(request, allow_empty=True)
+    reason = field_str(body, "reason", required=False, max_len=200)
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.pause_all, reason, f"operator:{who.name}"))
+
+
+@routes.post("/api/v1/stations/resume-all")
+async def resume_all(request: web.Request) -> web.Response:
+    who = await operator(request)
+    await json_body(request, allow_empty=True)
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.resume_all, f"operator:{who.name}"))
+
+
 @routes.post("/api/v1/vouchers")
 async def sell_voucher(request: web.Request) -> web.Response:
     who = await operator(request)

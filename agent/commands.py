@@ -1,7 +1,9 @@
 """Remote commands from the hub (`cac/v1/{cac_id}/cmd`), executed by the agent.
 
 Each command carries an id; the answer on ``cmd/ack`` is ``done`` or ``failed`` with a human
-message. MQTT QoS 1 may deliver a command twice (and the hub may re-send one it never saw
+message, or ``expired`` (not run) for a command received after its ``expires_at``: a lock
+queued in the broker for days must not end whatever session runs when the CAC comes back.
+MQTT QoS 1 may deliver a command twice (and the hub may re-send one it never saw
 answered), so the answers of the last ``REMEMBERED`` commands are kept on disk
 (``DATA_DIR/commands.json``): a repeated id gets the same answer again and is not executed
 twice, which matters for ``restart``.
@@ -13,7 +15,7 @@ twice, which matters for ``restart``.
 | ``message`` | one or all | ``text``, ``seconds`` (optional) | shown on the kiosk; empty clears |
 | ``set_tariff`` | | ``tariff``: the config's ``[tariff]`` table | for new sessions only |
 | ``resync_content`` | | | starts a content sync now (when the content cache runs) |
-| ``restart`` | | | the agent shuts down cleanly and starts again |
+| ``restart`` | | | the agent shuts down cleanly and starts again; sessions resume |
 
 More names are registered with ``CommandRunner.register`` (an async handler returning the
 ``done`` message, raising ``CommandFailed`` for a ``failed`` answer).
@@ -95,7 +97,11 @@ class CommandRunner:
                          known.status)
                 return known
             handler = self.handlers.get(cmd.name)
-            if handler is None:
+            if cmd.expired(self.service.clock.now()):
+                ack = CommandAck(id=cmd.id, status="expired",
+                                 message=f"received after it expired at {cmd.expires_at}; "
+                                         "not run")
+            elif handler is None:
                 ack = CommandAck(id=cmd.id, status="failed",
                                  message=f"unknown command {cmd.name!r} (this agent knows: "
                                          f"{', '.join(sorted(self.handlers))})")

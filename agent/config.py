@@ -30,6 +30,8 @@ HHMM_RE = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 DEFAULT_CHECKPOINT_SECONDS = 15
 DEFAULT_VOUCHER_VALID_DAYS = 30
 DEFAULT_HEALTH_INTERVAL_SECONDS = 30
+DEFAULT_RESUME_WITHIN_MINUTES = 30  # CONTRACT §7; 0: never resume, close as before
+MAX_RESUME_WITHIN_MINUTES = 7 * 24 * 60
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class AgentConfig:
     checkpoint_seconds: int = DEFAULT_CHECKPOINT_SECONDS
     voucher_valid_days: int = DEFAULT_VOUCHER_VALID_DAYS
     health_interval_seconds: int = DEFAULT_HEALTH_INTERVAL_SECONDS
+    resume_within_minutes: int = DEFAULT_RESUME_WITHIN_MINUTES
     content: ContentConfig = field(default_factory=ContentConfig)
 
     @property
@@ -159,7 +162,7 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
         raw,
         {"cac_id", "data_dir", "timezone", "mqtt", "http", "stations", "tariff",
          "checkpoint_seconds", "voucher_valid_days", "health_interval_seconds",
-         "content"},
+         "resume_within_minutes", "content"},
         "",
     )
     cac_id = _str(_req(raw, "cac_id", ""), "cac_id")
@@ -223,6 +226,10 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
         health_interval_seconds=_check_int(
             "health_interval_seconds",
             raw.get("health_interval_seconds", DEFAULT_HEALTH_INTERVAL_SECONDS), 1, 3600),
+        resume_within_minutes=_check_int(
+            "resume_within_minutes",
+            raw.get("resume_within_minutes", DEFAULT_RESUME_WITHIN_MINUTES), 0,
+            MAX_RESUME_WITHIN_MINUTES),
         content=parse_content(raw.get("content", {})),
     )
 

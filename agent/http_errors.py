@@ -23,6 +23,7 @@ STATUS: dict[str, int] = {
     "voucher_in_use": 409, "voucher_void": 409, "voucher_expired": 409, "voucher_empty": 409,
     "cannot_void": 409, "own_account": 409,
     "voucher_session": 409, "open_ended": 409, "session_over": 409, "too_long": 409,
+    "session_paused": 409, "session_running": 409,
     # slow down
     "too_many_attempts": 429, "locked_out": 429,
     # the disk

@@ -243,7 +243,10 @@ class Ledger:
         return int(self._read_state()["acked_seq"])
 
     def active_checkpoints(self) -> list[dict[str, Any]]:
-        return [dict(cp) for cp in self._read_state()["active"].values()]
+        """The checkpoints of active sessions; ``id`` is the key each is stored under (a
+        damaged entry comes back as what is left of it, at least its id)."""
+        return [{**cp, "id": key} if isinstance(cp, dict) else {"id": key}
+                for key, cp in self._read_state()["active"].items()]
 
     def outbox(self, after_seq: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         """Unacknowledged records with seq > after_seq, in sequence order."""

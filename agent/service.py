@@ -140,6 +140,21 @@ class AgentService:
                        actor: str | None = None) -> dict[str, Any]:
         return self.session_cases.end_on_station(station_id, reason, actor)
 
+    def pause(self, session_id: str, reason: str | None, actor: str) -> dict[str, Any]:
+        return self.session_cases.pause(session_id, reason, actor)
+
+    def resume(self, session_id: str, actor: str) -> dict[str, Any]:
+        return self.session_cases.resume(session_id, actor)
+
+    def move(self, session_id: str, station_id: str, actor: str) -> dict[str, Any]:
+        return self.session_cases.move(session_id, station_id, actor)
+
+    def pause_all(self, reason: str | None, actor: str) -> dict[str, Any]:
+        return self.session_cases.pause_all(reason, actor)
+
+    def resume_all(self, actor: str) -> dict[str, Any]:
+        return self.session_cases.resume_all(actor)
+
     # ---------------------------------------------------------------- vouchers
 
     def sell_voucher(self, minutes: int, category: str | None, operator: str) -> dict[str, Any]:

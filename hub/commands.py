@@ -6,6 +6,8 @@ with the same id: the ingest worker marks it ``done`` or ``failed`` (``record_ac
 CAC comes back online its pending commands are published again (``pending``); the agent
 answers a repeated id without executing it twice. A command unanswered after
 ``[dashboard] command_timeout_seconds`` is marked ``expired`` (a late answer still counts).
+Each command carries ``expires_at`` = first sent + that timeout: an agent that gets it later
+(a QoS 1 message queued in the broker for days) answers ``expired`` and does not run it.
 
 | name | args |
 | --- | --- |
@@ -26,6 +28,7 @@ import tomllib
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from wire.messages import Command, CommandAck, encode
@@ -36,6 +39,7 @@ STATION_NAMES = frozenset({"lock", "unlock", "message"})  # may target one stati
 PENDING, DONE, FAILED, EXPIRED = "pending", "done", "failed", "expired"
 STATION_RE = re.compile(r"[a-z0-9-]{1,32}")
 MAX_TEXT = 500
+DEFAULT_TIMEOUT_SECONDS = 3600.0  # [dashboard] command_timeout_seconds (hub.config)
 
 
 class CommandError(ValueError):
@@ -56,11 +60,18 @@ class CommandRow:
     message: str
     sends: int
 
-    def wire(self) -> tuple[str, bytes]:
-        """(topic, payload) to publish."""
+    def wire(self, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> tuple[str, bytes]:
+        """(topic, payload) to publish; the command expires ``timeout`` seconds after it
+        was first sent (CONTRACT §7), however often it is sent again."""
         return (cac_topic(self.cac_id, Kind.CMD),
                 encode(Command(id=self.id, name=self.name, args=self.args,
-                               station=self.station)))
+                               station=self.station,
+                               expires_at=expires_at(self.created_at, timeout))))
+
+
+def expires_at(created_at: float, timeout: float) -> str:
+    """The command's ``expires_at``: UTC ISO 8601, ``timeout`` after it was created."""
+    return datetime.fromtimestamp(created_at + timeout, UTC).isoformat(timespec="seconds")
 
 
 def build_args(name: str, form: Mapping[str, str]) -> tuple[dict[str, Any], str | None]:

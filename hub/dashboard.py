@@ -133,7 +133,7 @@ class Dashboard:
         now = self.clock()
         row = await self.db(commands.create, cac_id, name, args, station, who, now,
                             write=True)
-        self.publish(*row.wire())
+        self.publish(*row.wire(self.config.dashboard.command_timeout_seconds))
         await self.db(commands.mark_sent, row.id, now, write=True)
         log.info("command %s (%s) to %s by %s", row.id, name, cac_id, who)
         return row

@@ -244,7 +244,7 @@ class MqttLink:
             try:
                 rows = commands.pending(self.ingest.store.db, cac_id)
                 for cmd in rows:
-                    self.publish(*cmd.wire())
+                    self.publish(*cmd.wire(self.config.dashboard.command_timeout_seconds))
                 if rows:
                     with self.ingest.store.transaction():
                         for cmd in rows:

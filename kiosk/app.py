@@ -43,6 +43,7 @@ from kiosk.model import (
     Warnings,
     decide,
     idle_verdict,
+    moved_to,
     out_of_service,
     poll_delay,
     receipt_from_session,
@@ -313,18 +314,24 @@ class KioskApp(App):
             came_back = self.offline_in_session
             self.session = sess
             self.offline_in_session = False
-            self.countdown.set(sess.get("remaining_seconds"), now)
+            self.countdown.set(sess.get("remaining_seconds"), now,
+                               running=sess.get("state") != "paused")
             self.trace("session_view", id=sess.get("id"),
                        remaining=sess.get("remaining_seconds"), fee=sess.get("fee_so_far"))
             target = decide(self.screen, result, False)
-            if target != self.screen or (self.screen == "session" and (new or came_back)):
+            if target == "paused" and (self.screen != "paused" or new):
+                self.dismiss_modal()  # an end dialog or a warning goes: the time stands
+                self.show("paused")
+            elif target in ("paused", "pin") and self.screen in ("paused", "pin"):
+                return
+            elif target != self.screen or (self.screen == "session" and (new or came_back)):
                 self.show(target)
             elif self.screen in ("session", bar.BAR_SCREEN) and "fee" in self.live:
                 self.live["fee"].src = self.L.money(int(sess.get("fee_so_far", 0)),
                                                     str(sess.get("currency", "MAD")))
             return
         if had:
-            self._session_over(None)
+            self._session_over(None, moved_to(result, self.session or {}))
             return
         if not self._cleaned_at_start:
             # nothing runs here: leftovers of a kiosk that died mid-session are wiped
@@ -422,12 +429,13 @@ class KioskApp(App):
     def _notice(self, msgid: str) -> None:
         self.show_modal("notice", modals.notice(self, msgid))
 
-    def _session_over(self, record: dict[str, Any] | None) -> None:
+    def _session_over(self, record: dict[str, Any] | None, moved: str | None = None) -> None:
         last = self.session or {}
         self.epoch += 1
         self.session = None
         self.countdown.set(None, self.mono())
-        self.receipt = record or receipt_from_session(last)
+        # a session moved to another station: the receipt says where it goes on
+        self.receipt = {"moved_to": moved} if moved else record or receipt_from_session(last)
         self.trace("session_over", record=self.receipt)
         self._cleanup_apps()
         self.dismiss_modal()

@@ -38,10 +38,12 @@ def decide(current: str, poll: dict[str, Any] | None, had_session: bool) -> str:
     if poll.get("locked"):
         return "locked"
     if poll.get("session") is not None:
+        if poll["session"].get("state") == "paused":  # the operator's exit PIN stays
+            return "pin" if current == "pin" else "paused"
         return current if current in SESSION_SCREENS else "session"
     if had_session:
         return "receipt"
-    if current in ("offline", "locked", "session"):
+    if current in ("offline", "locked", "session", "paused"):
         return "welcome"
     return current if current in IDLE_SCREENS else "welcome"
 
@@ -52,14 +54,18 @@ class Countdown:
 
     remaining: float | None = None  # None: open-ended session
     at: float = 0.0
+    running: bool = True  # a paused session's time stands still (CONTRACT §7)
 
-    def set(self, remaining: float | None, now: float) -> None:
+    def set(self, remaining: float | None, now: float, running: bool = True) -> None:
         self.remaining = remaining
         self.at = now
+        self.running = running
 
     def value(self, now: float) -> int | None:
         if self.remaining is None:
             return None
+        if not self.running:
+            return max(0, int(round(self.remaining)))
         return max(0, int(round(self.remaining - (now - self.at))))
 
 
@@ -163,6 +169,14 @@ def out_of_service(fails: int, polled_once: bool) -> bool:
     """Failed polls without a session call for the out-of-service screen: at once before
     the first answer, after OFFLINE_AFTER_FAILURES in a row later on."""
     return fails >= OFFLINE_AFTER_FAILURES or not polled_once
+
+
+def moved_to(poll: dict[str, Any], last: dict[str, Any]) -> str | None:
+    """The station the kiosk's session was moved to, if the agent's answer says so."""
+    moved = poll.get("moved")
+    if isinstance(moved, dict) and moved.get("session") == last.get("id"):
+        return str(moved.get("to"))
+    return None
 
 
 def receipt_from_session(last: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ a wrong type, a wrong version or an oversized payload is a ``WireError``.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import msgspec
@@ -124,11 +125,26 @@ class Command(_Msg):
     name: str
     args: dict[str, Any] = {}
     station: str | None = None
+    # UTC ISO 8601 (CONTRACT §7): received after it, the command is answered "expired" and
+    # not run; None (older hubs) never expires
+    expires_at: str | None = None
+
+    def expired(self, now: datetime) -> bool:
+        """True from ``expires_at`` on; an unreadable one counts as expired (not run)."""
+        if self.expires_at is None:
+            return False
+        try:
+            at = datetime.fromisoformat(self.expires_at)
+        except ValueError:
+            return True
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        return now >= at
 
 
 class CommandAck(_Msg):
     id: str
-    status: Literal["done", "failed"]
+    status: Literal["done", "failed", "expired"]
     message: str = ""
 
 

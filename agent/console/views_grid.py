@@ -144,6 +144,7 @@ def station_display(st: dict[str, Any], loc: Locale) -> dict[str, Any]:
         "online_label": "" if st.get("online") else loc.t("state_offline"),
         "session_id": "", "kind": "", "time_left": "", "fee": "", "paid": "",
         "category": "", "lock_reason": "", "message": "",
+        "run": "", "paused_label": "", "pause_reason": "",
     }
     if s is not None:
         kind = ("voucher" if s.get("paid_by") == "voucher"
@@ -152,7 +153,10 @@ def station_display(st: dict[str, Any], loc: Locale) -> dict[str, Any]:
                    time_left=loc.duration(s.get("remaining_seconds")),
                    fee=loc.money(s.get("fee_so_far", 0), s.get("currency", "MAD")),
                    paid=loc.t("paid_by_voucher" if kind == "voucher" else "paid_by_cash"),
-                   category=s.get("category") or "")
+                   category=s.get("category") or "",
+                   run=s.get("state", "running"),
+                   paused_label=loc.t("paused") if s.get("state") == "paused" else "",
+                   pause_reason=s.get("pause_reason") or "")
     lock = st.get("lock")
     if lock:
         out["lock_reason"] = f"{lock.get('reason') or ''} ({lock.get('by', '')})".strip()
@@ -170,6 +174,7 @@ async def grid(ctx: Ctx) -> web.StreamResponse:
     tariff = await call(ctx.request, svc.tariff_view)
     return page(ctx, "grid.html", active="grid", title=ctx.loc.t("grid_title"),
                 stations=[station_display(s, ctx.loc) for s in stations],
+                station_ids=[s["id"] for s in stations],
                 categories=sorted(tariff["tariff"].get("concessions", {})))
 
 
@@ -237,6 +242,20 @@ def _end(svc: AgentService, sid: str, expected: str, who: str) -> dict[str, Any]
     return svc.end(_current(svc, sid, expected), EndReason.OPERATOR, f"operator:{who}")
 
 
+def _pause(svc: AgentService, sid: str, expected: str, reason: str,
+           who: str) -> dict[str, Any]:
+    return svc.pause(_current(svc, sid, expected), reason or None, f"operator:{who}")
+
+
+def _resume(svc: AgentService, sid: str, expected: str, who: str) -> dict[str, Any]:
+    return svc.resume(_current(svc, sid, expected), f"operator:{who}")
+
+
+def _move(svc: AgentService, sid: str, expected: str, target: str,
+          who: str) -> dict[str, Any]:
+    return svc.move(_current(svc, sid, expected), target, f"operator:{who}")
+
+
 @routes.post("/stations/{sid}/{action}")
 @console_view()
 async def station_action(ctx: Ctx) -> web.StreamResponse:
@@ -257,6 +276,18 @@ async def station_action(ctx: Ctx) -> web.StreamResponse:
             rec = await call(req, _end, svc, sid, form.get("session_id", ""), who)
             ctx.flash("ok", loc.t("ok_ended", station=sid,
                                   fee=loc.money(rec["fee"], rec["currency"])))
+        elif action == "pause":
+            await call(req, _pause, svc, sid, form.get("session_id", ""),
+                       form.get("reason", "")[:200], who)
+            ctx.flash("ok", loc.t("ok_paused", station=sid))
+        elif action == "resume":
+            await call(req, _resume, svc, sid, form.get("session_id", ""), who)
+            ctx.flash("ok", loc.t("ok_resumed", station=sid))
+        elif action == "move":
+            target = form.get("target", "")[:32]
+            await call(req, _move, svc, sid, form.get("session_id", ""), target, who)
+            ctx.flash("ok", loc.t("ok_moved", station=sid, target=target))
+            sid = target
         elif action == "lock":
             await call(req, svc.lock_station, sid, actor, form.get("reason", "")[:500])
             ctx.flash("ok", loc.t("ok_locked", station=sid))
@@ -281,6 +312,33 @@ def _seconds(text: str) -> int | None:
         return int(text)
     except ValueError:
         raise DomainError("bad_seconds", "seconds must be a whole number") from None
+
+
+@routes.post("/pause-all")
+@console_view()
+async def pause_all(ctx: Ctx) -> web.StreamResponse:
+    """Every running session paused (a power cut on UPS, a dead uplink)."""
+    form = await form_of(ctx)
+    try:
+        done = await call(ctx.request, ctx.state.service.pause_all,
+                          form.get("reason", "")[:200] or None, f"operator:{ctx.who.name}")
+        ctx.flash("ok", ctx.loc.t("ok_paused_all", count=len(done["sessions"])))
+    except DomainError as exc:
+        ctx.flash("error", ctx.error_text(exc))
+    raise redirect(f"{PREFIX}/")
+
+
+@routes.post("/resume-all")
+@console_view()
+async def resume_all(ctx: Ctx) -> web.StreamResponse:
+    await form_of(ctx)
+    try:
+        done = await call(ctx.request, ctx.state.service.resume_all,
+                          f"operator:{ctx.who.name}")
+        ctx.flash("ok", ctx.loc.t("ok_resumed_all", count=len(done["sessions"])))
+    except DomainError as exc:
+        ctx.flash("error", ctx.error_text(exc))
+    raise redirect(f"{PREFIX}/")
 
 
 @routes.post("/message-all")

@@ -1,9 +1,15 @@
 """The session state machine: pure, driven by an injected monotonic reading.
 
 A session is *active* (a ``Session``) until it is closed into a ``ClosedSession`` record.
-Billed time is the monotonic time elapsed since the start, capped at the session's limit,
-so a wall-clock jump neither adds nor removes time. Timestamps are derived from the start
-timestamp plus billed time, so a record never says it lasted longer than it was billed.
+An active session is ``running`` or ``paused`` (CONTRACT §7). Billed time is the monotonic
+time it ran, capped at the session's limit, so a wall-clock jump neither adds nor removes
+time; a pause stops it, and so does an outage of the agent (billed time continues from the
+last checkpoint, ``from_checkpoint``).
+
+Instants are derived from the monotonic clock too: each session keeps an anchor (a wall
+instant and the monotonic reading at that instant) and its ``segments``, the instants at
+which billing restarted after a pause or a restart. Block pricing (§3) and a record's
+``ended_at`` are read off them, so a record never says it lasted longer than it was billed.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.errors import DomainError
-from agent.meter.tariff import Tariff, compute_fee
+from agent.meter.tariff import Segment, Tariff, billed_instant, compute_fee
 
 MAX_SESSION_MINUTES = 24 * 60
+MAX_REASON_CHARS = 200
+RUNNING, PAUSED = "running", "paused"
 
 
 class EndReason(StrEnum):
@@ -43,6 +51,13 @@ class Session:
     category: str | None = None
     voucher_id: str | None = None
     operator: str | None = None
+    paused_mono: float | None = None  # monotonic reading when it was paused; None: running
+    pause_reason: str | None = None
+    # billing restarted at (instant, billed seconds then), after the start, in order
+    segments: tuple[Segment, ...] = ()
+    # a wall instant and the monotonic reading then (default: the start)
+    anchor_at: datetime | None = None
+    anchor_mono: float | None = None
 
     def __post_init__(self) -> None:
         if self.started_at.tzinfo is None:
@@ -54,12 +69,61 @@ class Session:
     def open_ended(self) -> bool:
         return self.limit_seconds is None
 
+    @property
+    def paused(self) -> bool:
+        return self.paused_mono is not None
+
+    @property
+    def state(self) -> str:
+        return PAUSED if self.paused else RUNNING
+
     def billed_seconds(self, mono_now: float) -> int:
-        """Whole seconds billed so far: monotonic elapsed time, capped at the limit."""
-        elapsed = max(0, math.floor(mono_now - self.mono_start))
+        """Whole seconds billed so far: monotonic running time, capped at the limit."""
+        upto = mono_now if self.paused_mono is None else min(mono_now, self.paused_mono)
+        elapsed = max(0, math.floor(upto - self.mono_start))
         if self.limit_seconds is not None:
             elapsed = min(elapsed, self.limit_seconds)
         return elapsed
+
+    def _anchor(self) -> tuple[datetime, float]:
+        if self.anchor_at is not None and self.anchor_mono is not None:
+            return self.anchor_at, self.anchor_mono
+        return self.started_at, self.mono_start
+
+    def wall_at(self, mono: float) -> datetime:
+        """The instant of monotonic reading ``mono``, counted from the session's anchor."""
+        at, ref = self._anchor()
+        return at + timedelta(seconds=mono - ref)
+
+    def all_segments(self) -> tuple[Segment, ...]:
+        return ((self.started_at, 0), *self.segments)
+
+    def pause(self, mono_now: float, reason: str | None = None) -> Session:
+        """Stop billed and remaining time now."""
+        if self.paused:
+            raise SessionError("session_paused", "the session is already paused")
+        if self.exhausted(mono_now):
+            raise SessionError("session_over", "the session's time is already used up")
+        at, ref = self._anchor()
+        return replace(self, paused_mono=mono_now, anchor_at=at, anchor_mono=ref,
+                       pause_reason=(reason or "").strip()[:MAX_REASON_CHARS] or None)
+
+    def resume(self, mono_now: float) -> Session:
+        """Run again from now: billed time goes on from where the pause stopped it."""
+        if self.paused_mono is None:
+            raise SessionError("session_running", "the session is running, not paused")
+        return self._restarted(mono_now, self.mono_start + (mono_now - self.paused_mono))
+
+    def _restarted(self, mono_now: float, mono_start: float) -> Session:
+        at, ref = self._anchor()
+        billed = self.billed_seconds(mono_now)
+        segs = [s for s in self.segments if s[1] != billed]  # a stretch that billed nothing
+        segs.append((self.wall_at(mono_now), billed))
+        return replace(self, mono_start=mono_start, paused_mono=None, pause_reason=None,
+                       segments=tuple(segs), anchor_at=at, anchor_mono=ref)
+
+    def moved(self, station: str) -> Session:
+        return replace(self, station=station)
 
     def remaining_seconds(self, mono_now: float) -> int | None:
         if self.limit_seconds is None:
@@ -75,7 +139,7 @@ class Session:
         if self.voucher_id is not None:
             return 0
         return compute_fee(tariff, self.started_at, self.billed_seconds(mono_now), tz,
-                           self.category)
+                           self.category, self.segments)
 
     def extend(self, minutes: int, mono_now: float) -> Session:
         """Add paid minutes to a fixed-time session that is still running."""
@@ -105,12 +169,13 @@ class Session:
         if self.limit_seconds is not None:
             billed = min(billed, self.limit_seconds)
         fee = 0 if self.voucher_id is not None else compute_fee(
-            tariff, self.started_at, billed, tz, self.category)
+            tariff, self.started_at, billed, tz, self.category, self.segments)
         return ClosedSession(
             id=self.id,
             station=self.station,
             started_at=self.started_at,
-            ended_at=self.started_at + timedelta(seconds=billed),
+            ended_at=billed_instant(self.all_segments(), billed).astimezone(
+                self.started_at.tzinfo),
             billed_seconds=billed,
             fee=fee,
             currency=tariff.currency,
@@ -122,7 +187,8 @@ class Session:
         )
 
     def to_checkpoint(self, mono_now: float) -> dict[str, Any]:
-        """What survives a crash: everything but the monotonic origin, plus billed time."""
+        """What survives a crash: everything but the monotonic readings, plus billed time,
+        the state and the instant of the checkpoint (``at``)."""
         return {
             "id": self.id,
             "station": self.station,
@@ -132,21 +198,96 @@ class Session:
             "voucher_id": self.voucher_id,
             "operator": self.operator,
             "billed_seconds": self.billed_seconds(mono_now),
+            "state": self.state,
+            "pause_reason": self.pause_reason,
+            "segments": [[at.isoformat(), billed] for at, billed in self.segments],
+            "at": self.wall_at(mono_now).isoformat(),
         }
 
     @classmethod
-    def from_checkpoint(cls, cp: dict[str, Any], mono_now: float) -> Session:
-        """Rebuild a session whose billed time continues from its checkpoint."""
-        return cls(
+    def from_checkpoint(cls, cp: dict[str, Any], mono_now: float,
+                        at: datetime | None = None) -> Session:
+        """Rebuild a session whose billed time continues from its checkpoint, now (monotonic
+        ``mono_now``, instant ``at``; default: the checkpoint's own instant). A running
+        session bills again from ``at``; a paused one stays paused. ValueError, KeyError or
+        TypeError for a checkpoint that cannot be read."""
+        started_at = datetime.fromisoformat(cp["started_at"])
+        billed = cp["billed_seconds"]
+        limit = cp["limit_seconds"]
+        if isinstance(billed, bool) or not isinstance(billed, int) or billed < 0:
+            raise ValueError(f"bad billed_seconds {billed!r}")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise ValueError(f"bad limit_seconds {limit!r}")
+        for key in ("id", "station"):
+            if not isinstance(cp[key], str) or not cp[key]:
+                raise ValueError(f"bad {key} {cp[key]!r}")
+        segments = tuple((_aware(datetime.fromisoformat(str(a))), int(b))
+                         for a, b in cp.get("segments") or ())
+        if at is None:
+            at = _checkpoint_instant(cp, started_at, billed)
+        paused = cp.get("state") == PAUSED
+        session = cls(
             id=cp["id"],
             station=cp["station"],
-            started_at=datetime.fromisoformat(cp["started_at"]),
-            mono_start=mono_now - int(cp["billed_seconds"]),
-            limit_seconds=cp["limit_seconds"],
-            category=cp["category"],
-            voucher_id=cp["voucher_id"],
-            operator=cp["operator"],
+            started_at=_aware(started_at),
+            mono_start=mono_now - billed,
+            limit_seconds=limit,
+            category=cp.get("category"),
+            voucher_id=cp.get("voucher_id"),
+            operator=cp.get("operator"),
+            paused_mono=mono_now if paused else None,
+            pause_reason=cp.get("pause_reason") if paused else None,
+            segments=segments,
+            anchor_at=at,
+            anchor_mono=mono_now,
         )
+        if paused:
+            return session
+        return replace(session, paused_mono=mono_now)._restarted(mono_now, mono_now - billed)
+
+
+def outage_seconds(cp: dict[str, Any], now: datetime,
+                   boot: tuple[str, float] | None) -> float:
+    """How long ago a checkpoint was written: on the boot-time clock while the machine has
+    not rebooted since (a wall-clock jump changes nothing), else on the wall clock; a wall
+    clock now behind the checkpoint (no RTC, no NTP yet) counts as no time at all."""
+    stamp = cp.get("boot_seconds")
+    if boot is not None and cp.get("boot_id") == boot[0] \
+            and isinstance(stamp, int | float) and not isinstance(stamp, bool):
+        return max(0.0, boot[1] - float(stamp))
+    return max(0.0, (now - checkpoint_instant(cp)).total_seconds())
+
+
+def resume_instant(cp: dict[str, Any], now: datetime, boot: tuple[str, float] | None,
+                   outage: float) -> datetime:
+    """The instant a resumed session bills again: its checkpoint's instant plus the outage
+    on the same boot (its instants stay on the monotonic clocks), else the wall clock (never
+    before the checkpoint)."""
+    at = checkpoint_instant(cp)
+    if boot is not None and cp.get("boot_id") == boot[0] and "boot_seconds" in cp:
+        return at + timedelta(seconds=outage)
+    return max(now, at)
+
+
+def _aware(at: datetime) -> datetime:
+    if at.tzinfo is None:
+        raise ValueError(f"{at.isoformat()} has no UTC offset")
+    return at
+
+
+def _checkpoint_instant(cp: dict[str, Any], started_at: datetime, billed: int) -> datetime:
+    """When a checkpoint was written: its ``at``, or (written by an older agent, which
+    never paused) its start plus its billed time, which is no later."""
+    raw = cp.get("at")
+    if raw:
+        return _aware(datetime.fromisoformat(str(raw)))
+    return started_at + timedelta(seconds=billed)
+
+
+def checkpoint_instant(cp: dict[str, Any]) -> datetime:
+    """The instant a readable checkpoint was written (see ``_checkpoint_instant``)."""
+    return _checkpoint_instant(cp, _aware(datetime.fromisoformat(cp["started_at"])),
+                               int(cp["billed_seconds"]))
 
 
 @dataclass(frozen=True)

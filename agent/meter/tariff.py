@@ -10,7 +10,7 @@ meter measures on a monotonic clock. Every amount is an integer number of centim
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -88,20 +88,38 @@ def block_count(tariff: Tariff, billed_seconds: int) -> int:
     return max(tariff.minimum_blocks, started_blocks)
 
 
+# A stretch of billed time: billing (re)started at ``instant`` with ``billed`` seconds
+# already billed. A session that was never paused has one: (its start, 0).
+Segment = tuple[datetime, int]
+
+
+def billed_instant(segments: Sequence[Segment], billed: int) -> datetime:
+    """The instant the billed time reached ``billed`` (CONTRACT §3 with pauses): in the last
+    segment that had started by then, counted on from its start (in UTC)."""
+    at, base = segments[0]
+    for seg_at, seg_billed in segments[1:]:
+        if seg_billed <= billed:
+            at, base = seg_at, seg_billed
+    return at.astimezone(UTC) + timedelta(seconds=billed - base)
+
+
 def block_prices(
-    tariff: Tariff, started_at: datetime, billed_seconds: int, tz: ZoneInfo
+    tariff: Tariff, started_at: datetime, billed_seconds: int, tz: ZoneInfo,
+    segments: Sequence[Segment] = (),
 ) -> list[int]:
-    """The price of each charged block, in order; bands are matched on local wall-clock time."""
+    """The price of each charged block, in order; bands are matched on local wall-clock time.
+
+    Block ``k`` starts when the billed time reached ``k * block_minutes``: ``started_at +
+    k * block_minutes`` without pauses, later with them (``segments``, after the first)."""
     if started_at.tzinfo is None or started_at.utcoffset() is None:
         raise ValueError("started_at must be an aware datetime")
     n = block_count(tariff, billed_seconds)
     # Step in UTC: aware arithmetic in a ZoneInfo zone is wall-clock arithmetic and would
     # misplace blocks across an offset change (Africa/Casablanca around Ramadan).
-    t0 = started_at.astimezone(UTC)
-    step = timedelta(minutes=tariff.block_minutes)
+    segs: list[Segment] = [(started_at, 0), *segments]
     prices: list[int] = []
     for k in range(n):
-        local = (t0 + k * step).astimezone(tz).time()
+        local = billed_instant(segs, k * tariff.block_seconds).astimezone(tz).time()
         prices.append(_price_at(tariff, local))
     return prices
 
@@ -129,10 +147,11 @@ def compute_fee(
     billed_seconds: int,
     tz: ZoneInfo,
     category: str | None = None,
+    segments: Sequence[Segment] = (),
 ) -> int:
     """The fee in centimes: the sum of block prices less the concession, rounded down."""
     pct = concession_percent(tariff, category)  # an unknown category fails even if free
-    total = sum(block_prices(tariff, started_at, billed_seconds, tz))
+    total = sum(block_prices(tariff, started_at, billed_seconds, tz, segments))
     return total * (100 - pct) // 100
 
 

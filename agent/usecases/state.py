@@ -47,6 +47,10 @@ class AgentState:
         self.session_tariffs: dict[str, Tariff] = {}  # session id -> tariff it started under
         self.voucher_codes: dict[str, str] = {}  # session id -> code of the voucher paying
         self.locks: dict[str, dict[str, Any]] = {}
+        # station -> (session id, station it moved to, monotonic reading): the old kiosk
+        # tells the citizen where the session went instead of showing a receipt
+        self.moves: dict[str, tuple[str, str, float]] = {}
+        self.resumed: set[str] = set()  # sessions resumed at this start (the kiosk says so)
         self.station_seen: dict[str, float] = {}
         # set by the content cache: a cheap, thread-safe read of its sync status for health
         self.content_status: Callable[[], dict[str, Any]] | None = None
@@ -84,11 +88,14 @@ class AgentState:
             cp = stored.get(sid)
             if cp is None:  # its close reached the ledger
                 self.forget(sid)
+            elif cp.get("state", "running") != s.state or cp["station"] != s.station:
+                # its pause, resume or move reached the ledger
+                self.sessions[sid] = Session.from_checkpoint(cp, mono, self.clock.now())
             elif cp["limit_seconds"] != s.limit_seconds:  # its extension reached the ledger
                 self.sessions[sid] = replace(s, limit_seconds=cp["limit_seconds"])
         for sid, cp in stored.items():
             if sid not in self.sessions:  # its start reached the ledger
-                self.sessions[sid] = Session.from_checkpoint(cp, mono)
+                self.sessions[sid] = Session.from_checkpoint(cp, mono, self.clock.now())
                 self.session_tariffs[sid] = self.checkpoint_tariff(cp)
                 if cp.get("voucher_code"):
                     self.voucher_codes[sid] = cp["voucher_code"]
@@ -98,10 +105,16 @@ class AgentState:
         self.sessions.pop(session_id, None)
         self.voucher_codes.pop(session_id, None)
         self.session_tariffs.pop(session_id, None)
+        self.resumed.discard(session_id)
 
     def checkpoint_of(self, s: Session, mono: float) -> dict[str, Any]:
-        return {**s.to_checkpoint(mono), "voucher_code": self.voucher_codes.get(s.id),
-                "tariff": tariff_to_dict(self.tariff_of(s))}
+        cp = {**s.to_checkpoint(mono), "voucher_code": self.voucher_codes.get(s.id),
+              "tariff": tariff_to_dict(self.tariff_of(s))}
+        boot = self.clock.boot()  # measures the outage at the next start (agent.clock)
+        if boot is not None:
+            # the boot-time reading of this instant: ``mono`` may be a little in the past
+            cp["boot_id"], cp["boot_seconds"] = boot[0], boot[1] - (self.clock.monotonic() - mono)
+        return cp
 
     def tariff_of(self, s: Session) -> Tariff:
         """The tariff a session is billed with: the one in force when it started."""
@@ -153,6 +166,9 @@ class AgentState:
             "category": s.category,
             "paid_by": "voucher" if s.voucher_id else "cash",
             "operator": s.operator,
+            "state": s.state,
+            "pause_reason": s.pause_reason,
+            "resumed": s.id in self.resumed,
             "billed_seconds": s.billed_seconds(now),
             "remaining_seconds": s.remaining_seconds(now),
             "fee_so_far": s.fee_so_far(now, self.tariff_of(s), self.tz),

@@ -20,6 +20,7 @@ from agent.usecases.state import AgentState, new_id, storage_error
 log = logging.getLogger(__name__)
 
 STATIONS_FILE = "stations.json"  # station locks (they survive a restart)
+MOVED_NOTICE_SECONDS = 120.0  # the old station's kiosk says where a moved session went
 
 
 class Stations:
@@ -103,6 +104,10 @@ class Stations:
         s = st.session_on(station_id)
         state = self.station_state(station_id)
         if s is None:
+            moved = st.moves.get(station_id)
+            if moved is not None and st.clock.monotonic() - moved[2] <= MOVED_NOTICE_SECONDS:
+                return {"session": None, "moved": {"session": moved[0], "to": moved[1]},
+                        **state}
             return {"session": None, **state}
         view = st.session_view(s)
         if st.voucher_codes.get(s.id) is not None:

@@ -17,6 +17,14 @@ if TYPE_CHECKING:
 
 def receipt(app: KioskApp) -> Widget:
     r = app.receipt or {}
+    if r.get("moved_to"):
+        return page(app, "Receipt", [
+            Widget(),
+            lab(app, app.L.t("Your session continues on station {station}.",
+                             station=r["moved_to"]), 40, raw=True, align="center"),
+            lab(app, "Your applications were closed and your files removed. Thank you!",
+                24, align="center", color=MUTED),
+            Widget()], footer=[btn(app, "Done", "done", app.receipt_done, fill=ACCENT)])
     rows: list[Widget] = [lab(app, "Session ended", 40, align="center")]
 
     def line(title: str, value: str, kid: str) -> BoxLayout:

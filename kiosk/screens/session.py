@@ -40,6 +40,10 @@ def session(app: KioskApp) -> Widget:
         body.append(lab(app, app.L.t("Voucher: {minutes} min left",
                                      minutes=s["voucher_minutes_left"]), 22, raw=True,
                         align="center", color=MUTED))
+    if s.get("resumed"):
+        body.append(lab(app, "Your session was restored after an interruption; the "
+                             "interruption was not counted.", 22, align="center",
+                        color=MUTED))
     if app.offline_in_session:
         body.append(lab(app, "Connection to the centre's server lost; your time is still "
                              "counted.", 22, align="center", color=WARN))

@@ -233,12 +233,13 @@ async def test_quote_endpoint_matches_fee_core(agent: Agent) -> None:
     assert status == 400
 
 
-async def test_recovery_closes_interrupted_sessions_at_their_checkpoint(
+async def test_recovery_past_the_limit_closes_sessions_at_their_checkpoint(
         agent: Agent, tmp_path: Path) -> None:
     _, s = await agent.op("POST", "/sessions", json={"station": "s1", "minutes": None})
     agent.clock.advance(16)
     agent.service.tick()  # a checkpoint is due (every 15 s)
     agent.clock.advance(10)  # lost: the agent "dies" before the next checkpoint
+    agent.clock.advance(31 * 60)  # and stays down past resume_within_minutes (30)
     svc = agent.service
     svc.sessions.clear()  # the old process is gone with its memory
     fresh = AgentService(svc.config, svc.ledger, svc.operators, agent.clock)

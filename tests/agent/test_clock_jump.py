@@ -157,8 +157,27 @@ def test_restart_recovery_bills_the_checkpoint_not_the_wall_clock(
     service.start_session("s1", 60, None, "amina")
     clock.advance(8 * 60)
     service.checkpoint()
-    clock.jump_wall(5 * 3600)  # the box comes back with its clock far ahead
+    clock.advance(20)  # the agent is down 20 s...
+    clock.jump_wall(5 * 3600)  # ...and comes back with its clock far ahead
     # a new process: same ledger, no sessions in memory
+    revived = AgentService(service.config, service.ledger, service.operators, clock)
+    assert revived.recover() == []  # the boot-time clock says 20 s: resumed, not closed
+    (s,) = revived.sessions.values()
+    assert s.billed_seconds(clock.monotonic()) == 8 * 60
+    rec = revived.end(s.id, EndReason.OPERATOR)
+    assert rec["billed_seconds"] == 8 * 60
+    assert rec["fee"] == fee_from_start(service, 8 * 60)
+    assert service.ledger.active_checkpoints() == []
+
+
+def test_after_a_reboot_the_wall_clock_decides_and_past_the_limit_bills_the_checkpoint(
+    service: AgentService, clock: FakeClock
+) -> None:
+    service.start_session("s1", 60, None, "amina")
+    clock.advance(8 * 60)
+    service.checkpoint()
+    clock.boot_id = "fake-boot-2"  # a power cut: the boot-time clock starts again
+    clock.jump_wall(5 * 3600)
     revived = AgentService(service.config, service.ledger, service.operators, clock)
     [rec] = revived.recover()
     assert rec["end_reason"] == "restart_recovery"

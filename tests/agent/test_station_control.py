@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +112,8 @@ async def test_a_session_keeps_its_tariff_through_restart_recovery(agent: Agent)
     svc.sessions.clear()  # as if this process had died
     revived = AgentService(svc.config, svc.ledger, svc.operators, agent.clock)
     assert revived.tariff.block_price == 500  # the edited tariff is still in force
-    [closed] = revived.recover()
-    assert closed["id"] == old["id"]
+    assert revived.recover() == []  # resumed, with the tariff it started under
+    closed = revived.end(old["id"], EndReason.OPERATOR)
     assert closed["fee"] == 400  # the config tariff it started under: two 15-min blocks at 200
 
 
@@ -200,3 +200,28 @@ async def test_hub_commands_run_once_per_id(agent: Agent) -> None:
         await asyncio.sleep(0)
     assert any(e["actor"] == "hub" and e["action"] == "agent.restart"
                for e in svc.audit_entries())
+
+
+async def test_a_command_received_after_it_expired_is_answered_and_not_run(
+        agent: Agent) -> None:
+    svc = agent.service
+    now = agent.clock.now()
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        runner = CommandRunner(svc, executor)
+        stale = Command(id="old", name="lock", station="s1",
+                        expires_at=(now - timedelta(days=3)).isoformat())
+        garbled = Command(id="bad", name="lock", station="s1", expires_at="next tuesday")
+        fresh = Command(id="new", name="message", station="s1", args={"text": "Salam"},
+                        expires_at=(now + timedelta(minutes=5)).isoformat())
+        answers = [await runner.run(c) for c in (stale, garbled, fresh, stale)]
+        assert [(a.id, a.status) for a in answers] == [
+            ("old", "expired"), ("bad", "expired"), ("new", "done"), ("old", "expired")]
+        assert "not run" in answers[0].message
+        assert "s1" not in svc.locks  # the stale lock did not run
+        assert svc.station_state("s1")["message"]["text"] == "Salam"
+        # remembered by id: once the clock is back in its window, it is still not run
+        agent.clock.jump_wall(-4 * 24 * 3600)
+        again = CommandRunner(svc, executor)
+        assert (await again.run(stale)).status == "expired"
+        assert "s1" not in svc.locks
+        await asyncio.sleep(0)

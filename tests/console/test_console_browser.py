@@ -222,3 +222,43 @@ def test_counter_day_in_the_browser(served: ServedAgent, browser: Any) -> None:
     page.goto(base + "/console/")
     expect(page).to_have_url(re.compile(r"/console/login"))
     ctx.close()
+
+
+def test_pause_resume_and_pause_all_in_the_browser(served: ServedAgent, browser: Any) -> None:
+    """The counter's pause and resume buttons, and the power-cut section (CONTRACT §7)."""
+    expect.set_options(timeout=TIMEOUT)
+    base = served.url
+    ctx = browser.new_context(viewport={"width": 1024, "height": 700}, locale="fr-FR")
+    page = ctx.new_page()
+    page.set_default_timeout(TIMEOUT)
+    login(page, base)
+    expect(page).to_have_url(re.compile(r"/console/$"))
+    status, grant = served.api("POST", "/login", body={"name": "youssef", "password": PASSWORD})
+    assert status == 200
+    status, s = served.api("POST", "/sessions", grant["token"], {"station": "s1", "minutes": 30})
+    assert status == 201, s
+    s1 = card(page, "s1")
+    expect(s1).to_have_attribute("data-run", "running")
+    s1.locator("form[action$='/pause'] input[name=reason]").fill("coupure de courant")
+    s1.locator("form[action$='/pause'] button").click()
+    expect(page.locator(".flash.ok")).to_contain_text("le temps ne compte plus")
+    expect(s1).to_have_attribute("data-run", "paused")
+    expect(s1.locator("[data-f=paused_label]")).to_have_text("En pause")
+    expect(s1.locator("form[action$='/pause']")).to_be_hidden()
+    advance(served, 10 * 60)  # ten paused minutes: the grid still says 30:00
+    expect(s1.locator("[data-f=time_left]")).to_have_text("30:00")
+    shot(page, "fr-grid-paused")
+    s1.locator("form[action$='/resume'] button").click()
+    expect(s1).to_have_attribute("data-run", "running")
+    advance(served, 60)
+    expect(s1.locator("[data-f=time_left]")).to_have_text("29:00")
+    page.locator("#power form[action$='/pause-all'] button").click()
+    # every running session (s2 may still run from the test before)
+    expect(page.locator(".flash.ok")).to_contain_text("session(s) en pause")
+    expect(s1).to_have_attribute("data-run", "paused")
+    page.locator("#power form[action$='/resume-all'] button").click()
+    expect(page.locator(".flash.ok")).to_contain_text("session(s) reprise(s)")
+    expect(s1).to_have_attribute("data-run", "running")
+    s1.locator("form[action$='/end'] button").click()
+    expect(s1).to_have_attribute("data-state", "free")
+    ctx.close()

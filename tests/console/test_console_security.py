@@ -314,3 +314,38 @@ async def test_station_controls_from_the_console(agent: Agent) -> None:
     for action in ("station.lock", "station.unlock", "station.message", "session.start",
                    "session.extend", "session.end"):
         assert ("operator:amina", action) in actions
+
+
+async def test_pause_resume_move_and_pause_all_from_the_console(agent: Agent) -> None:
+    csrf = await logged_in(agent)
+
+    async def post(path: str, **data: str) -> str:
+        resp = await agent.client.post(path, data={"csrf": csrf, **data})
+        assert resp.status == 200
+        return await resp.text()
+
+    await post("/console/stations/s1/start", minutes="30", mode="fixed")
+    (sid,) = agent.service.sessions
+    html = await post("/console/stations/s1/pause", session_id=sid, reason="coupure")
+    assert "le temps ne compte plus" in html and 'data-run="paused"' in html
+    assert agent.service.sessions[sid].paused
+    html = await post("/console/stations/s1/pause", session_id=sid)
+    assert "déjà en pause" in html
+    await post("/console/stations/s1/resume", session_id=sid)
+    assert not agent.service.sessions[sid].paused
+    html = await post("/console/stations/s1/resume", session_id=sid)
+    assert "pas en pause" in html
+    await post("/console/stations/s2/lock", reason="écran cassé")
+    html = await post("/console/stations/s1/move", session_id=sid, target="s2")
+    assert "Ce poste est verrouillé" in html and agent.service.sessions[sid].station == "s1"
+    await post("/console/stations/s2/unlock")
+    html = await post("/console/stations/s1/move", session_id=sid, target="s2")
+    assert "déplacée de s1 vers s2" in html and agent.service.sessions[sid].station == "s2"
+    html = await post("/console/pause-all", reason="onduleur")
+    assert "1 session(s) en pause" in html and agent.service.sessions[sid].paused
+    html = await post("/console/resume-all")
+    assert "1 session(s) reprise(s)" in html and not agent.service.sessions[sid].paused
+    actions = [(e["actor"], e["action"]) for e in agent.service.audit_entries()]
+    for action in ("session.pause", "session.resume", "session.move", "session.pause_all",
+                   "session.resume_all"):
+        assert ("operator:amina", action) in actions

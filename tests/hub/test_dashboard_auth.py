@@ -8,6 +8,7 @@ import queue
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -165,9 +166,13 @@ async def test_a_command_to_an_offline_cac_is_sent_again_when_it_returns(
                                        "text": "closing at 18:00", "seconds": "60"},
                                  allow_redirects=False) as resp:
                 assert resp.status == 303
+            sent_at = time.time()
             first = await asyncio.to_thread(cac.got.get, True, TIMEOUT)
             assert (first.name, first.station, first.args) == (
                 "message", "s1", {"text": "closing at 18:00", "seconds": 60})
+            # it expires command_timeout_seconds (default 3600) after it was sent (§7)
+            expires = datetime.fromisoformat(first.expires_at or "").timestamp()
+            assert abs(expires - (sent_at + 3600)) <= 5, first.expires_at
             [row] = await api(http, hub, "/api/v1/commands")
             assert (row["status"], row["sent_by"], row["sends"]) == ("pending", "tech", 1)
             # the CAC comes back online and now answers: the hub sends the command again
@@ -175,6 +180,7 @@ async def test_a_command_to_an_offline_cac_is_sent_again_when_it_returns(
             await asyncio.to_thread(cac.publish, Kind.STATUS, status("online"))
             again = await asyncio.to_thread(cac.got.get, True, TIMEOUT)
             assert again.id == first.id
+            assert again.expires_at == first.expires_at  # sent again, not extended
             done = await wait_for(lambda: api(http, hub, f"/api/v1/commands?cac_id={CAC}"),
                                   "the answer")
             await wait_for(lambda: _status_is(http, hub, "done"), "done")

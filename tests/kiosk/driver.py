@@ -284,6 +284,42 @@ def sc_control(d: Driver, agent: AgentThread) -> None:
     d.until("message closed", lambda: app.modal_kind == "")
 
 
+def sc_pause(d: Driver, agent: AgentThread) -> None:
+    """Paused at the counter: the paused screen (no way out for the citizen, the time stands
+    still), resumed, then moved: the old kiosk says where the session went."""
+    app = d.app
+    d.screen("welcome")
+    s = agent.call(agent.service.start_session, "s1", 30, None, "amina")
+    d.screen("session")
+    d.tap("end")  # the end dialog is open when the counter pauses
+    d.until("end dialog", lambda: app.modal_kind == "confirm_end")
+    agent.advance(60)
+    agent.call(agent.service.pause, s["id"], "Coupure de courant", "operator:amina")
+    d.screen("paused")
+    check(app.modal_kind == "", "the end dialog stayed over the paused screen")
+    for kid in ("end", "lang_menu", "bar_end", "end_yes"):
+        check(d.find(kid) is None, f"{kid} is on the paused screen")
+    d.shot("paused-fr")
+    agent.advance(600)  # ten paused minutes: no time counted
+
+    def views() -> int:
+        return sum(1 for e in app.events if e["event"] == "session_view")
+    seen = d.ui(views)
+    d.until("two more polls", lambda: views() >= seen + 2)
+    view = agent.call(agent.service.station_session, "s1")["session"]
+    check(view["state"] == "paused" and view["remaining_seconds"] == 29 * 60,
+          f"time went on while paused: {view}")
+    check(app.screen == "paused", f"left the paused screen: {app.screen}")
+    agent.call(agent.service.resume, s["id"], "operator:amina")
+    d.screen("session")
+    agent.call(agent.service.move, s["id"], "s2", "operator:amina")
+    d.screen("receipt")
+    check((app.receipt or {}).get("moved_to") == "s2", f"receipt {app.receipt}")
+    d.shot("moved-fr")
+    check(agent.call(agent.service.station_session, "s2")["session"]["id"] == s["id"],
+          "the session is not on s2")
+
+
 def sc_idle(d: Driver, agent: AgentThread) -> None:
     """No touch during a session: 'are you still there?', then the session ends (idle)."""
     app = d.app
@@ -397,8 +433,12 @@ def sc_screens(d: Driver, agent: AgentThread) -> None:
             d.ui(opener)
             d.shot(f"{lang}-session-{kind}")
             d.ui(app.dismiss_modal)
+        show("session", shot="session-resumed", session={**fake_session, "resumed": True})
+        show("paused", session={**fake_session, "state": "paused",
+                                "pause_reason": "Coupure de courant"})
         show("receipt", session=None, receipt={"billed_seconds": 3725, "fee": 1000,
                                                "currency": "MAD", "voucher_minutes_left": 12})
+        show("receipt", shot="receipt-moved", receipt={"moved_to": "s2"})
         show("locked", lock={"reason": "Maintenance", "by": "operator:amina"})
         show("offline", offline_detail="")
         show("pin", pin_typed="12", pin_status="")
@@ -465,6 +505,7 @@ def sc_bench(d: Driver, agent: AgentThread) -> None:
 
 
 SCENARIOS = {"flow": sc_flow, "wrong": sc_wrong, "down": sc_down, "control": sc_control,
+             "pause": sc_pause,
              "idle": sc_idle, "apps": sc_apps, "portal": sc_portal, "screens": sc_screens,
              "bench": sc_bench}
 

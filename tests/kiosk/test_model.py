@@ -16,6 +16,7 @@ from kiosk.model import (
     decide,
     del_symbol,
     idle_verdict,
+    moved_to,
     out_of_service,
     pin_return_screen,
     poll_delay,
@@ -151,3 +152,31 @@ def test_small_entry_and_poll_rules() -> None:
     assert pin_return_screen("voucher", in_session=False) == "voucher"
     assert receipt_from_session({"billed_seconds": 61, "fee_so_far": 200}) == {
         "billed_seconds": 61, "fee": 200, "currency": "MAD", "voucher_minutes_left": None}
+
+
+def test_a_paused_session_has_its_own_screen_without_idle_end() -> None:
+    paused = {"session": {"id": "a", "state": "paused"}}
+    running = {"session": {"id": "a", "state": "running"}}
+    assert decide("session", paused, False) == "paused"
+    assert decide("bar", paused, False) == "paused"
+    assert decide("paused", running, False) == "session"
+    assert decide("pin", paused, False) == "pin"  # the operator may still leave the kiosk
+    assert decide("paused", {"session": None}, True) == "receipt"
+    assert decide("paused", {"session": None, "locked": True}, True) == "locked"
+    assert idle_verdict(now=100.0, last_activity=0.0, idle_seconds=10, warning_seconds=5,
+                        in_session=True, screen="paused", ending=False) == IDLE_NONE
+
+
+def test_a_moved_session_is_told_apart_from_an_ended_one() -> None:
+    last = {"id": "a"}
+    assert moved_to({"session": None, "moved": {"session": "a", "to": "s2"}}, last) == "s2"
+    assert moved_to({"session": None, "moved": {"session": "b", "to": "s2"}}, last) is None
+    assert moved_to({"session": None}, last) is None
+
+
+def test_a_paused_countdown_stands_still() -> None:
+    c = Countdown()
+    c.set(600, 10.0, running=False)
+    assert c.value(10.0) == 600 and c.value(4000.0) == 600
+    c.set(600, 4000.0)
+    assert c.value(4010.0) == 590

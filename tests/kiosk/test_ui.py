@@ -28,12 +28,13 @@ def run_scenario(name: str, env: dict[str, str], artifacts: Path) -> dict:
     return result
 
 
-@pytest.mark.parametrize("scenario", ["flow", "wrong", "down", "control", "idle", "apps",
-                                      "portal"])
+@pytest.mark.parametrize("scenario", ["flow", "wrong", "down", "control", "pause", "idle",
+                                      "apps", "portal"])
 def test_scenario(scenario: str, kiosk_env: dict[str, str], artifacts: Path) -> None:
     """flow: language, good voucher, 5/1-minute warnings, end, receipt; wrong: bad codes and
     the rate limit; down: agent down and back; control: lock, unlock, message, fee so far;
-    idle: idle end; apps: app closed and wiped; portal: no content endpoint yet."""
+    pause: paused at the counter, resumed, moved; idle: idle end; apps: app closed and
+    wiped; portal: no content endpoint yet."""
     run_scenario(scenario, kiosk_env, artifacts)
 
 
@@ -44,6 +45,7 @@ def test_every_screen_in_every_language(kiosk_env: dict[str, str], artifacts: Pa
     for lang in ("ar", "fr", "zgh", "en"):
         for screen in ("welcome", "voucher", "operator", "session", "session-warning",
                        "session-confirm_end", "session-idle", "session-message", "receipt",
+                       "session-resumed", "paused", "receipt-moved",
                        "locked", "offline", "pin", "portal", "portal-search", "portal_item",
                        "welcome-larger-text"):
             assert f"{lang}-{screen}" in names, f"no screenshot {lang}-{screen}"

@@ -142,6 +142,7 @@ cac_id = "{CAC}"
 data_dir = "{data_dir}"
 timezone = "{TZ}"
 checkpoint_seconds = 1
+resume_within_minutes = 0  # closed at restart, as before CONTRACT §7 (tested here)
 
 [mqtt]
 host = "127.0.0.1"

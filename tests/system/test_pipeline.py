@@ -1,18 +1,21 @@
 """The whole pipeline as real processes: Mosquitto, `cac-hub`, `cac-agent`.
 
 Sessions closed while the hub is down, while the broker restarts, across a kill -9 of the
-agent and of the hub all reach the hub exactly once with the agent's fees; a CAC that goes
-silent without a last will is shown offline after offline_after_seconds.
+agent and of the hub all reach the hub exactly once with the agent's fees; a session running
+at the kill -9 is resumed and reaches the hub once, billed without the outage; a CAC that
+goes silent without a last will is shown offline after offline_after_seconds.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -49,6 +52,7 @@ cac_id = "{CAC}"
 data_dir = "{self.agent_data}"
 timezone = "Africa/Casablanca"
 health_interval_seconds = {health_interval}
+checkpoint_seconds = 1
 
 [mqtt]
 host = "127.0.0.1"
@@ -184,13 +188,34 @@ def test_every_record_reaches_the_hub_exactly_once_through_outages(
     for i in range(4):
         rec = site.session(STATIONS[i % 3])
         expected[rec["id"]] = rec
+    t_start = time.monotonic()
     status, running = http("POST", f"{site.a}/sessions", {"station": "s1", "minutes": None},
                            site.tok)
     assert status == 201
+    until(lambda: checkpointed(site, running["id"]) >= 2, "a checkpoint of 2 s billed",
+          procs=procs)
     site.agent.kill9()
-    site.start_agent()  # recovery closes the running session into the outbox
+    t_kill = time.monotonic()
+    at_kill = checkpointed(site, running["id"])
+    site.start_agent()  # the running session is resumed, not closed
+    t_back = time.monotonic()
+    status, stations = http("GET", f"{site.a}/stations", None, site.tok)
+    resumed = next(s for s in stations if s["id"] == "s1")["session"]
+    assert resumed["id"] == running["id"] and resumed["state"] == "running", resumed
+    assert resumed["billed_seconds"] >= at_kill
     site.start_hub()
-    until(lambda: site.drained(16), "records across an agent kill -9", procs=procs)
+    until(lambda: site.drained(15), "records across an agent kill -9", procs=procs)
+    assert running["id"] not in {r["id"] for r in site.hub_sessions()}  # still running
+    status, resumed_rec = http("POST", f"{site.a}/sessions/{running['id']}/end", {},
+                               site.tok)
+    t_end = time.monotonic()
+    assert status == 200, resumed_rec
+    expected[running["id"]] = resumed_rec
+    # billed: what the checkpoint had at the kill, plus the time since the restart; the
+    # outage (kill to answering again) is not billed
+    assert at_kill + (t_end - t_back) - 1 <= resumed_rec["billed_seconds"], resumed_rec
+    assert resumed_rec["billed_seconds"] <= (t_end - t_start) - (t_back - t_kill) + 1
+    until(lambda: site.drained(16), "the resumed session at the hub", procs=procs)
 
     # 4. kill -9 of the hub while it ingests a burst
     for i in range(30):
@@ -205,7 +230,7 @@ def test_every_record_reaches_the_hub_exactly_once_through_outages(
     agent_sessions = {r["id"]: r for r in ledger.records() if r["type"] == "session"}
     ledger.close()
     assert running["id"] in agent_sessions
-    assert agent_sessions[running["id"]]["end_reason"] == "restart_recovery"
+    assert agent_sessions[running["id"]]["end_reason"] == "operator"
     assert set(expected) <= set(agent_sessions)
 
     hub = site.hub_sessions()
@@ -218,6 +243,16 @@ def test_every_record_reaches_the_hub_exactly_once_through_outages(
             assert r[key] == mine[key], (key, r, mine)
     assert sum(r["fee"] for r in hub) == sum(r["fee"] for r in agent_sessions.values())
     assert all(r["fee"] == 200 for r in hub)  # grace 0, one block minimum
+
+
+def checkpointed(site: Site, session_id: str) -> int:
+    """Billed seconds of a session's checkpoint in the agent's ledger file (read-only)."""
+    try:
+        db = json.loads((site.agent_data / "ledger.json").read_bytes())
+    except (OSError, ValueError):
+        return -1
+    cp = db.get("state", {}).get("1", {}).get("active", {}).get(session_id)
+    return int(cp["billed_seconds"]) if cp else -1
 
 
 def test_a_cac_that_goes_silent_without_a_will_turns_offline(
@@ -260,7 +295,8 @@ def broker_status(broker: MosquittoBroker) -> str:
 def test_a_restart_command_restarts_the_agent_in_place(
         tmp_path: Path, broker: MosquittoBroker) -> None:
     """The hub's `restart`: answered `done`, then the same process (PID) starts again with
-    a new boot id; a running session is closed by restart recovery, nothing is lost."""
+    a new boot id; a running session is resumed, nothing is lost. A command received after
+    its expires_at is answered `expired` and not run."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -298,18 +334,31 @@ def test_a_restart_command_restarts_the_agent_in_place(
         until(lambda: http("GET", f"{site.a}/health")[0] == 200, "the agent API again")
         status, body = http("POST", f"{site.a}/login", {"name": "op", "password": PASSWORD})
         assert status == 200
-        status, stations = http("GET", f"{site.a}/stations", None, body["token"])
-        assert next(s for s in stations if s["id"] == "s2")["session"] is None
+        site.tok = body["token"]
+        status, stations = http("GET", f"{site.a}/stations", None, site.tok)
+        resumed = next(s for s in stations if s["id"] == "s2")["session"]
+        assert resumed["id"] == running["id"] and resumed["state"] == "running"
+        # a lock queued too long (expired an hour ago) is answered, not run
+        stale = Command(id="old-lock", name="lock", station="s2", expires_at=datetime.fromtimestamp(
+            time.time() - 3600, UTC).isoformat())
+        hub.publish(cac_topic(CAC, Kind.CMD), encode(stale), qos=1)
+        expired = until(lambda: next((a for t, p in got if t.endswith("cmd/ack")
+                                      and (a := decode(p, CommandAck)).id == "old-lock"),
+                                     None), "the stale command's answer", procs=(site.agent,))
+        assert expired.status == "expired"
+        status, stations = http("GET", f"{site.a}/stations", None, site.tok)
+        s2 = next(s for s in stations if s["id"] == "s2")
+        assert not s2["locked"] and s2["session"]["id"] == running["id"]
         # the command is not run twice when re-delivered after the restart
         hub.publish(cac_topic(CAC, Kind.CMD), encode(Command(id="r1", name="restart")), qos=1)
-        until(lambda: len([1 for t, _ in got if t.endswith("cmd/ack")]) >= 2,
+        until(lambda: len([1 for t, _ in got if t.endswith("cmd/ack")]) >= 3,
               "the repeated command's answer", procs=(site.agent,))
         # positive signals that it did not run: its audit entry, written before a run is
         # answered, is there once; and a later command is answered by the same boot (a
         # restart would have come first: it is requested before the answer goes out)
         hub.publish(cac_topic(CAC, Kind.CMD), encode(Command(id="l2", name="lock",
                                                              station="s1")), qos=1)
-        until(lambda: len([1 for t, _ in got if t.endswith("cmd/ack")]) >= 3,
+        until(lambda: len([1 for t, _ in got if t.endswith("cmd/ack")]) >= 4,
               "the next command's answer", procs=(site.agent,))
         audit = [json.loads(line) for f in (site.agent_data / "audit").glob("*.jsonl")
                  for line in f.read_text().splitlines() if line.strip()]
@@ -318,6 +367,8 @@ def test_a_restart_command_restarts_the_agent_in_place(
         assert status == 200 and view["locked"] is True  # the same process took the lock
         assert len(set(boots())) == 2
         assert site.agent.p.pid == pid
+        status, rec = http("POST", f"{site.a}/sessions/{running['id']}/end", {}, site.tok)
+        assert status == 200 and rec["end_reason"] == "operator"
     finally:
         hub.loop_stop()
         hub.disconnect()
@@ -325,4 +376,4 @@ def test_a_restart_command_restarts_the_agent_in_place(
     ledger = Ledger(site.agent_data, CAC, ZoneInfo("Africa/Casablanca"), lock=False)
     recs = {r["id"]: r for r in ledger.records() if r["type"] == "session"}
     ledger.close()
-    assert recs[running["id"]]["end_reason"] == "restart_recovery"
+    assert recs[running["id"]]["end_reason"] == "operator"

@@ -19,6 +19,7 @@
     if (!card) { return; }
     card.dataset.state = st.state;
     card.dataset.kind = st.kind;
+    card.dataset.run = st.run;
     card.dataset.online = st.online ? "yes" : "no";
     card.querySelectorAll("[data-f]").forEach(function (el) {
       var v = st[el.dataset.f];
