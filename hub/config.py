@@ -40,6 +40,13 @@ DEFAULT_FLUSH_SECONDS = 5
 class HttpConfig:
     host: str = "0.0.0.0"  # noqa: S104 - technicians reach the hub's dashboard over the network
     port: int = 8080
+    tls_cert: Path | None = None  # both or neither: the hub serves HTTPS
+    tls_key: Path | None = None
+    metrics_public: bool = False  # True: /metrics answers without a token
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert is not None else "http"
 
 
 @dataclass(frozen=True)
@@ -155,10 +162,22 @@ def parse_hub_config(raw: Mapping[str, object]) -> HubConfig:
 
     mqtt = parse_mqtt(_req(raw, "mqtt", ""), keepalive=True, nonempty=True)
     h = _table(_req(raw, "http", ""), "http")
-    _no_unknown(h, {"host", "port"}, "http")
+    _no_unknown(h, {"host", "port", "tls_cert", "tls_key", "metrics_public"}, "http")
+    tls: dict[str, Path] = {}
+    for key in ("tls_cert", "tls_key"):
+        if key in h:
+            tls[key] = Path(_str(h[key], f"http.{key}"))
+            if not tls[key].is_file():
+                raise ConfigError(f"http.{key}", f"no such file {str(tls[key])!r}")
+    if len(tls) == 1:
+        raise ConfigError("http.tls_key" if "tls_cert" in tls else "http.tls_cert",
+                          "tls_cert and tls_key must be given together")
     http = HttpConfig(
         host=_str(_req(h, "host", "http"), "http.host"),
         port=_check_int("http.port", _req(h, "port", "http"), 0, 65535),
+        tls_cert=tls.get("tls_cert"),
+        tls_key=tls.get("tls_key"),
+        metrics_public=_bool(h.get("metrics_public", False), "http.metrics_public"),
     )
     return HubConfig(
         hub_id=hub_id,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable, Mapping
 
@@ -101,10 +102,19 @@ class Hub:
             store.close()
             raise HubError(str(exc)) from None
         runner = web.AppRunner(make_app(self._ingest, cfg.db_path, self._gauges,
-                                        self._dashboard), access_log=None)
+                                        self._dashboard,
+                                        metrics_public=cfg.http.metrics_public),
+                               access_log=None)
+        try:
+            ssl_ctx = self._ssl_context()
+        except OSError as exc:
+            await self._dashboard.close()
+            store.close()
+            raise HubError(f"cannot use [http] tls_cert/tls_key: {exc}") from None
         await runner.setup()
         try:
-            await web.TCPSite(runner, cfg.http.host, cfg.http.port).start()
+            await web.TCPSite(runner, cfg.http.host, cfg.http.port,
+                              ssl_context=ssl_ctx).start()
         except OSError as exc:
             await runner.cleanup()
             await self._dashboard.close()
@@ -114,6 +124,16 @@ class Hub:
         self._runner = runner
         self._link.start()
         log.info("hub %s: %d CACs known from the store", cfg.hub_id, len(fleet))
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        """HTTPS with ``[http] tls_cert``/``tls_key`` (TLS 1.2 or newer), else None."""
+        http = self.config.http
+        if http.tls_cert is None or http.tls_key is None:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(http.tls_cert, http.tls_key)  # ssl.SSLError is an OSError
+        return ctx
 
     async def tick_forever(self) -> None:
         while True:

@@ -31,6 +31,7 @@ from hub.config import HUB_ID_RE, HubConfig
 from hub.ingest import Ingest
 from hub.model import FleetModel, region_of, sessions_today
 from hub.store import Store, StoreError
+from hub.tokens import Caller
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,11 @@ class Dashboard:
                                          "default-src 'self'; style-src 'self'; "
                                          "img-src 'self' data:; frame-ancestors 'none'",
                                      "X-Content-Type-Options": "nosniff"})
+
+    def caller(self, request: web.Request) -> Caller | None:
+        """The dashboard login of an API request (its cookie), if any."""
+        who = self.sessions.get(request.cookies.get(COOKIE), time.monotonic())
+        return None if who is None else Caller(who.name, who.role, "login")
 
     def setup(self, app: web.Application) -> None:
         app[DASHBOARD] = self

@@ -303,6 +303,17 @@ class Store:
                            "ORDER BY seq, id", (cac_id,))
         return [session_view(msgspec.json.decode(r[0])) for r in rows]
 
+    def sessions_page(self, cac_id: str, after_seq: int, limit: int
+                      ) -> tuple[list[dict[str, Any]], int | None]:
+        """Up to ``limit`` session records with seq > after_seq, by seq, and the seq to ask
+        ``after`` for the next page (None: this was the last page)."""
+        rows = self._query("SELECT seq, json FROM records WHERE cac_id = ? AND type = 'session' "
+                           "AND seq > ? ORDER BY seq, id LIMIT ?", (cac_id, after_seq, limit + 1))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        page = [session_view(msgspec.json.decode(r[1])) for r in rows]
+        return page, (int(rows[-1][0]) if more and rows else None)
+
     def count_records(self, cac_id: str | None = None) -> int:
         if cac_id is None:
             return int(self._query("SELECT COUNT(*) FROM records")[0][0])

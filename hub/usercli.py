@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from hub import users
+from hub import tokens, users
 from hub.config import ConfigError, load_hub_config
 from hub.store import Store, StoreError
 
@@ -53,4 +53,59 @@ def add_user_main(argv: Sequence[str]) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
     print(f"{args.name}: {args.role} account saved in {config.db_path}")
+    return 0
+
+
+def _token_parser(prog: str, description: str, role: bool) -> argparse.ArgumentParser:
+    p = _Parser(prog=prog, description=description)
+    p.add_argument("--config", required=True, metavar="HUB.toml")
+    p.add_argument("--name", required=True)
+    if role:
+        p.add_argument("--role", required=True, choices=tokens.ROLES)
+    return p
+
+
+def add_token_main(argv: Sequence[str]) -> int:
+    """``cac-hub add-token --config HUB.toml --name NAME --role viewer|technician``: prints
+    the new token alone on the last line of stdout; the store keeps only its hash."""
+    prog = "cac-hub add-token"
+    args = _token_parser(prog, "Create (or replace) an API token for a program; the token is "
+                               "printed once, the hub keeps only its hash.", True).parse_args(argv)
+    try:
+        config = load_hub_config(Path(args.config))
+        with Store(config.db_path) as store, store.transaction():
+            token = tokens.add_token(store.db, args.name, args.role, time.time())
+    except ConfigError as exc:
+        print(f"{prog}: error: bad config {args.config}: {exc}", file=sys.stderr)
+        return 2
+    except tokens.TokenError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.name}: {args.role} API token saved (hash only) in {config.db_path}; "
+          "send it as 'Authorization: Bearer <token>':")
+    print(token)
+    return 0
+
+
+def revoke_token_main(argv: Sequence[str]) -> int:
+    """``cac-hub revoke-token --config HUB.toml --name NAME``: the token stops working."""
+    prog = "cac-hub revoke-token"
+    args = _token_parser(prog, "Revoke an API token made by add-token.", False).parse_args(argv)
+    try:
+        config = load_hub_config(Path(args.config))
+        with Store(config.db_path) as store, store.transaction():
+            gone = tokens.revoke_token(store.db, args.name)
+    except ConfigError as exc:
+        print(f"{prog}: error: bad config {args.config}: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    if not gone:
+        print(f"{prog}: error: no API token named {args.name!r}", file=sys.stderr)
+        return 2
+    print(f"{args.name}: API token revoked")
     return 0

@@ -66,4 +66,8 @@ def read_config_toml(path: Path) -> dict[str, Any]:
     mqtt = raw.get("mqtt")
     if isinstance(mqtt, dict) and isinstance(mqtt.get("ca_file"), str):
         mqtt["ca_file"] = str(path.resolve().parent / mqtt["ca_file"])
+    http = raw.get("http")
+    for key in ("tls_cert", "tls_key"):  # the hub's HTTPS files, likewise
+        if isinstance(http, dict) and isinstance(http.get(key), str) and http[key]:
+            http[key] = str(path.resolve().parent / http[key])
     return raw

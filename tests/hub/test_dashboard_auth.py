@@ -1,5 +1,6 @@
 """Dashboard logins, roles, CSRF and lockout; commands stored, re-sent when a CAC comes back
-online and answered; machine-readable /api/v1 stays open. An in-process hub on a real broker."""
+online and answered; /api/v1 answers a login cookie or a token, 401 otherwise. An in-process
+hub on a real broker."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hub import commands, users
 from hub.daemon import Hub
 from hub.store import Store
+from tests.hub.apitoken import auth, make_token
 from tests.hub.factories import health, hub_config, status
 from wire.messages import Command, CommandAck, decode, encode
 from wire.topics import Kind, cac_topic
@@ -69,10 +71,9 @@ async def test_login_roles_csrf_and_lockout(hub: Hub) -> None:
     async with aiohttp.ClientSession() as anon:
         async with anon.get(url(hub, "/reports"), allow_redirects=False) as resp:
             assert resp.status == 303 and resp.headers["Location"].startswith("/login?next=")
-        async with anon.get(url(hub, "/api/v1/alarms")) as resp:  # machine-readable, open
-            assert resp.status == 200 and await resp.json() == []
-        async with anon.get(url(hub, "/metrics")) as resp:
-            assert resp.status == 200
+        for path in ("/api/v1/alarms", "/metrics", "/api/v1/cacs", "/api/v1/commands"):
+            async with anon.get(url(hub, path)) as resp:  # no token, no login: 401 JSON
+                assert resp.status == 401 and (await resp.json())["error"] == "unauthorized"
         assert await login(anon, hub, "tech", "wrong-password") == 401
         assert await login(anon, hub, "nobody", PASSWORD) == 401
 
@@ -82,6 +83,8 @@ async def test_login_roles_csrf_and_lockout(hub: Hub) -> None:
         assert await login(http, hub, "viewer", "nope-nope") == 401  # third: locked now
         assert await login(http, hub, "viewer") == 429  # even the right password
         assert await login(http, hub, "tech") == 303  # another name is not locked
+        async with http.get(url(hub, "/api/v1/alarms")) as resp:  # the login cookie will do
+            assert resp.status == 200 and await resp.json() == []
 
         cookie = next(c for c in http.cookie_jar if c.key == "cac_hub_session")
         assert cookie["httponly"] and cookie["samesite"] == "Strict"
@@ -152,8 +155,8 @@ async def test_a_command_to_an_offline_cac_is_sent_again_when_it_returns(
         await asyncio.to_thread(cac.publish, Kind.HEALTH, health())
         await asyncio.to_thread(cac.publish, Kind.STATUS, status("offline"))
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-            await wait_for(lambda: known(http, hub), "the CAC known")
             assert await login(http, hub, "viewer") == 303
+            await wait_for(lambda: known(http, hub), "the CAC known")
             token = await csrf(http, hub)
             async with http.post(url(hub, f"/cacs/{CAC}/commands"),
                                  data={"csrf": token, "name": "restart"}) as resp:
@@ -222,7 +225,8 @@ def test_command_forms_are_checked() -> None:
 
 
 async def test_api_index_lists_the_endpoints_and_every_link_answers(hub: Hub) -> None:
-    async with aiohttp.ClientSession() as http:
+    token = make_token(hub.config.db_path)
+    async with aiohttp.ClientSession(headers=auth(token)) as http:
         async with http.get(url(hub, "/api/v1")) as resp:
             assert resp.status == 200
             body = await resp.json()
@@ -233,4 +237,4 @@ async def test_api_index_lists_the_endpoints_and_every_link_answers(hub: Hub) ->
                 "/api/v1/reports/daily"} <= paths
         for path in [*body["links"].values(), *(p for p in paths if "{" not in p)]:
             async with http.get(url(hub, path), allow_redirects=False) as resp:
-                assert resp.status in (200, 302, 303, 401), (path, resp.status)
+                assert resp.status in (200, 302, 303), (path, resp.status)
