@@ -17,6 +17,7 @@ from common.ids import CAC_ID_RE as CAC_ID_RE
 from common.ids import STATION_ID_RE as STATION_ID_RE
 from common.mqtt_config import MqttConfig as MqttConfig
 from common.mqtt_config import parse_mqtt
+from common.signing import SigningError, load_public
 from wire.config_check import ConfigError as ConfigError
 from wire.config_check import check_int as _check_int
 from wire.config_check import no_unknown as _no_unknown
@@ -55,6 +56,8 @@ class ContentConfig:
     max_kbps: int = 0  # kilobits per second; 0 = no cap
     poll_seconds: int = 300
     pinned: tuple[str, ...] = ()
+    signing_key: str | None = None  # base64 Ed25519 public key of the hub (CONTRACT §10)
+    ca_file: Path | None = None  # trusted for an https hub_url ([mqtt] ca_file by default)
 
 
 @dataclass(frozen=True)
@@ -223,15 +226,23 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
         health_interval_seconds=_check_int(
             "health_interval_seconds",
             raw.get("health_interval_seconds", DEFAULT_HEALTH_INTERVAL_SECONDS), 1, 3600),
-        content=parse_content(raw.get("content", {})),
+        content=parse_content(raw.get("content", {}), default_ca=mqtt.ca_file),
     )
 
 
-def parse_content(raw: object) -> ContentConfig:
-    """The optional ``[content]`` table."""
+def parse_content(raw: object, default_ca: Path | None = None) -> ContentConfig:
+    """The optional ``[content]`` table (an https ``hub_url`` is checked against
+    ``default_ca``, the broker's CA, which the hub's certificate comes from)."""
     c = _table(raw, "content")
     _no_unknown(c, {"hub_url", "quota_mb", "reserve_mb", "window", "max_kbps",
-                    "poll_seconds", "pinned"}, "content")
+                    "poll_seconds", "pinned", "signing_key"}, "content")
+    signing_key = None
+    if "signing_key" in c:
+        signing_key = _str(c["signing_key"], "content.signing_key")
+        try:
+            load_public(signing_key)
+        except SigningError as exc:
+            raise ConfigError("content.signing_key", str(exc)) from None
     hub_url = None
     if "hub_url" in c:
         hub_url = _str(c["hub_url"], "content.hub_url").rstrip("/")
@@ -257,6 +268,8 @@ def parse_content(raw: object) -> ContentConfig:
         max_kbps=_check_int("content.max_kbps", c.get("max_kbps", 0), 0, 10**8),
         poll_seconds=_check_int("content.poll_seconds", c.get("poll_seconds", 300), 1, 7 * 86400),
         pinned=tuple(pinned),
+        signing_key=signing_key,
+        ca_file=default_ca,
     )
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hub.config import HUB_ID_RE
 from hub.fleet import CacView
@@ -183,7 +184,8 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 def make_app(ingest: Ingest, db_path: Path, gauges: GaugeSource = dict,
              dashboard: Dashboard | None = None, *,
-             metrics_public: bool = False) -> web.Application:
+             metrics_public: bool = False,
+             signer: Ed25519PrivateKey | None = None) -> web.Application:
     """The hub's HTTP app; with ``dashboard`` also the technicians' pages (hub/dashboard.py).
     Every ``/api/v1`` path and ``/metrics`` needs a token or a login (``hub.tokens``)."""
     cookie_check = dashboard.caller if dashboard is not None else None
@@ -198,7 +200,7 @@ def make_app(ingest: Ingest, db_path: Path, gauges: GaugeSource = dict,
         dashboard.setup(app)
     from hub.content import setup as setup_content  # catalogue, manifests, blobs
 
-    setup_content(app, db_path.parent / "content")  # db_path is DATA_DIR/hub.sqlite3
+    setup_content(app, db_path.parent / "content", signer)  # db_path: DATA_DIR/hub.sqlite3
     from hub import __version__
     from wire.api_index import add_index_route
 

@@ -10,6 +10,9 @@ Optional keys beyond the contract (all have defaults):
 - ``[mqtt] tls``, ``ca_file``, ``keepalive``.
 - ``[alarms]``: alarm thresholds (``AlarmConfig``; see hub/alarms.py).
 - ``[dashboard]``: technician sessions, login lockout, command timeout (``DashboardConfig``).
+- ``[http] tls_cert``, ``tls_key`` (HTTPS), ``metrics_public`` (CONTRACT §2).
+- ``[content] signing_key_file``: the Ed25519 private key (PEM) that signs the content
+  catalogue and manifests (made by ``cac-provision init-hub``; CONTRACT §10).
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ class HubConfig:
     flush_seconds: int = DEFAULT_FLUSH_SECONDS
     alarms: AlarmConfig = field(default_factory=AlarmConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    signing_key_file: Path | None = None  # [content] signing_key_file: signs content
 
     @property
     def client_id(self) -> str:
@@ -138,7 +142,8 @@ def parse_hub_config(raw: Mapping[str, object]) -> HubConfig:
     _no_unknown(
         raw,
         {"hub_id", "data_dir", "offline_after_seconds", "mqtt", "http",
-         "shared_subscription", "worker_id", "flush_seconds", "alarms", "dashboard"},
+         "shared_subscription", "worker_id", "flush_seconds", "alarms", "dashboard",
+         "content"},
         "",
     )
     hub_id = _str(_req(raw, "hub_id", ""), "hub_id")
@@ -179,7 +184,16 @@ def parse_hub_config(raw: Mapping[str, object]) -> HubConfig:
         tls_key=tls.get("tls_key"),
         metrics_public=_bool(h.get("metrics_public", False), "http.metrics_public"),
     )
+    c = _table(raw.get("content", {}), "content")
+    _no_unknown(c, {"signing_key_file"}, "content")
+    signing_key_file: Path | None = None
+    if "signing_key_file" in c:
+        signing_key_file = Path(_str(c["signing_key_file"], "content.signing_key_file"))
+        if not signing_key_file.is_file():
+            raise ConfigError("content.signing_key_file",
+                              f"no such file {str(signing_key_file)!r}")
     return HubConfig(
+        signing_key_file=signing_key_file,
         hub_id=hub_id,
         data_dir=data_dir,
         mqtt=mqtt,

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
+from common import signing
 from hub.api import make_app
 from hub.config import HubConfig
 from hub.dashboard import Dashboard
@@ -101,9 +102,17 @@ class Hub:
         except StoreError as exc:
             store.close()
             raise HubError(str(exc)) from None
+        try:
+            signer = (signing.load_private(cfg.signing_key_file)
+                      if cfg.signing_key_file is not None else None)
+        except signing.SigningError as exc:
+            await self._dashboard.close()
+            store.close()
+            raise HubError(str(exc)) from None
         runner = web.AppRunner(make_app(self._ingest, cfg.db_path, self._gauges,
                                         self._dashboard,
-                                        metrics_public=cfg.http.metrics_public),
+                                        metrics_public=cfg.http.metrics_public,
+                                        signer=signer),
                                access_log=None)
         try:
             ssl_ctx = self._ssl_context()
