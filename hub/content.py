@@ -195,6 +195,11 @@ class ContentStore:
             return 0
         public = self.signer.public_key()
         done = 0
+        if not self.catalogue_path.exists():  # a new hub: an empty, signed catalogue
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._write_signed(self.catalogue_path, json.dumps(
+                {"format": 1, "packages": [], "serial": 1}).encode(), signing.CATALOGUE)
+            done += 1
         files = [(p, signing.MANIFEST) for p in self.manifests.glob("*/*.json")]
         if self.catalogue_path.exists():
             files.append((self.catalogue_path, signing.CATALOGUE))

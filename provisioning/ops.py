@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common.signing import SigningError, load_private, new_key_file, public_b64
 from provisioning.broker import BrokerSettings, TlsFiles, acl_file, mosquitto_conf
 from provisioning.bundle import Enrolment, agent_toml, bundle_files, write_qr, write_tarball
 from provisioning.configs import (
@@ -46,6 +47,8 @@ DEFAULT_MQTT_PORT = 1883
 DEFAULT_MQTT_TLS_PORT = 8883
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_STATIONS = 4
+SIGNING_KEY = "content-signing.key"  # the hub's Ed25519 private key (PEM, 0600)
+HTTP_CERT, HTTP_KEY = "hub-http.crt", "hub-http.key"  # in tls/: the hub's HTTPS (--tls)
 SECRET_BYTES = 24  # 192 random bits; token_urlsafe gives 32 characters
 HOST_RE = re.compile(r"[A-Za-z0-9.:_-]{1,253}")
 ANY_HOST = "0.0.0.0"  # noqa: S104 - hub dashboard and agent API serve their networks
@@ -130,6 +133,11 @@ def init_hub(root: Path, *, hub_id: str = DEFAULT_HUB_ID, mqtt_port: int | None 
         make_server_cert(ca, layout.server_cert, layout.server_key,
                          [hub_host, local], owner=owner)
         tls_files = TlsFiles(layout.broker_ca, layout.server_cert, layout.server_key)
+        # the hub's HTTPS certificate, from the same CA (the agents already trust it)
+        make_server_cert(ca, layout.tls_dir / HTTP_CERT, layout.tls_dir / HTTP_KEY,
+                         [hub_host, local])
+    if not (layout.root / SIGNING_KEY).exists():  # (kept from an init-hub that failed later)
+        new_key_file(layout.root / SIGNING_KEY)  # signs the content (§10); add-cac reads it
 
     hub_password = new_secret()
     reg.hashes[HUB_USER] = hash_password(hub_password)
@@ -137,7 +145,9 @@ def init_hub(root: Path, *, hub_id: str = DEFAULT_HUB_ID, mqtt_port: int | None 
         hub_id=hub_id, data_dir=str(data_dir.resolve() if data_dir else layout.root / "hub-data"),
         mqtt_host=local, mqtt_port=mqtt_port, username=HUB_USER, password=hub_password,
         tls=tls, ca_file="tls/ca.crt" if tls else None,
-        http_host=bind if bind else ANY_HOST, http_port=http_port)
+        http_host=bind if bind else ANY_HOST, http_port=http_port,
+        http_tls=(f"tls/{HTTP_CERT}", f"tls/{HTTP_KEY}") if tls else None,
+        signing_key_file=SIGNING_KEY)
     header = (f"hub.toml of hub {hub_id}, written by cac-provision at {_now()}.\n"
               "It holds the hub's broker password: keep it mode 0600.")
     write_file(layout.hub_toml, to_toml(hub_doc, header=header))
@@ -186,8 +196,15 @@ def _add_cac(layout: Layout, cac_id: str, *, stations: int, timezone: str, agent
         cac_id=cac_id, data_dir=agent_data_dir, timezone=timezone, mqtt_host=reg.hub_host,
         mqtt_port=reg.mqtt_port, password=password, tls=reg.tls,
         ca_file="ca.crt" if reg.tls else None, http_host=agent_bind, http_port=agent_port,
-        hub_url=f"http://{reg.hub_host}:{reg.http_port}", stations=tokens)
+        hub_url=f"{'https' if reg.tls else 'http'}://{reg.hub_host}:{reg.http_port}",
+        stations=tokens)
     doc.pop("data_dir")
+    key_file = layout.root / SIGNING_KEY
+    if key_file.exists():  # a hub provisioned before content was signed has none
+        try:
+            doc["content"]["signing_key"] = public_b64(load_private(key_file))
+        except SigningError as exc:
+            raise ProvisionError(str(exc)) from None
     enrol = Enrolment(hub_id=reg.hub_id, created_at=_now(), agent_host=agent_host, agent=doc,
                       ca_pem=ca_pem)
 
