@@ -244,7 +244,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     await dash.db(commands.audit, name, "login", "dashboard", dash.clock(), write=True)
     resp = _see_other(nxt)
     resp.set_cookie(COOKIE, who.token, httponly=True, samesite="Strict", path="/",
-                    max_age=dash.config.dashboard.session_hours * 3600)
+                    max_age=dash.config.dashboard.session_hours * 3600,
+                    secure=dash.config.http.tls_cert is not None)  # HTTPS: never sent in clear
     return resp
 
 
