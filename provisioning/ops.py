@@ -97,7 +97,9 @@ def _write_broker_auth(layout: Layout, reg: Registry) -> None:
     """Regenerate the password and ACL files from the registry (the broker reads them)."""
     owner = _owner(reg)
     write_file(layout.password_file, password_file(reg.hashes), owner=owner)
-    write_file(layout.acl_file, acl_file(reg.hub_user, reg.cacs), owner=owner)
+    write_file(layout.acl_file, acl_file(reg.hub_user, reg.cacs,
+                                         [w["user"] for w in reg.workers.values()]),
+               owner=owner)
 
 
 def init_hub(root: Path, *, hub_id: str = DEFAULT_HUB_ID, mqtt_port: int | None = None,
@@ -229,6 +231,46 @@ def _add_cac(layout: Layout, cac_id: str, *, stations: int, timezone: str, agent
     _write_broker_auth(layout, reg)
     reg.save(layout)
     return CacResult(cac_dir, toml_path, bundle, qr, stations)
+
+
+WORKER_RE = re.compile(r"[a-z0-9-]{1,32}")
+
+
+def add_hub_worker(root: Path, name: str, http_port: int | None = None) -> Path:
+    """One more hub worker (CONTRACT §1, §9): broker credentials of its own (user
+    ``hub.NAME``, the hub's rights; a '.' no CAC id has, so it can never be a CAC's) and
+    ``DIR/NAME.toml``, the hub's config with those credentials, ``worker_id = NAME`` and
+    the shared subscriptions. Its own identity means its own client id and session: two
+    workers never knock each other off the broker. Running it again issues new ones."""
+    layout = Layout(root.resolve())
+    Registry.load(layout)
+    if not WORKER_RE.fullmatch(name):
+        raise ProvisionError(f"a worker name must match [a-z0-9-]{{1,32}}, got {name!r}")
+    with _locked(layout):
+        reg = Registry.load(layout)
+        check_broker_reach(layout.broker_dir, _owner(reg))
+        try:
+            import tomllib
+
+            doc = tomllib.loads(layout.hub_toml.read_text())
+        except (OSError, ValueError) as exc:
+            raise ProvisionError(f"cannot read {layout.hub_toml}: {exc}") from None
+        user = f"{HUB_USER}.{name}"
+        password = new_secret()
+        doc["mqtt"]["username"], doc["mqtt"]["password"] = user, password
+        doc["worker_id"] = name
+        doc["shared_subscription"] = True
+        others = [w for w in reg.workers if w != name]
+        doc["http"]["port"] = http_port or reg.http_port + 1 + len(others)
+        path = layout.root / f"{name}.toml"
+        header = (f"{name}.toml: worker {name} of hub {reg.hub_id}, written by cac-provision "
+                  f"at {_now()}.\nIt holds the worker's broker password: keep it mode 0600.")
+        write_file(path, to_toml(doc, header=header))
+        reg.hashes[user] = hash_password(password)
+        reg.workers[name] = {"user": user, "created_at": _now()}
+        _write_broker_auth(layout, reg)
+        reg.save(layout)
+        return path
 
 
 def revoke_cac(root: Path, cac_id: str) -> Path | None:
