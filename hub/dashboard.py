@@ -82,8 +82,12 @@ class Dashboard:
         self.sessions = users.Sessions(config.dashboard)
         self.env = _env()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="hub-admin")
+        # password checks (scrypt, ~50 ms each) on a thread of their own: a flood of
+        # logins waits its turn there instead of starving the default executor
+        self.scrypt = ThreadPoolExecutor(1, thread_name_prefix="hub-scrypt")
         self._store: Store | None = None
         self._next_today = 0.0
+        self._next_prune = 0.0
 
     # ------------------------------------------------------------ lifecycle and store
 
@@ -95,6 +99,7 @@ class Dashboard:
         if store is not None:
             await self.db_raw(store.close)
         self._executor.shutdown(wait=True)
+        self.scrypt.shutdown(wait=True)
 
     async def db_raw(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
@@ -114,6 +119,9 @@ class Dashboard:
     # ------------------------------------------------------------ periodic work
 
     async def tick(self, now: float) -> None:
+        if now >= self._next_prune:  # lockouts and expired sessions' leftovers
+            self._next_prune = now + 60.0
+            self.sessions.prune(time.monotonic())
         try:
             if now >= self._next_today:
                 self._next_today = now + TODAY_SECONDS
@@ -154,9 +162,22 @@ class Dashboard:
                                          "img-src 'self' data:; frame-ancestors 'none'",
                                      "X-Content-Type-Options": "nosniff"})
 
-    def caller(self, request: web.Request) -> Caller | None:
-        """The dashboard login of an API request (its cookie), if any."""
+    async def who(self, request: web.Request) -> users.Who | None:
+        """The request's login, if its cookie names a live session whose account is still
+        as it was at login (a new role or password ends the session, issue 16)."""
         who = self.sessions.get(request.cookies.get(COOKIE), time.monotonic())
+        if who is None:
+            return None
+        account = await self.db(users.lookup, who.name)
+        if not self.sessions.still_valid(who, account):
+            log.info("session of %s ended: the account changed since its login", who.name)
+            self.sessions.close(who.token)
+            return None
+        return who
+
+    async def caller(self, request: web.Request) -> Caller | None:
+        """The dashboard login of an API request (its cookie), if any."""
+        who = await self.who(request)
         return None if who is None else Caller(who.name, who.role, "login")
 
     def setup(self, app: web.Application) -> None:
@@ -184,7 +205,7 @@ def page(*, technician: bool = False, form: bool = False) -> Callable[[Handler],
     def wrap(handler: Handler) -> Handler:
         async def inner(request: web.Request) -> web.StreamResponse:
             dash = _dash(request)
-            who = dash.sessions.get(request.cookies.get(COOKIE), time.monotonic())
+            who = await dash.who(request)
             if who is None:
                 if form:
                     return web.Response(status=403, text="log in first")
@@ -230,17 +251,20 @@ async def login(request: web.Request) -> web.StreamResponse:
     password = str(data.get("password", ""))
     nxt = _safe_next(str(data.get("next", "/")))
     now = time.monotonic()
-    if dash.sessions.locked(name, now):
+    address = request.remote or ""
+    if dash.sessions.locked(name, now, address):
         return dash.render(request, "login.html", status=429, next=nxt,
                            error="Too many failed logins: this account is locked for a while.")
     account = await dash.db(users.lookup, name)
-    ok = await asyncio.to_thread(dash.sessions.check_password, account, password)
+    ok = await asyncio.get_running_loop().run_in_executor(
+        dash.scrypt, dash.sessions.check_password, account, password)
     if not ok or account is None:
-        locked = dash.sessions.failed(name, time.monotonic())
-        log.warning("failed dashboard login for %r%s", name, " (now locked out)" if locked else "")
+        locked = dash.sessions.failed(name, time.monotonic(), address)
+        log.warning("failed dashboard login for %r from %s%s", name, address,
+                    " (now locked out)" if locked else "")
         return dash.render(request, "login.html", status=401, next=nxt,
                            error="Wrong name or password.")
-    who = dash.sessions.open(name, account[0], time.monotonic())
+    who = dash.sessions.open(name, account[0], time.monotonic(), address, account[1])
     await dash.db(commands.audit, name, "login", "dashboard", dash.clock(), write=True)
     resp = _see_other(nxt)
     resp.set_cookie(COOKIE, who.token, httponly=True, samesite="Strict", path="/",

@@ -40,7 +40,7 @@ REFRESH_SECONDS = 1.0
 OPEN_PREFIXES = ("/api/v1/content/catalogue", "/api/v1/content/packages/")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-CookieCheck = Callable[[web.Request], "Caller | None"]
+CookieCheck = Callable[[web.Request], Awaitable["Caller | None"]]
 
 
 class TokenError(ValueError):
@@ -155,7 +155,7 @@ def make_guard(cache: TokenCache, cookie_check: CookieCheck | None,
                 return _unauthorized("unknown or revoked token")
             caller = Caller(found[0], found[1], "token")
         elif cookie_check is not None:
-            caller = cookie_check(request)
+            caller = await cookie_check(request)
         if caller is None:
             return _unauthorized("send Authorization: Bearer <token> (cac-hub add-token) "
                                  "or log in to the dashboard")

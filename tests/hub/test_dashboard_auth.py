@@ -238,3 +238,37 @@ async def test_api_index_lists_the_endpoints_and_every_link_answers(hub: Hub) ->
         for path in [*body["links"].values(), *(p for p in paths if "{" not in p)]:
             async with http.get(url(hub, path), allow_redirects=False) as resp:
                 assert resp.status in (200, 302, 303), (path, resp.status)
+
+
+async def test_a_changed_account_ends_its_session(hub: Hub) -> None:
+    """Issue 16: a demoted or re-passworded technician kept a valid login for 12 h."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        assert await login(http, hub, "tech") == 303
+        async with http.get(url(hub, "/alarms"), allow_redirects=False) as resp:
+            assert resp.status == 200
+        with Store(hub.config.db_path) as store, store.transaction():  # as add-user does
+            users.add_user(store.db, "tech", "viewer", "a-brand-new-password", time.time())
+        async with http.get(url(hub, "/alarms"), allow_redirects=False) as resp:
+            assert resp.status == 303 and resp.headers["Location"].startswith("/login")
+        async with http.get(url(hub, "/api/v1/alarms")) as resp:
+            assert resp.status == 401
+
+
+def test_lockouts_are_per_name_and_address_and_bounded() -> None:
+    """Issue 16: 5 wrong tries for `boss` from anywhere locked the real boss out; failure
+    dicts keyed by attacker-chosen names were never pruned (100k names: ~84 MB)."""
+    from hub.config import DashboardConfig
+
+    s = users.Sessions(DashboardConfig(login_failures=5, lockout_minutes=15))
+    for _ in range(5):
+        s.failed("boss", 0.0, "192.0.2.66")
+    assert s.locked("boss", 1.0, "192.0.2.66")
+    assert not s.locked("boss", 1.0, "192.0.2.10")  # the real boss, from her desk
+    for i in range(15):  # one address trying many names is stopped all the same
+        s.failed(f"name-{i}", 2.0, "192.0.2.66")
+    assert s.locked("anyone", 3.0, "192.0.2.66")
+    for i in range(100_000):  # a spray of names from many addresses
+        s.failed(f"spray-{i}", 10.0, f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}")
+    assert len(s._lockout) <= 10_000 and len(s._by_address) <= 10_000
+    s.prune(10.0 + 15 * 60 + 1)  # once the window has passed, nothing is held
+    assert len(s._lockout) == 0 and len(s._by_address) == 0
