@@ -123,7 +123,7 @@ def parse_tariff(raw: object, prefix: str = "tariff") -> Tariff:
         )
     conc = _table(t.get("concessions", {}), f"{prefix}.concessions")
     return Tariff(
-        currency=_str(_req(t, "currency", prefix), f"{prefix}.currency"),
+        currency=_currency(_req(t, "currency", prefix), f"{prefix}.currency"),
         block_minutes=_check_int(
             f"{prefix}.block_minutes", _req(t, "block_minutes", prefix), 1, 24 * 60),
         block_price=_check_int(f"{prefix}.block_price", _req(t, "block_price", prefix), 0, 10**9),
@@ -228,6 +228,14 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
             raw.get("health_interval_seconds", DEFAULT_HEALTH_INTERVAL_SECONDS), 1, 3600),
         content=parse_content(raw.get("content", {}), default_ca=mqtt.ca_file),
     )
+
+
+def _currency(value: object, key: str) -> str:
+    """Three capital letters (ISO 4217), as the hub's wire schema accepts (issue 16)."""
+    text = _str(value, key)
+    if not re.fullmatch(r"[A-Z]{3}", text):
+        raise ConfigError(key, f"must be 3 capital letters (ISO 4217, e.g. MAD), got {text!r}")
+    return text
 
 
 def parse_content(raw: object, default_ca: Path | None = None) -> ContentConfig:

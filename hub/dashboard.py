@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -231,8 +232,14 @@ def _see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
 
+# a path on this hub: "/" then no second "/" or "\\", and no backslash, space or control
+# character anywhere (browsers drop TAB/LF inside URLs and read "\\" as "/", so
+# "/\\evil.example" and "/<TAB>/evil.example" would lead off-site; issue 16)
+_LOCAL_PATH = re.compile(r"/(?![/\\])[^\\\s\x00-\x1f\x7f]*")
+
+
 def _safe_next(value: str | None) -> str:
-    if value and value.startswith("/") and not value.startswith("//"):
+    if value and len(value) <= 2048 and _LOCAL_PATH.fullmatch(value):
         return value
     return "/"
 

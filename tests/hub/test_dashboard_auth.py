@@ -272,3 +272,19 @@ def test_lockouts_are_per_name_and_address_and_bounded() -> None:
     assert len(s._lockout) <= 10_000 and len(s._by_address) <= 10_000
     s.prune(10.0 + 15 * 60 + 1)  # once the window has passed, nothing is held
     assert len(s._lockout) == 0 and len(s._by_address) == 0
+
+
+@pytest.mark.parametrize("nxt", ["/\\evil.example/x", "/\t/evil.example", "//evil.example",
+                                 "/\n/evil.example", "https://evil.example/"])
+async def test_login_never_redirects_off_site(hub: Hub, nxt: str) -> None:
+    """Issue 16: next=/\\evil.example/x and next=/<TAB>/evil.example came back as Location,
+    which browsers resolve to evil.example."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.post(url(hub, "/login"), data={"name": "tech", "password": PASSWORD,
+                                                       "next": nxt},
+                             allow_redirects=False) as resp:
+            assert resp.status == 303 and resp.headers["Location"] == "/", resp.headers
+        async with http.post(url(hub, "/login"), data={"name": "tech", "password": PASSWORD,
+                                                       "next": "/alarms?x=1"},
+                             allow_redirects=False) as resp:
+            assert resp.headers["Location"] == "/alarms?x=1"

@@ -78,6 +78,8 @@ class Proc:
 def http(method: str, url: str, body: Any = None, tok: str | None = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
     if tok:
         req.add_header("Authorization", f"Bearer {tok}")
     try:
