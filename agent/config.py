@@ -122,8 +122,8 @@ def parse_tariff(raw: object, prefix: str = "tariff") -> Tariff:
             )
         )
     conc = _table(t.get("concessions", {}), f"{prefix}.concessions")
-    return Tariff(
-        currency=_currency(_req(t, "currency", prefix), f"{prefix}.currency"),
+    tariff = Tariff(
+        currency=_str(_req(t, "currency", prefix), f"{prefix}.currency"),
         block_minutes=_check_int(
             f"{prefix}.block_minutes", _req(t, "block_minutes", prefix), 1, 24 * 60),
         block_price=_check_int(f"{prefix}.block_price", _req(t, "block_price", prefix), 0, 10**9),
@@ -134,6 +134,8 @@ def parse_tariff(raw: object, prefix: str = "tariff") -> Tariff:
         bands=tuple(bands),
         concessions={str(k): v for k, v in conc.items()},
     )
+    _currency(tariff.currency, f"{prefix}.currency")  # checked last: the other keys first
+    return tariff
 
 
 def tariff_to_dict(t: Tariff) -> dict[str, Any]:
