@@ -27,6 +27,7 @@ from urllib.parse import quote, urlencode
 import jinja2
 from aiohttp import web
 
+from common.httpform import read_form
 from hub import __version__, alarms, charts, commands, history, reports, users
 from hub.config import HUB_ID_RE, HubConfig
 from hub.ingest import Ingest
@@ -215,7 +216,7 @@ def page(*, technician: bool = False, form: bool = False) -> Callable[[Handler],
             if technician and not who.technician:
                 return dash.render(request, "denied.html", status=403)
             if form:
-                data = await request.post()
+                data = await read_form(request)
                 request[FORM] = {k: v for k, v in data.items() if isinstance(v, str)}
                 if not users.Sessions.csrf_ok(who, request[FORM].get("csrf")):
                     return web.Response(status=403, text="stale or missing form token; "
@@ -253,7 +254,7 @@ async def login_page(request: web.Request) -> web.Response:
 @routes.post("/login")
 async def login(request: web.Request) -> web.StreamResponse:
     dash = _dash(request)
-    data = await request.post()
+    data = await read_form(request)
     name = str(data.get("name", ""))[:64]
     password = str(data.get("password", ""))
     nxt = _safe_next(str(data.get("next", "/")))
