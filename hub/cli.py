@@ -86,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from common.logonce import quiet_parser_rejections
+
+    quiet_parser_rejections()  # a malformed request: one line per address and minute
     from hub.daemon import HubError
 
     try:
