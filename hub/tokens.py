@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 ROLES = ("viewer", "technician")
 NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 REFRESH_SECONDS = 1.0
+MISS_REFRESH_SECONDS = 0.25  # an unknown token re-reads the table at most this often
 OPEN_PREFIXES = ("/api/v1/content/catalogue", "/api/v1/content/packages/")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -106,16 +107,25 @@ class TokenCache:
         self._lock = asyncio.Lock()
 
     async def lookup(self, token: str) -> tuple[str, str] | None:
-        if time.monotonic() - self._loaded_at >= REFRESH_SECONDS:
-            async with self._lock:
-                if time.monotonic() - self._loaded_at >= REFRESH_SECONDS:
-                    try:
-                        self._by_hash = await asyncio.to_thread(_load, self.db_path)
-                    except (StoreError, sqlite3.Error) as exc:
-                        log.error("cannot read the API tokens: %s", exc)  # noqa: TRY400
-                        self._by_hash = {}
-                    self._loaded_at = time.monotonic()
-        return self._by_hash.get(digest(token))
+        await self._refresh(REFRESH_SECONDS)
+        found = self._by_hash.get(digest(token))
+        if found is None:  # perhaps a token made a moment ago: look again, not too often
+            await self._refresh(MISS_REFRESH_SECONDS)
+            found = self._by_hash.get(digest(token))
+        return found
+
+    async def _refresh(self, older_than: float) -> None:
+        if time.monotonic() - self._loaded_at < older_than:
+            return
+        async with self._lock:
+            if time.monotonic() - self._loaded_at < older_than:
+                return
+            try:
+                self._by_hash = await asyncio.to_thread(_load, self.db_path)
+            except (StoreError, sqlite3.Error) as exc:
+                log.error("cannot read the API tokens: %s", exc)  # noqa: TRY400
+                self._by_hash = {}
+            self._loaded_at = time.monotonic()
 
 
 def _needs_auth(path: str, metrics_public: bool) -> bool:
