@@ -5,6 +5,8 @@ hashes only, replaced by a second call, revoked; every /api/v1 path and /metrics
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -82,11 +84,9 @@ async def test_tokens_are_hashed_replaced_and_revoked(make_hub: HubMaker) -> Non
     await until(lambda: refused(first))
     await until(lambda: accepted(second))
     assert (await get(hub, "/metrics", second))[0] == 200
-    import subprocess
-    import sys
-
-    subprocess.run([sys.executable, "-m", "hub.cli", "revoke-token", "--config", str(toml),
-                    "--name", "scraper"], check=True, capture_output=True, timeout=60)
+    await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "hub.cli", "revoke-token",
+                                             "--config", str(toml), "--name", "scraper"],
+                            check=True, capture_output=True, timeout=60)
     await until(lambda: refused(second))
     # the signed content a CAC syncs needs no token
     assert (await get(hub, "/api/v1/content/catalogue"))[0] == 200
