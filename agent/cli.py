@@ -59,6 +59,9 @@ def cmd_run(argv: Sequence[str]) -> int:
     config = _config(args.config)
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from common.logonce import quiet_parser_rejections
+
+    quiet_parser_rejections()  # a malformed request: one line per address and minute
     from agent.daemon import DaemonError, run  # imported here: `quote` and `--help` stay fast
 
     try:

@@ -17,6 +17,7 @@ from common.ids import CAC_ID_RE as CAC_ID_RE
 from common.ids import STATION_ID_RE as STATION_ID_RE
 from common.mqtt_config import MqttConfig as MqttConfig
 from common.mqtt_config import parse_mqtt
+from common.signing import SigningError, load_public
 from wire.config_check import ConfigError as ConfigError
 from wire.config_check import check_int as _check_int
 from wire.config_check import no_unknown as _no_unknown
@@ -57,6 +58,8 @@ class ContentConfig:
     max_kbps: int = 0  # kilobits per second; 0 = no cap
     poll_seconds: int = 300
     pinned: tuple[str, ...] = ()
+    signing_key: str | None = None  # base64 Ed25519 public key of the hub (CONTRACT §10)
+    ca_file: Path | None = None  # trusted for an https hub_url ([mqtt] ca_file by default)
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ def parse_tariff(raw: object, prefix: str = "tariff") -> Tariff:
             )
         )
     conc = _table(t.get("concessions", {}), f"{prefix}.concessions")
-    return Tariff(
+    tariff = Tariff(
         currency=_str(_req(t, "currency", prefix), f"{prefix}.currency"),
         block_minutes=_check_int(
             f"{prefix}.block_minutes", _req(t, "block_minutes", prefix), 1, 24 * 60),
@@ -134,6 +137,8 @@ def parse_tariff(raw: object, prefix: str = "tariff") -> Tariff:
         bands=tuple(bands),
         concessions={str(k): v for k, v in conc.items()},
     )
+    _currency(tariff.currency, f"{prefix}.currency")  # checked last: the other keys first
+    return tariff
 
 
 def tariff_to_dict(t: Tariff) -> dict[str, Any]:
@@ -230,15 +235,31 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
             "resume_within_minutes",
             raw.get("resume_within_minutes", DEFAULT_RESUME_WITHIN_MINUTES), 0,
             MAX_RESUME_WITHIN_MINUTES),
-        content=parse_content(raw.get("content", {})),
+        content=parse_content(raw.get("content", {}), default_ca=mqtt.ca_file),
     )
 
 
-def parse_content(raw: object) -> ContentConfig:
-    """The optional ``[content]`` table."""
+def _currency(value: object, key: str) -> str:
+    """Three capital letters (ISO 4217), as the hub's wire schema accepts (issue 16)."""
+    text = _str(value, key)
+    if not re.fullmatch(r"[A-Z]{3}", text):
+        raise ConfigError(key, f"must be 3 capital letters (ISO 4217, e.g. MAD), got {text!r}")
+    return text
+
+
+def parse_content(raw: object, default_ca: Path | None = None) -> ContentConfig:
+    """The optional ``[content]`` table (an https ``hub_url`` is checked against
+    ``default_ca``, the broker's CA, which the hub's certificate comes from)."""
     c = _table(raw, "content")
     _no_unknown(c, {"hub_url", "quota_mb", "reserve_mb", "window", "max_kbps",
-                    "poll_seconds", "pinned"}, "content")
+                    "poll_seconds", "pinned", "signing_key"}, "content")
+    signing_key = None
+    if "signing_key" in c:
+        signing_key = _str(c["signing_key"], "content.signing_key")
+        try:
+            load_public(signing_key)
+        except SigningError as exc:
+            raise ConfigError("content.signing_key", str(exc)) from None
     hub_url = None
     if "hub_url" in c:
         hub_url = _str(c["hub_url"], "content.hub_url").rstrip("/")
@@ -264,6 +285,8 @@ def parse_content(raw: object) -> ContentConfig:
         max_kbps=_check_int("content.max_kbps", c.get("max_kbps", 0), 0, 10**8),
         poll_seconds=_check_int("content.poll_seconds", c.get("poll_seconds", 300), 1, 7 * 86400),
         pinned=tuple(pinned),
+        signing_key=signing_key,
+        ca_file=default_ca,
     )
 
 

@@ -77,18 +77,52 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 # ---------------------------------------------------------------- request parsing
 
 
+MAX_JSON_DEPTH = 32  # no request of the API nests deeper
+
+
+def _check_value(value: Any, depth: int = 0) -> None:
+    """Refuse nesting deeper than MAX_JSON_DEPTH and strings with lone surrogates (they
+    cannot be written to the ledger or the audit file as UTF-8, issue 16)."""
+    if depth > MAX_JSON_DEPTH:
+        raise BadRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels", "bad_json")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("the body holds a string that is not valid Unicode (a lone "
+                             "surrogate)", "bad_text") from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_value(k, depth + 1)
+            _check_value(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_value(v, depth + 1)
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json"))
+
+
 async def json_body(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
     raw = await request.read()  # aiohttp refuses bodies over client_max_size with a 413
     if not raw.strip():
         if allow_empty:
             return {}
         raise BadRequest("a JSON object body is required", "bad_json")
+    if not _is_json(request.content_type):
+        # a browser sends text/plain, form or bodiless-type POSTs across origins without
+        # asking first (CORS "simple" requests): only application/json is read
+        raise BadRequest("send the body as Content-Type: application/json",
+                         "unsupported_media")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("the body is not valid JSON", "bad_json") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object", "bad_json")
+    _check_value(body)
     return body
 
 

@@ -12,6 +12,7 @@ STATUS: dict[str, int] = {
     "bad_request": 400, "bad_json": 400, "missing_field": 400, "bad_field": 400,
     "bad_minutes": 400, "bad_seconds": 400, "bad_code": 400, "bad_message": 400,
     "bad_tariff": 400, "bad_operator": 400, "bad_count": 400, "unknown_category": 400,
+    "bad_text": 400, "unsupported_media": 415,
     # who is asking
     "unauthorized": 401, "bad_credentials": 401, "forbidden": 403,
     # unknown things

@@ -46,8 +46,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-sync"]
 
 
-def get(conn: http.client.HTTPConnection, path: str, cookie: str = "") -> tuple[int, bytes]:
-    conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+def get(conn: http.client.HTTPConnection, path: str, cookie: str = "",
+        token: str = "") -> tuple[int, bytes]:
+    headers = {"Cookie": cookie} if cookie else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    conn.request("GET", path, headers=headers)
     resp = conn.getresponse()
     return resp.status, resp.read()
 
@@ -91,6 +95,9 @@ port = {hub_port}
     subprocess.run([str(BIN / "cac-hub"), "add-user", "--config", str(hub_toml), "--name",
                     "bench", "--role", "viewer", "--password-stdin"], input=PASSWORD + "\n",
                    text=True, check=True, capture_output=True)
+    token = subprocess.run([str(BIN / "cac-hub"), "add-token", "--config", str(hub_toml),
+                            "--name", "bench", "--role", "viewer"], text=True, check=True,
+                           capture_output=True).stdout.strip().splitlines()[-1]
     procs = []
     try:
         with (work / "hub.log").open("wb") as log:
@@ -107,7 +114,7 @@ port = {hub_port}
         t0 = time.monotonic()
         while True:
             try:
-                status, body = get(conn, "/api/v1/cacs")
+                status, body = get(conn, "/api/v1/cacs", token=token)
                 online = sum(1 for c in json.loads(body) if c["online"] and c["health"])
             except (OSError, http.client.HTTPException, ValueError):
                 conn.close()
@@ -142,7 +149,7 @@ port = {hub_port}
         rows = len(json.loads(get(conn, "/dashboard/fleet.json", cookie)[1])["cacs"])
         assert rows == args.cacs, rows
         a = timed(page_and_data, args.rounds)
-        metrics = timed(lambda: get(conn, "/metrics"), args.rounds)
+        metrics = timed(lambda: get(conn, "/metrics", token=token), args.rounds)
         static = timed(lambda: get(conn, "/static/dashboard.css", cookie), args.rounds)
         print(f"page sizes: / {sizes['/'] // 1024} KiB, fleet.json "
               f"{sizes['/dashboard/fleet.json'] // 1024} KiB ({rows} CAC rows)")

@@ -251,6 +251,11 @@ class HubProcess:
             f'[http]\nhost = "127.0.0.1"\nport = {self.http_port}\n')
         self.proc: subprocess.Popen[bytes] | None = None
         self.ps: psutil.Process | None = None
+        made = subprocess.run(  # an API token, as a scraper gets one (CONTRACT §9)
+            [sys.executable, "-m", "hub.cli", "add-token", "--config", str(self.config),
+             "--name", "bench", "--role", "viewer"], cwd=ROOT, capture_output=True, text=True,
+            check=True, timeout=60)
+        self.token = made.stdout.strip().splitlines()[-1]
 
     def start(self) -> None:
         log = (self.workdir / "hub.log").open("ab")
@@ -281,8 +286,9 @@ class HubProcess:
         self.proc = None
 
     def get(self, path: str) -> bytes:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}",
-                                    timeout=10) as resp:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}",
+                                     headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
             body: bytes = resp.read()
             return body
 

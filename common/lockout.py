@@ -11,6 +11,7 @@ from collections import deque
 
 DEFAULT_LIMIT = 5
 DEFAULT_WINDOW_SECONDS = 60.0
+DEFAULT_MAX_KEYS = 10_000  # keys are attacker-chosen (names): memory stays bounded
 
 
 class FailureLimiter:
@@ -23,7 +24,8 @@ class FailureLimiter:
     """
 
     def __init__(
-        self, limit: int = DEFAULT_LIMIT, window_seconds: float = DEFAULT_WINDOW_SECONDS
+        self, limit: int = DEFAULT_LIMIT, window_seconds: float = DEFAULT_WINDOW_SECONDS,
+        max_keys: int = DEFAULT_MAX_KEYS,
     ) -> None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"limit must be a positive integer, got {limit!r}")
@@ -31,6 +33,7 @@ class FailureLimiter:
             raise ValueError(f"window_seconds must be positive, got {window_seconds!r}")
         self.limit = limit
         self.window_seconds = float(window_seconds)
+        self.max_keys = max_keys
         self._failures: dict[str, deque[float]] = {}
         self._last_sweep = -math.inf
 
@@ -72,6 +75,16 @@ class FailureLimiter:
         if failures is None:
             failures = self._failures[key] = deque(maxlen=self.limit)
         failures.append(now)
+        if len(self._failures) > self.max_keys:  # amortised: then 10% of room again
+            self.prune(now)
+            while len(self._failures) > self.max_keys * 9 // 10:  # the oldest keys go first
+                del self._failures[next(iter(self._failures))]
+
+    def prune(self, now: float) -> None:
+        """Drop every key whose failures have all aged out (also when nobody calls)."""
+        self._last_sweep = now
+        for key in list(self._failures):
+            self._recent(key, now)
 
     def reset(self, key: str) -> None:
         """Forget ``key``'s failures, e.g. after a success."""
@@ -91,10 +104,22 @@ class LoginLockout:
     """Locks a key (operator name, client address) for ``lock_seconds`` once it has failed
     ``limit`` times within ``window_seconds``. Pure: ``now`` is monotonic seconds."""
 
-    def __init__(self, limit: int, window_seconds: float, lock_seconds: float) -> None:
-        self._failures = FailureLimiter(limit, window_seconds)
+    def __init__(self, limit: int, window_seconds: float, lock_seconds: float,
+                 max_keys: int = DEFAULT_MAX_KEYS) -> None:
+        self._failures = FailureLimiter(limit, window_seconds, max_keys)
         self.lock_seconds = float(lock_seconds)
+        self.max_keys = max_keys
         self._locked_until: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        """Keys held: with failures in the window or locked."""
+        return len(self._failures) + len(self._locked_until)
+
+    def prune(self, now: float) -> None:
+        """Forget expired locks and aged-out failures (call it now and then)."""
+        self._failures.prune(now)
+        for key in [k for k, until in self._locked_until.items() if now >= until]:
+            del self._locked_until[key]
 
     def locked_for(self, key: str, now: float) -> float:
         """Seconds the key stays locked from ``now``; 0.0 if it may try."""
@@ -112,6 +137,10 @@ class LoginLockout:
         if self._failures.blocked(key, now):
             self._failures.reset(key)
             self._locked_until[key] = now + self.lock_seconds
+            if len(self._locked_until) > self.max_keys:
+                self.prune(now)
+                while len(self._locked_until) > self.max_keys * 9 // 10:
+                    del self._locked_until[next(iter(self._locked_until))]
             return True
         return False
 

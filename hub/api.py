@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -17,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hub.config import HUB_ID_RE
 from hub.fleet import CacView
 from hub.ingest import Ingest
 from hub.metrics import CONTENT_TYPE, collect, render
 from hub.store import StoreError, open_reader
+from hub.tokens import TokenCache, make_guard
 
 if TYPE_CHECKING:
     from hub.dashboard import Dashboard
@@ -36,8 +39,8 @@ INGEST = web.AppKey("ingest", Ingest)
 DB_PATH = web.AppKey("db_path", Path)
 GAUGES: web.AppKey[GaugeSource] = web.AppKey("gauges")
 
-_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
-               413: "body_too_large"}
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type"}
 _encoder = msgspec.json.Encoder()
 
 
@@ -121,29 +124,55 @@ async def get_cac(request: web.Request) -> web.Response:
     return json_response(cac_json(view))
 
 
-def _read_sessions(db_path: Path, cac_id: str) -> list[dict[str, Any]] | None:
+SESSIONS_PAGE = 1000  # records per page of /api/v1/cacs/{id}/sessions unless ?limit=
+SESSIONS_PAGE_MAX = 10_000
+_INT_RE = re.compile(r"[0-9]{1,15}")  # ASCII digits only: str.isdigit() accepts "²"
+
+
+def _read_sessions(db_path: Path, cac_id: str, after: int, limit: int
+                   ) -> tuple[list[dict[str, Any]], int | None] | None:
     with open_reader(db_path) as store:
         if not store.has_cac(cac_id):
             return None
-        return store.sessions(cac_id)
+        return store.sessions_page(cac_id, after, limit)
+
+
+def _query_int(request: web.Request, key: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(key)
+    if raw is None:
+        return default
+    if not _INT_RE.fullmatch(raw) or not low <= int(raw) <= high:
+        raise web.HTTPBadRequest(text=f"{key} must be a whole number from {low} to {high}")
+    return int(raw)
 
 
 @routes.get("/api/v1/cacs/{cac_id}/sessions")
 async def get_sessions(request: web.Request) -> web.Response:
-    """Every closed session record received from the CAC, each once, by seq."""
+    """The closed session records received from the CAC, each once, by seq, one page at a
+    time: ``?after=SEQ&limit=N`` (default 1000); a ``Link: <...>; rel="next"`` header
+    (and ``X-Next-After``) names the next page while there is one."""
     cac_id = request.match_info["cac_id"]
     if not HUB_ID_RE.fullmatch(cac_id):
         return _unknown(cac_id)
+    after = _query_int(request, "after", 0, 0, 10**15)
+    limit = _query_int(request, "limit", SESSIONS_PAGE, 1, SESSIONS_PAGE_MAX)
     try:
-        rows = await asyncio.to_thread(_read_sessions, request.app[DB_PATH], cac_id)
+        found = await asyncio.to_thread(_read_sessions, request.app[DB_PATH], cac_id,
+                                        after, limit)
     except StoreError as exc:
         log.error("sessions of %s: %s", cac_id, exc)  # noqa: TRY400
         return error_response(503, "store_unavailable", "the store cannot be read right now")
-    if rows is None:
+    if found is None:
         if request.app[INGEST].view(cac_id) is None:
             return _unknown(cac_id)
-        rows = []  # heard from, nothing stored yet
-    return json_response(rows)
+        found = [], None  # heard from, nothing stored yet
+    rows, next_after = found
+    resp = json_response(rows)
+    if next_after is not None:
+        resp.headers["Link"] = (f"</api/v1/cacs/{cac_id}/sessions?after={next_after}"
+                                f"&limit={limit}>; rel=\"next\"")
+        resp.headers["X-Next-After"] = str(next_after)
+    return resp
 
 
 @routes.get("/metrics")
@@ -154,9 +183,14 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 
 def make_app(ingest: Ingest, db_path: Path, gauges: GaugeSource = dict,
-             dashboard: Dashboard | None = None) -> web.Application:
-    """The hub's HTTP app; with ``dashboard`` also the technicians' pages (hub/dashboard.py)."""
-    app = web.Application(client_max_size=64 * 1024, middlewares=[json_errors])
+             dashboard: Dashboard | None = None, *,
+             metrics_public: bool = False,
+             signer: Ed25519PrivateKey | None = None) -> web.Application:
+    """The hub's HTTP app; with ``dashboard`` also the technicians' pages (hub/dashboard.py).
+    Every ``/api/v1`` path and ``/metrics`` needs a token or a login (``hub.tokens``)."""
+    cookie_check = dashboard.caller if dashboard is not None else None
+    guard = make_guard(TokenCache(db_path), cookie_check, metrics_public)
+    app = web.Application(client_max_size=64 * 1024, middlewares=[json_errors, guard])
     app[INGEST] = ingest
     app[DB_PATH] = db_path
     app[GAUGES] = gauges
@@ -166,7 +200,7 @@ def make_app(ingest: Ingest, db_path: Path, gauges: GaugeSource = dict,
         dashboard.setup(app)
     from hub.content import setup as setup_content  # catalogue, manifests, blobs
 
-    setup_content(app, db_path.parent / "content")  # db_path is DATA_DIR/hub.sqlite3
+    setup_content(app, db_path.parent / "content", signer)  # db_path: DATA_DIR/hub.sqlite3
     from hub import __version__
     from wire.api_index import add_index_route
 

@@ -48,7 +48,7 @@ async def serve(config: HubConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     print(f"{PROG} {__version__}: {config.hub_id} API on "
-          f"http://{config.http.host}:{hub.http_port}/api/v1, mqtt "
+          f"{config.http.scheme}://{config.http.host}:{hub.http_port}/api/v1, mqtt "
           f"{config.mqtt.host}:{config.mqtt.port}", flush=True)
     try:
         await hub.run(stop)
@@ -67,6 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hub.usercli import add_user_main
 
         return add_user_main(argv[1:])
+    if argv[:1] == ["add-token"]:  # cac-hub add-token --config HUB.toml --name N --role R
+        from hub.usercli import add_token_main
+
+        return add_token_main(argv[1:])
+    if argv[:1] == ["revoke-token"]:  # cac-hub revoke-token --config HUB.toml --name N
+        from hub.usercli import revoke_token_main
+
+        return revoke_token_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         config = load_hub_config(Path(args.config))
@@ -78,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from common.logonce import quiet_parser_rejections
+
+    quiet_parser_rejections()  # a malformed request: one line per address and minute
     from hub.daemon import HubError
 
     try:

@@ -94,7 +94,7 @@ def build_args(name: str, form: Mapping[str, str]) -> tuple[dict[str, Any], str 
         args["text"] = text
         seconds = form.get("seconds", "").strip()
         if seconds:
-            if not seconds.isdigit() or not 1 <= int(seconds) <= 86400:
+            if not re.fullmatch(r"[0-9]{1,5}", seconds) or not 1 <= int(seconds) <= 86400:
                 raise CommandError("seconds must be a whole number from 1 to 86400")
             args["seconds"] = int(seconds)
     elif name == "set_tariff":

@@ -10,6 +10,9 @@ Optional keys beyond the contract (all have defaults):
 - ``[mqtt] tls``, ``ca_file``, ``keepalive``.
 - ``[alarms]``: alarm thresholds (``AlarmConfig``; see hub/alarms.py).
 - ``[dashboard]``: technician sessions, login lockout, command timeout (``DashboardConfig``).
+- ``[http] tls_cert``, ``tls_key`` (HTTPS), ``metrics_public`` (CONTRACT §2).
+- ``[content] signing_key_file``: the Ed25519 private key (PEM) that signs the content
+  catalogue and manifests (made by ``cac-provision init-hub``; CONTRACT §10).
 """
 
 from __future__ import annotations
@@ -40,6 +43,13 @@ DEFAULT_FLUSH_SECONDS = 5
 class HttpConfig:
     host: str = "0.0.0.0"  # noqa: S104 - technicians reach the hub's dashboard over the network
     port: int = 8080
+    tls_cert: Path | None = None  # both or neither: the hub serves HTTPS
+    tls_key: Path | None = None
+    metrics_public: bool = False  # True: /metrics answers without a token
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert is not None else "http"
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,7 @@ class HubConfig:
     flush_seconds: int = DEFAULT_FLUSH_SECONDS
     alarms: AlarmConfig = field(default_factory=AlarmConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    signing_key_file: Path | None = None  # [content] signing_key_file: signs content
 
     @property
     def client_id(self) -> str:
@@ -131,7 +142,8 @@ def parse_hub_config(raw: Mapping[str, object]) -> HubConfig:
     _no_unknown(
         raw,
         {"hub_id", "data_dir", "offline_after_seconds", "mqtt", "http",
-         "shared_subscription", "worker_id", "flush_seconds", "alarms", "dashboard"},
+         "shared_subscription", "worker_id", "flush_seconds", "alarms", "dashboard",
+         "content"},
         "",
     )
     hub_id = _str(_req(raw, "hub_id", ""), "hub_id")
@@ -155,12 +167,33 @@ def parse_hub_config(raw: Mapping[str, object]) -> HubConfig:
 
     mqtt = parse_mqtt(_req(raw, "mqtt", ""), keepalive=True, nonempty=True)
     h = _table(_req(raw, "http", ""), "http")
-    _no_unknown(h, {"host", "port"}, "http")
+    _no_unknown(h, {"host", "port", "tls_cert", "tls_key", "metrics_public"}, "http")
+    tls: dict[str, Path] = {}
+    for key in ("tls_cert", "tls_key"):
+        if key in h:
+            tls[key] = Path(_str(h[key], f"http.{key}"))
+            if not tls[key].is_file():
+                raise ConfigError(f"http.{key}", f"no such file {str(tls[key])!r}")
+    if len(tls) == 1:
+        raise ConfigError("http.tls_key" if "tls_cert" in tls else "http.tls_cert",
+                          "tls_cert and tls_key must be given together")
     http = HttpConfig(
         host=_str(_req(h, "host", "http"), "http.host"),
         port=_check_int("http.port", _req(h, "port", "http"), 0, 65535),
+        tls_cert=tls.get("tls_cert"),
+        tls_key=tls.get("tls_key"),
+        metrics_public=_bool(h.get("metrics_public", False), "http.metrics_public"),
     )
+    c = _table(raw.get("content", {}), "content")
+    _no_unknown(c, {"signing_key_file"}, "content")
+    signing_key_file: Path | None = None
+    if "signing_key_file" in c:
+        signing_key_file = Path(_str(c["signing_key_file"], "content.signing_key_file"))
+        if not signing_key_file.is_file():
+            raise ConfigError("content.signing_key_file",
+                              f"no such file {str(signing_key_file)!r}")
     return HubConfig(
+        signing_key_file=signing_key_file,
         hub_id=hub_id,
         data_dir=data_dir,
         mqtt=mqtt,

@@ -23,13 +23,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from common import signing
 from common.durable import atomic_write_bytes
 from wire.content import (  # noqa: F401 - re-exported for the hub's callers
     LANGUAGE_RE,
@@ -46,6 +50,8 @@ from wire.content import (  # noqa: F401 - re-exported for the hub's callers
     encode_manifest,
     media_type,
 )
+
+log = logging.getLogger(__name__)
 
 KEEP_VERSIONS = 2  # the newest and the one before it (a CAC may be syncing it right now)
 CHUNK = 1 << 20
@@ -124,9 +130,15 @@ class AddResult:
 
 
 class ContentStore:
-    """Packages by id and version, file bodies by sha256, one catalogue (see module doc)."""
+    """Packages by id and version, file bodies by sha256, one catalogue (see module doc).
 
-    def __init__(self, root: Path) -> None:
+    With ``signer`` (the hub's Ed25519 key) the catalogue and each manifest get a signature
+    file beside them (``.sig``: base64), served in the ``X-Content-Signature`` header; the
+    catalogue carries a ``serial`` that grows with every change, so a CAC can refuse an old
+    catalogue replayed to it."""
+
+    def __init__(self, root: Path, signer: Ed25519PrivateKey | None = None) -> None:
+        self.signer = signer
         self.root = root
         self.blobs = root / "blobs"
         self.manifests = root / "manifests"
@@ -149,6 +161,11 @@ class ContentStore:
             self._cache = (key, data, f'"{hashlib.sha256(data).hexdigest()}"')
         return self._cache[1], self._cache[2]
 
+    def _serial(self) -> int:
+        data, _ = self.catalogue()
+        serial = json.loads(data).get("serial", 0)
+        return serial if isinstance(serial, int) else 0
+
     def packages(self) -> list[dict[str, Any]]:
         data, _ = self.catalogue()
         pkgs: list[dict[str, Any]] = json.loads(data)["packages"]
@@ -159,6 +176,41 @@ class ContentStore:
             return (self.manifests / pid / f"{version}.json").read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             return None
+
+    def signature(self, path: Path) -> str | None:
+        """The signature stored beside a catalogue or manifest file, if any."""
+        try:
+            return path.with_name(path.name + ".sig").read_text("ascii").strip() or None
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def _write_signed(self, path: Path, data: bytes, purpose: bytes) -> None:
+        if self.signer is not None:  # the signature first: a reader never sees new bytes
+            _atomic_write(path.with_name(path.name + ".sig"),  # with no signature at all
+                          signing.sign(self.signer, purpose, data).encode())
+        _atomic_write(path, data)
+
+    def resign(self) -> int:
+        """Sign again every manifest and the catalogue whose signature is missing or not by
+        this signer (a new key, content added before the hub had one); the count."""
+        if self.signer is None:
+            return 0
+        public = self.signer.public_key()
+        done = 0
+        if not self.catalogue_path.exists():  # a new hub: an empty, signed catalogue
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._write_signed(self.catalogue_path, json.dumps(
+                {"format": 1, "packages": [], "serial": 1}).encode(), signing.CATALOGUE)
+            done += 1
+        files = [(p, signing.MANIFEST) for p in self.manifests.glob("*/*.json")]
+        if self.catalogue_path.exists():
+            files.append((self.catalogue_path, signing.CATALOGUE))
+        for path, purpose in files:
+            data = path.read_bytes()
+            if not signing.verify(public, purpose, data, self.signature(path)):
+                self._write_signed(path, data, purpose)
+                done += 1
+        return done
 
     def add(self, directory: Path) -> AddResult:
         """Add a package or replace the one with the same id (its version goes up by one;
@@ -187,7 +239,8 @@ class ContentStore:
             _atomic_write(dest, data)
             new_blobs += 1
         raw = encode_manifest(manifest)
-        _atomic_write(self.manifests / pid / f"{manifest['version']}.json", raw)
+        self._write_signed(self.manifests / pid / f"{manifest['version']}.json", raw,
+                           signing.MANIFEST)
         size = sum(f["size"] for f in manifest["files"])
         entry = {"id": pid, "version": manifest["version"], "title": manifest["title"],
                  "language": manifest["language"], "description": manifest["description"],
@@ -195,8 +248,9 @@ class ContentStore:
                  "file_count": len(manifest["files"])}
         pkgs = [p for p in pkgs if p["id"] != pid] + [entry]
         pkgs.sort(key=lambda p: p["id"])
-        _atomic_write(self.catalogue_path, json.dumps(
-            {"format": 1, "packages": pkgs}, ensure_ascii=False, sort_keys=True).encode())
+        self._write_signed(self.catalogue_path, json.dumps(
+            {"format": 1, "packages": pkgs, "serial": self._serial() + 1},
+            ensure_ascii=False, sort_keys=True).encode(), signing.CATALOGUE)
         self._prune(pid, manifest["version"])
         return AddResult(pid, manifest["version"], True, len(manifest["files"]), size, new_blobs)
 
@@ -206,6 +260,7 @@ class ContentStore:
             with contextlib.suppress(ValueError):
                 if int(p.stem) <= version - KEEP_VERSIONS:
                     p.unlink()
+                    p.with_name(p.name + ".sig").unlink(missing_ok=True)
         wanted: set[str] = set()
         for p in self.manifests.glob("*/*.json"):
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
@@ -218,6 +273,7 @@ class ContentStore:
 # ---------------------------------------------------------------- HTTP routes
 
 STORE = web.AppKey("content_store", ContentStore)
+_VERSION_RE = re.compile(r"[0-9]{1,9}")  # ASCII digits: str.isdigit() takes "²", int() not
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
@@ -226,9 +282,17 @@ def _etag_matches(request: web.Request, etag: str) -> bool:
     return any(t.strip() in (etag, "*") for t in header.split(",")) if header else False
 
 
+def _signed(headers: dict[str, str], sig: str | None) -> dict[str, str]:
+    if sig:
+        headers[signing.HEADER] = sig
+    return headers
+
+
 async def get_catalogue(request: web.Request) -> web.Response:
-    data, etag = request.app[STORE].catalogue()
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    store = request.app[STORE]
+    data, etag = store.catalogue()
+    headers = _signed({"ETag": etag, "Cache-Control": "no-cache"},
+                      store.signature(store.catalogue_path))
     if _etag_matches(request, etag):
         return web.Response(status=304, headers=headers)
     return web.Response(body=data, content_type="application/json", headers=headers)
@@ -238,14 +302,16 @@ async def get_manifest(request: web.Request) -> web.Response:
     pid = request.match_info["id"]
     version = request.match_info["version"]
     raw = None
-    if PACKAGE_ID_RE.fullmatch(pid) and version.isdigit() and len(version) < 10:
-        raw = request.app[STORE].manifest_bytes(pid, int(version))
+    store = request.app[STORE]
+    if PACKAGE_ID_RE.fullmatch(pid) and _VERSION_RE.fullmatch(version):
+        raw = store.manifest_bytes(pid, int(version))
     if raw is None:
         return web.json_response({"error": "not_found",
                                   "message": f"no package {pid[:64]!r} version {version[:10]}"},
                                  status=404)
     etag = f'"{hashlib.sha256(raw).hexdigest()}"'
-    headers = {"ETag": etag, "Cache-Control": IMMUTABLE}
+    headers = _signed({"ETag": etag, "Cache-Control": IMMUTABLE},
+                      store.signature(store.manifests / pid / f"{int(version)}.json"))
     if _etag_matches(request, etag):
         return web.Response(status=304, headers=headers)
     return web.Response(body=raw, content_type="application/json", headers=headers)
@@ -261,9 +327,12 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
                                            "Content-Type": "application/octet-stream"})
 
 
-def setup(app: web.Application, root: Path) -> ContentStore:
-    """Serve the content store under ``root`` from ``app``."""
-    store = ContentStore(root)
+def setup(app: web.Application, root: Path,
+          signer: Ed25519PrivateKey | None = None) -> ContentStore:
+    """Serve the content store under ``root`` from ``app`` (signed with ``signer``)."""
+    store = ContentStore(root, signer)
+    if signer is not None and store.resign():
+        log.info("content catalogue and manifests signed with the hub's key")
     app[STORE] = store
     app.router.add_get("/api/v1/content/catalogue", get_catalogue)
     app.router.add_get("/api/v1/content/packages/{id}/{version}", get_manifest)
@@ -294,7 +363,14 @@ def add_content_main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"cac-hub: error: bad config {args.config}: {exc}", file=sys.stderr)
         return 2
-    store = ContentStore(config.data_dir / "content")
+    try:
+        signer = (signing.load_private(config.signing_key_file)
+                  if config.signing_key_file is not None else None)
+    except signing.SigningError as exc:
+        print(f"cac-hub: error: {exc}", file=sys.stderr)
+        return 2
+    store = ContentStore(config.data_dir / "content", signer)
+    store.resign()
     for d in args.dirs:
         try:
             r = store.add(d)

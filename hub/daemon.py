@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
+from common import signing
 from hub.api import make_app
 from hub.config import HubConfig
 from hub.dashboard import Dashboard
@@ -100,11 +102,28 @@ class Hub:
         except StoreError as exc:
             store.close()
             raise HubError(str(exc)) from None
+        try:
+            signer = (signing.load_private(cfg.signing_key_file)
+                      if cfg.signing_key_file is not None else None)
+        except signing.SigningError as exc:
+            await self._dashboard.close()
+            store.close()
+            raise HubError(str(exc)) from None
         runner = web.AppRunner(make_app(self._ingest, cfg.db_path, self._gauges,
-                                        self._dashboard), access_log=None)
+                                        self._dashboard,
+                                        metrics_public=cfg.http.metrics_public,
+                                        signer=signer),
+                               access_log=None)
+        try:
+            ssl_ctx = self._ssl_context()
+        except OSError as exc:
+            await self._dashboard.close()
+            store.close()
+            raise HubError(f"cannot use [http] tls_cert/tls_key: {exc}") from None
         await runner.setup()
         try:
-            await web.TCPSite(runner, cfg.http.host, cfg.http.port).start()
+            await web.TCPSite(runner, cfg.http.host, cfg.http.port,
+                              ssl_context=ssl_ctx).start()
         except OSError as exc:
             await runner.cleanup()
             await self._dashboard.close()
@@ -114,6 +133,16 @@ class Hub:
         self._runner = runner
         self._link.start()
         log.info("hub %s: %d CACs known from the store", cfg.hub_id, len(fleet))
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        """HTTPS with ``[http] tls_cert``/``tls_key`` (TLS 1.2 or newer), else None."""
+        http = self.config.http
+        if http.tls_cert is None or http.tls_key is None:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(http.tls_cert, http.tls_key)  # ssl.SSLError is an OSError
+        return ctx
 
     async def tick_forever(self) -> None:
         while True:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,11 +27,13 @@ from urllib.parse import quote, urlencode
 import jinja2
 from aiohttp import web
 
+from common.httpform import read_form
 from hub import __version__, alarms, charts, commands, history, reports, users
 from hub.config import HUB_ID_RE, HubConfig
 from hub.ingest import Ingest
 from hub.model import FleetModel, region_of, sessions_today
 from hub.store import Store, StoreError
+from hub.tokens import Caller
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +84,12 @@ class Dashboard:
         self.sessions = users.Sessions(config.dashboard)
         self.env = _env()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="hub-admin")
+        # password checks (scrypt, ~50 ms each) on a thread of their own: a flood of
+        # logins waits its turn there instead of starving the default executor
+        self.scrypt = ThreadPoolExecutor(1, thread_name_prefix="hub-scrypt")
         self._store: Store | None = None
         self._next_today = 0.0
+        self._next_prune = 0.0
 
     # ------------------------------------------------------------ lifecycle and store
 
@@ -94,6 +101,7 @@ class Dashboard:
         if store is not None:
             await self.db_raw(store.close)
         self._executor.shutdown(wait=True)
+        self.scrypt.shutdown(wait=True)
 
     async def db_raw(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
@@ -113,6 +121,9 @@ class Dashboard:
     # ------------------------------------------------------------ periodic work
 
     async def tick(self, now: float) -> None:
+        if now >= self._next_prune:  # lockouts and expired sessions' leftovers
+            self._next_prune = now + 60.0
+            self.sessions.prune(time.monotonic())
         try:
             if now >= self._next_today:
                 self._next_today = now + TODAY_SECONDS
@@ -153,6 +164,24 @@ class Dashboard:
                                          "img-src 'self' data:; frame-ancestors 'none'",
                                      "X-Content-Type-Options": "nosniff"})
 
+    async def who(self, request: web.Request) -> users.Who | None:
+        """The request's login, if its cookie names a live session whose account is still
+        as it was at login (a new role or password ends the session, issue 16)."""
+        who = self.sessions.get(request.cookies.get(COOKIE), time.monotonic())
+        if who is None:
+            return None
+        account = await self.db(users.lookup, who.name)
+        if not self.sessions.still_valid(who, account):
+            log.info("session of %s ended: the account changed since its login", who.name)
+            self.sessions.close(who.token)
+            return None
+        return who
+
+    async def caller(self, request: web.Request) -> Caller | None:
+        """The dashboard login of an API request (its cookie), if any."""
+        who = await self.who(request)
+        return None if who is None else Caller(who.name, who.role, "login")
+
     def setup(self, app: web.Application) -> None:
         app[DASHBOARD] = self
         app.add_routes(routes)
@@ -178,7 +207,7 @@ def page(*, technician: bool = False, form: bool = False) -> Callable[[Handler],
     def wrap(handler: Handler) -> Handler:
         async def inner(request: web.Request) -> web.StreamResponse:
             dash = _dash(request)
-            who = dash.sessions.get(request.cookies.get(COOKIE), time.monotonic())
+            who = await dash.who(request)
             if who is None:
                 if form:
                     return web.Response(status=403, text="log in first")
@@ -187,7 +216,7 @@ def page(*, technician: bool = False, form: bool = False) -> Callable[[Handler],
             if technician and not who.technician:
                 return dash.render(request, "denied.html", status=403)
             if form:
-                data = await request.post()
+                data = await read_form(request)
                 request[FORM] = {k: v for k, v in data.items() if isinstance(v, str)}
                 if not users.Sessions.csrf_ok(who, request[FORM].get("csrf")):
                     return web.Response(status=403, text="stale or missing form token; "
@@ -204,8 +233,14 @@ def _see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
 
+# a path on this hub: "/" then no second "/" or "\\", and no backslash, space or control
+# character anywhere (browsers drop TAB/LF inside URLs and read "\\" as "/", so
+# "/\\evil.example" and "/<TAB>/evil.example" would lead off-site; issue 16)
+_LOCAL_PATH = re.compile(r"/(?![/\\])[^\\\s\x00-\x1f\x7f]*")
+
+
 def _safe_next(value: str | None) -> str:
-    if value and value.startswith("/") and not value.startswith("//"):
+    if value and len(value) <= 2048 and _LOCAL_PATH.fullmatch(value):
         return value
     return "/"
 
@@ -219,26 +254,30 @@ async def login_page(request: web.Request) -> web.Response:
 @routes.post("/login")
 async def login(request: web.Request) -> web.StreamResponse:
     dash = _dash(request)
-    data = await request.post()
+    data = await read_form(request)
     name = str(data.get("name", ""))[:64]
     password = str(data.get("password", ""))
     nxt = _safe_next(str(data.get("next", "/")))
     now = time.monotonic()
-    if dash.sessions.locked(name, now):
+    address = request.remote or ""
+    if dash.sessions.locked(name, now, address):
         return dash.render(request, "login.html", status=429, next=nxt,
                            error="Too many failed logins: this account is locked for a while.")
     account = await dash.db(users.lookup, name)
-    ok = await asyncio.to_thread(dash.sessions.check_password, account, password)
+    ok = await asyncio.get_running_loop().run_in_executor(
+        dash.scrypt, dash.sessions.check_password, account, password)
     if not ok or account is None:
-        locked = dash.sessions.failed(name, time.monotonic())
-        log.warning("failed dashboard login for %r%s", name, " (now locked out)" if locked else "")
+        locked = dash.sessions.failed(name, time.monotonic(), address)
+        log.warning("failed dashboard login for %r from %s%s", name, address,
+                    " (now locked out)" if locked else "")
         return dash.render(request, "login.html", status=401, next=nxt,
                            error="Wrong name or password.")
-    who = dash.sessions.open(name, account[0], time.monotonic())
+    who = dash.sessions.open(name, account[0], time.monotonic(), address, account[1])
     await dash.db(commands.audit, name, "login", "dashboard", dash.clock(), write=True)
     resp = _see_other(nxt)
     resp.set_cookie(COOKIE, who.token, httponly=True, samesite="Strict", path="/",
-                    max_age=dash.config.dashboard.session_hours * 3600)
+                    max_age=dash.config.dashboard.session_hours * 3600,
+                    secure=dash.config.http.tls_cert is not None)  # HTTPS: never sent in clear
     return resp
 
 

@@ -149,12 +149,20 @@ def by_hour(db: sqlite3.Connection, *, since: str | None = None, until: str | No
     return counts
 
 
+def csv_cell(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula (= + - @, TAB, CR first) gets a
+    leading apostrophe (OWASP "CSV injection"); numbers stay numbers (issue 16)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def daily_csv(rows: Sequence[DailyRow]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow([f.name for f in fields(DailyRow)])
     for r in rows:
-        w.writerow(astuple(r))
+        w.writerow([csv_cell(v) for v in astuple(r)])
     return buf.getvalue()
 
 

@@ -59,3 +59,11 @@ CREATE TABLE IF NOT EXISTS users (
     created_at REAL NOT NULL
 );
 """
+SCHEMA += """
+CREATE TABLE IF NOT EXISTS api_tokens (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL
+);
+"""

@@ -20,7 +20,9 @@ worker threads (``open_reader``). Writes use ``synchronous=FULL``: a commit is o
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -124,7 +126,7 @@ class Store:
         self.path = path
         try:
             if create:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                _private_store(path)
             elif not path.exists():
                 raise StoreError(f"no store at {path}")
             # autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT)
@@ -303,6 +305,17 @@ class Store:
                            "ORDER BY seq, id", (cac_id,))
         return [session_view(msgspec.json.decode(r[0])) for r in rows]
 
+    def sessions_page(self, cac_id: str, after_seq: int, limit: int
+                      ) -> tuple[list[dict[str, Any]], int | None]:
+        """Up to ``limit`` session records with seq > after_seq, by seq, and the seq to ask
+        ``after`` for the next page (None: this was the last page)."""
+        rows = self._query("SELECT seq, json FROM records WHERE cac_id = ? AND type = 'session' "
+                           "AND seq > ? ORDER BY seq, id LIMIT ?", (cac_id, after_seq, limit + 1))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        page = [session_view(msgspec.json.decode(r[1])) for r in rows]
+        return page, (int(rows[-1][0]) if more and rows else None)
+
     def count_records(self, cac_id: str | None = None) -> int:
         if cac_id is None:
             return int(self._query("SELECT COUNT(*) FROM records")[0][0])
@@ -341,6 +354,22 @@ class Store:
                 health_seen=health_seen,
             ))
         return out
+
+
+def _private_store(path: Path) -> None:
+    """The store holds technicians' hashes and every session: its directory is made 0700 and
+    the database file 0600 from creation (SQLite gives its -wal/-shm files the same mode);
+    a store found readable by others is narrowed (issue 16: user nobody read the hashes)."""
+    new_dir = not path.parent.exists()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if new_dir:
+        os.chmod(path.parent, 0o700)  # whatever the umask
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(p).st_mode & 0o077:
+                os.chmod(p, 0o600)
 
 
 def _decode_or_none(text: str | None, cls: type[Status] | type[Health],

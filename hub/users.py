@@ -5,13 +5,18 @@ scrypt hashes from ``common.passwords``. Roles: ``viewer`` sees everything; ``te
 acknowledges alarms and sends commands. A login opens a session (``common.passwords.TokenStore``:
 an unguessable cookie value, expiring after ``[dashboard] session_hours``); each session has
 its own CSRF token that every form posts back. After ``login_failures`` failed logins of one
-name within ``lockout_minutes`` that name is refused for ``lockout_minutes``
-(``common.lockout.LoginLockout``).
+name from one address within ``lockout_minutes`` that name is refused *from that address*
+for ``lockout_minutes``; four times as many from one address, whatever the names, lock the
+address (``common.lockout.LoginLockout``; keyed so, nobody on the network can lock a
+technician out by failing her name, issue 16). Memory stays bounded (``prune``, key caps).
+A session remembers the account's role and password hash: the dashboard ends it when the
+account changed (``cac-hub add-user`` again).
 Times are passed in (monotonic seconds), except ``created_at`` of an account.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 import secrets
@@ -55,6 +60,10 @@ def count(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT COUNT(*) FROM users").fetchone()[0])
 
 
+def fingerprint(role: str, password_hash: str) -> str:
+    return hashlib.sha256(f"{role}\0{password_hash}".encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class Who:
     name: str
@@ -74,26 +83,50 @@ class Sessions:
         self.cfg = cfg
         self.tokens = TokenStore()
         self._csrf: dict[str, str] = {}
+        self._accounts: dict[str, str] = {}  # token -> hash of (role, password hash)
         window = cfg.lockout_minutes * 60
         self._lockout = LoginLockout(cfg.login_failures, window, lock_seconds=window)
+        self._by_address = LoginLockout(cfg.login_failures * 4, window, lock_seconds=window)
 
-    def locked(self, name: str, now: float) -> bool:
-        return self._lockout.locked_for(name, now) > 0
+    @staticmethod
+    def _key(name: str, address: str) -> str:
+        return f"{name[:64]}\0{address}"
+
+    def locked(self, name: str, now: float, address: str = "") -> bool:
+        return (self._lockout.locked_for(self._key(name, address), now) > 0
+                or self._by_address.locked_for(address, now) > 0)
 
     def check_password(self, account: tuple[str, str] | None, password: str) -> bool:
         """Slow (scrypt): run it in a worker thread."""
         return verify_password(password, account[1] if account else _DUMMY_HASH) \
             and account is not None
 
-    def failed(self, name: str, now: float) -> bool:
-        """Count a failed login; True if the name is now locked out."""
-        return self._lockout.record_failure(name[:64], now)
+    def failed(self, name: str, now: float, address: str = "") -> bool:
+        """Count a failed login; True if the name (from there) or the address is now locked."""
+        by_name = self._lockout.record_failure(self._key(name, address), now)
+        return self._by_address.record_failure(address, now) or by_name
 
-    def open(self, name: str, role: str, now: float) -> Who:
-        self._lockout.reset(name)
+    def open(self, name: str, role: str, now: float, address: str = "",
+             account_hash: str = "") -> Who:
+        self._lockout.reset(self._key(name, address))
         token = self.tokens.issue(name, role, now, ttl=self.cfg.session_hours * 3600)
         csrf = self._csrf[token] = secrets.token_urlsafe(24)
+        self._accounts[token] = fingerprint(role, account_hash)
+        self.prune(now)
         return Who(name, role, token, csrf)
+
+    def still_valid(self, who: Who, account: tuple[str, str] | None) -> bool:
+        """The session's account still exists with the role and password it logged in with."""
+        return account is not None and hmac.compare_digest(
+            self._accounts.get(who.token, ""), fingerprint(*account))
+
+    def prune(self, now: float) -> None:
+        """Forget expired sessions' CSRF tokens and aged-out lockouts."""
+        self._lockout.prune(now)
+        self._by_address.prune(now)
+        for token in [t for t in self._csrf if self.tokens.lookup(t, now) is None]:
+            self._csrf.pop(token, None)
+            self._accounts.pop(token, None)
 
     def get(self, token: str | None, now: float) -> Who | None:
         if not token:
@@ -107,6 +140,7 @@ class Sessions:
     def close(self, token: str) -> None:
         self.tokens.revoke(token)
         self._csrf.pop(token, None)
+        self._accounts.pop(token, None)
 
     @staticmethod
     def csrf_ok(who: Who, sent: str | None) -> bool:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from wire.messages import MAX_PAYLOAD_BYTES
 from wire.topics import CAC_ROOT, FROM_CAC, HUB_ROOT, TO_CAC, Kind
 
 # Broker tuning the hub needs (FIELD-NOTES, issue 3): the default per-client queue of 1000
@@ -65,6 +66,8 @@ def mosquitto_conf(s: BrokerSettings) -> str:
         f"max_queued_messages {MAX_QUEUED_MESSAGES}",
         f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
         "set_tcp_nodelay true",
+        "# no message is larger than the wire's limit (wire/messages.py MAX_PAYLOAD_BYTES)",
+        f"message_size_limit {MAX_PAYLOAD_BYTES}",
     ]
     if s.user is not None:
         lines.append(f"user {s.user}")
@@ -103,8 +106,9 @@ def cac_acl_lines(cac_id: str) -> list[str]:
     return lines
 
 
-def acl_file(hub_user: str, cac_ids: Iterable[str]) -> str:
-    """The text of the ACL file: no lines for anonymous clients, one block per identity."""
+def acl_file(hub_user: str, cac_ids: Iterable[str], worker_users: Iterable[str] = ()) -> str:
+    """The text of the ACL file: no lines for anonymous clients, one block per identity
+    (each hub worker has the hub's rights under an identity of its own)."""
     out = [
         "# Written by cac-provision (CONTRACT §6): rewritten by add-cac / revoke-cac.",
         "# No topic lines before the first 'user': anonymous clients get nothing.",
@@ -112,6 +116,8 @@ def acl_file(hub_user: str, cac_ids: Iterable[str]) -> str:
         f"user {hub_user}",
         *hub_acl_lines(),
     ]
+    for user in sorted(worker_users):
+        out += ["", f"user {user}", *hub_acl_lines()]
     for cac in sorted(cac_ids):
         out += ["", f"user {cac}", *cac_acl_lines(cac)]
     return "\n".join(out) + "\n"

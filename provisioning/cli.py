@@ -23,6 +23,7 @@ from provisioning.ops import (
     DEFAULT_HUB_ID,
     DEFAULT_STATIONS,
     add_cac,
+    add_hub_worker,
     init_hub,
     revoke_cac,
 )
@@ -139,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     rev = sub.add_parser("revoke-cac", help="remove a CAC's credentials and ACL entries")
     rev.add_argument("--dir", required=True, metavar="DIR", help="the hub's provisioning dir")
     rev.add_argument("--cac-id", required=True, type=_ident, metavar="ID", help="the CAC's id")
+    wk = sub.add_parser("add-hub-worker", help="add one more hub worker with its own "
+                                               "broker identity")
+    wk.add_argument("--dir", required=True, metavar="DIR", help="the hub's provisioning dir")
+    wk.add_argument("--name", required=True, metavar="NAME", help="the worker's name")
+    wk.add_argument("--http-port", type=_port, default=None, metavar="P",
+                    help="the worker's dashboard/API port (default: the hub's + 1 + the "
+                         "number of workers, so workers on one machine do not collide)")
     return p
 
 
@@ -173,6 +181,10 @@ def _run(args: argparse.Namespace) -> None:
             print(f"enrolment QR code: {res.qr} (0600: it holds the same secrets)")
         else:
             print("no QR code: too many stations to fit in one; use the bundle")
+        print(_reload_hint(root))
+    elif args.command == "add-hub-worker":
+        path = add_hub_worker(root, args.name, http_port=args.http_port)
+        print(f"hub worker {args.name}: wrote {path} (0600); run: cac-hub --config {path}")
         print(_reload_hint(root))
     else:
         moved = revoke_cac(root, args.cac_id)

@@ -68,18 +68,25 @@ def to_toml(doc: Mapping[str, Any], header: str = "", trailer: str = "") -> str:
 
 def hub_config(*, hub_id: str, data_dir: str, mqtt_host: str, mqtt_port: int, username: str,
                password: str, tls: bool, ca_file: str | None, http_host: str,
-               http_port: int) -> dict[str, Any]:
+               http_port: int, http_tls: tuple[str, str] | None = None,
+               signing_key_file: str | None = None) -> dict[str, Any]:
     mqtt: dict[str, Any] = {"host": mqtt_host, "port": mqtt_port, "username": username,
                             "password": password, "tls": tls}
     if tls and ca_file:
         mqtt["ca_file"] = ca_file
-    return {
+    http: dict[str, Any] = {"host": http_host, "port": http_port}
+    if http_tls is not None:  # HTTPS: dashboard logins and API tokens never cross in clear
+        http["tls_cert"], http["tls_key"] = http_tls
+    doc: dict[str, Any] = {
         "hub_id": hub_id,
         "data_dir": data_dir,
         "offline_after_seconds": OFFLINE_AFTER_SECONDS,
         "mqtt": mqtt,
-        "http": {"host": http_host, "port": http_port},
+        "http": http,
     }
+    if signing_key_file is not None:
+        doc["content"] = {"signing_key_file": signing_key_file}
+    return doc
 
 
 def agent_config(*, cac_id: str, data_dir: str, timezone: str, mqtt_host: str, mqtt_port: int,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common.signing import SigningError, load_private, new_key_file, public_b64
 from provisioning.broker import BrokerSettings, TlsFiles, acl_file, mosquitto_conf
 from provisioning.bundle import Enrolment, agent_toml, bundle_files, write_qr, write_tarball
 from provisioning.configs import (
@@ -46,6 +47,8 @@ DEFAULT_MQTT_PORT = 1883
 DEFAULT_MQTT_TLS_PORT = 8883
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_STATIONS = 4
+SIGNING_KEY = "content-signing.key"  # the hub's Ed25519 private key (PEM, 0600)
+HTTP_CERT, HTTP_KEY = "hub-http.crt", "hub-http.key"  # in tls/: the hub's HTTPS (--tls)
 SECRET_BYTES = 24  # 192 random bits; token_urlsafe gives 32 characters
 HOST_RE = re.compile(r"[A-Za-z0-9.:_-]{1,253}")
 ANY_HOST = "0.0.0.0"  # noqa: S104 - hub dashboard and agent API serve their networks
@@ -94,7 +97,9 @@ def _write_broker_auth(layout: Layout, reg: Registry) -> None:
     """Regenerate the password and ACL files from the registry (the broker reads them)."""
     owner = _owner(reg)
     write_file(layout.password_file, password_file(reg.hashes), owner=owner)
-    write_file(layout.acl_file, acl_file(reg.hub_user, reg.cacs), owner=owner)
+    write_file(layout.acl_file, acl_file(reg.hub_user, reg.cacs,
+                                         [w["user"] for w in reg.workers.values()]),
+               owner=owner)
 
 
 def init_hub(root: Path, *, hub_id: str = DEFAULT_HUB_ID, mqtt_port: int | None = None,
@@ -130,6 +135,11 @@ def init_hub(root: Path, *, hub_id: str = DEFAULT_HUB_ID, mqtt_port: int | None 
         make_server_cert(ca, layout.server_cert, layout.server_key,
                          [hub_host, local], owner=owner)
         tls_files = TlsFiles(layout.broker_ca, layout.server_cert, layout.server_key)
+        # the hub's HTTPS certificate, from the same CA (the agents already trust it)
+        make_server_cert(ca, layout.tls_dir / HTTP_CERT, layout.tls_dir / HTTP_KEY,
+                         [hub_host, local])
+    if not (layout.root / SIGNING_KEY).exists():  # (kept from an init-hub that failed later)
+        new_key_file(layout.root / SIGNING_KEY)  # signs the content (§10); add-cac reads it
 
     hub_password = new_secret()
     reg.hashes[HUB_USER] = hash_password(hub_password)
@@ -137,7 +147,9 @@ def init_hub(root: Path, *, hub_id: str = DEFAULT_HUB_ID, mqtt_port: int | None 
         hub_id=hub_id, data_dir=str(data_dir.resolve() if data_dir else layout.root / "hub-data"),
         mqtt_host=local, mqtt_port=mqtt_port, username=HUB_USER, password=hub_password,
         tls=tls, ca_file="tls/ca.crt" if tls else None,
-        http_host=bind if bind else ANY_HOST, http_port=http_port)
+        http_host=bind if bind else ANY_HOST, http_port=http_port,
+        http_tls=(f"tls/{HTTP_CERT}", f"tls/{HTTP_KEY}") if tls else None,
+        signing_key_file=SIGNING_KEY)
     header = (f"hub.toml of hub {hub_id}, written by cac-provision at {_now()}.\n"
               "It holds the hub's broker password: keep it mode 0600.")
     write_file(layout.hub_toml, to_toml(hub_doc, header=header))
@@ -186,8 +198,15 @@ def _add_cac(layout: Layout, cac_id: str, *, stations: int, timezone: str, agent
         cac_id=cac_id, data_dir=agent_data_dir, timezone=timezone, mqtt_host=reg.hub_host,
         mqtt_port=reg.mqtt_port, password=password, tls=reg.tls,
         ca_file="ca.crt" if reg.tls else None, http_host=agent_bind, http_port=agent_port,
-        hub_url=f"http://{reg.hub_host}:{reg.http_port}", stations=tokens)
+        hub_url=f"{'https' if reg.tls else 'http'}://{reg.hub_host}:{reg.http_port}",
+        stations=tokens)
     doc.pop("data_dir")
+    key_file = layout.root / SIGNING_KEY
+    if key_file.exists():  # a hub provisioned before content was signed has none
+        try:
+            doc["content"]["signing_key"] = public_b64(load_private(key_file))
+        except SigningError as exc:
+            raise ProvisionError(str(exc)) from None
     enrol = Enrolment(hub_id=reg.hub_id, created_at=_now(), agent_host=agent_host, agent=doc,
                       ca_pem=ca_pem)
 
@@ -212,6 +231,46 @@ def _add_cac(layout: Layout, cac_id: str, *, stations: int, timezone: str, agent
     _write_broker_auth(layout, reg)
     reg.save(layout)
     return CacResult(cac_dir, toml_path, bundle, qr, stations)
+
+
+WORKER_RE = re.compile(r"[a-z0-9-]{1,32}")
+
+
+def add_hub_worker(root: Path, name: str, http_port: int | None = None) -> Path:
+    """One more hub worker (CONTRACT §1, §9): broker credentials of its own (user
+    ``hub.NAME``, the hub's rights; a '.' no CAC id has, so it can never be a CAC's) and
+    ``DIR/NAME.toml``, the hub's config with those credentials, ``worker_id = NAME`` and
+    the shared subscriptions. Its own identity means its own client id and session: two
+    workers never knock each other off the broker. Running it again issues new ones."""
+    layout = Layout(root.resolve())
+    Registry.load(layout)
+    if not WORKER_RE.fullmatch(name):
+        raise ProvisionError(f"a worker name must match [a-z0-9-]{{1,32}}, got {name!r}")
+    with _locked(layout):
+        reg = Registry.load(layout)
+        check_broker_reach(layout.broker_dir, _owner(reg))
+        try:
+            import tomllib
+
+            doc = tomllib.loads(layout.hub_toml.read_text())
+        except (OSError, ValueError) as exc:
+            raise ProvisionError(f"cannot read {layout.hub_toml}: {exc}") from None
+        user = f"{HUB_USER}.{name}"
+        password = new_secret()
+        doc["mqtt"]["username"], doc["mqtt"]["password"] = user, password
+        doc["worker_id"] = name
+        doc["shared_subscription"] = True
+        others = [w for w in reg.workers if w != name]
+        doc["http"]["port"] = http_port or reg.http_port + 1 + len(others)
+        path = layout.root / f"{name}.toml"
+        header = (f"{name}.toml: worker {name} of hub {reg.hub_id}, written by cac-provision "
+                  f"at {_now()}.\nIt holds the worker's broker password: keep it mode 0600.")
+        write_file(path, to_toml(doc, header=header))
+        reg.hashes[user] = hash_password(password)
+        reg.workers[name] = {"user": user, "created_at": _now()}
+        _write_broker_auth(layout, reg)
+        reg.save(layout)
+        return path
 
 
 def revoke_cac(root: Path, cac_id: str) -> Path | None:

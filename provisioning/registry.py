@@ -99,6 +99,7 @@ class Registry:
     hashes: dict[str, str] = field(default_factory=dict)  # username -> $7$ hash
     cacs: dict[str, dict[str, Any]] = field(default_factory=dict)
     revoked: dict[str, str] = field(default_factory=dict)  # cac id -> when
+    workers: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"user", ...}
 
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, **asdict(self)}, indent=2, sort_keys=True) + "\n"

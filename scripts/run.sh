@@ -329,6 +329,18 @@ if ! printf '%s\n' "$TECH_PASSWORD" | "$V/cac-hub" add-user --config "$HUB_TOML"
     tail -n 5 "$DATA/add-user.log" >&2 || true
     TECH_STATE="none (cac-hub add-user failed: see run-data/add-user.log)"
 fi
+# an API token for the demo's programs (a new one each run; the hub keeps only its hash)
+API_TOKEN=""
+API_STATE="none (cac-hub add-token failed: see run-data/add-token.log)"
+if "$V/cac-hub" add-token --config "$HUB_TOML" --name demo --role viewer \
+    >"$DATA/add-token.log" 2>&1; then
+    API_TOKEN="$(tail -n 1 "$DATA/add-token.log")"
+    API_STATE="$API_TOKEN (role viewer; send it as Authorization: Bearer ...)"
+    (umask 077 && printf '%s\n' "$API_TOKEN" >"$DATA/api-token")
+else
+    warn "could not create the demo API token (cac-hub add-token failed):"
+    tail -n 5 "$DATA/add-token.log" >&2 || true
+fi
 # the starter content set (a package already there is only replaced when it changed)
 CONTENT_STATE="starter packages from content/ (the agent syncs them within a minute)"
 if ! "$V/cac-hub" add-content --config "$HUB_TOML" "$ROOT"/content/*/ \
@@ -449,6 +461,8 @@ print("\n                ".join("%s  token %s" % (s["id"], s["token"]) for s in 
  hub            $HUB_STATE
                 dashboard http://127.0.0.1:$HUB_PORT/  technician $TECH_STATE
                 fleet API http://127.0.0.1:$HUB_PORT/api/v1/cacs   metrics http://127.0.0.1:$HUB_PORT/metrics
+                API token $API_STATE
+                e.g. curl -H "Authorization: Bearer \$(cat run-data/api-token)" http://127.0.0.1:$HUB_PORT/api/v1/cacs
  content        $CONTENT_STATE
  simulator      $SIM_STATE
  kiosk          $KIOSK_STATE

@@ -44,7 +44,9 @@ class Agent:
 
     async def req(self, method: str, path: str, token: str | None = None,
                   **kw: Any) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = dict(kw.pop("headers", {}))
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         resp = await self.client.request(method, "/api/v1" + path, headers=headers, **kw)
         assert resp.content_type == "application/json", await resp.text()
         return resp.status, await resp.json()

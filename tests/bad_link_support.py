@@ -24,6 +24,7 @@ from helpers import MosquittoBroker, Proc, free_port, http, until
 from netproxy import ThreadedLinkProxy
 
 from agent.ledger import Ledger
+from tests.hub.apitoken import add_token_cli
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -115,6 +116,7 @@ grace_seconds = 0
                    "--name", OPERATOR, "--role", "manager", "--password-stdin"], PASSWORD)
         self._cli([str(BIN / "cac-hub"), "add-user", "--config", str(self.hub_toml),
                    "--name", TECH, "--role", "technician", "--password-stdin"], TECH_PASSWORD)
+        self.hub_token = add_token_cli(self.hub_toml, "bad-link-test", "viewer")
         self.agent = Proc("agent", [str(BIN / "cac-agent"), "--config", str(self.agent_toml)],
                           tmp / "agent.log")
         self.hub = Proc("hub", [str(BIN / "cac-hub"), "--config", str(self.hub_toml)],
@@ -148,8 +150,8 @@ grace_seconds = 0
 
     def start_hub(self) -> None:
         self.hub.start()
-        until(lambda: http("GET", f"{self.h}/api/v1/cacs")[0] == 200, "the hub", 30,
-              (self.hub,))
+        until(lambda: http("GET", f"{self.h}/api/v1/cacs", tok=self.hub_token)[0] == 200,
+              "the hub", 30, (self.hub,))
 
     def start_agent(self) -> None:
         self.agent.start()
@@ -207,11 +209,11 @@ grace_seconds = 0
     # ---------------------------------------------------------------- the hub
 
     def hub_sessions(self) -> list[dict[str, Any]]:
-        status, body = http("GET", f"{self.h}/api/v1/cacs/{CAC}/sessions")
+        status, body = http("GET", f"{self.h}/api/v1/cacs/{CAC}/sessions", tok=self.hub_token)
         return body if status == 200 else []  # type: ignore[no-any-return]
 
     def hub_cac(self) -> dict[str, Any] | None:
-        status, body = http("GET", f"{self.h}/api/v1/cacs/{CAC}")
+        status, body = http("GET", f"{self.h}/api/v1/cacs/{CAC}", tok=self.hub_token)
         return body if status == 200 else None
 
     def hub_commands(self) -> list[dict[str, Any]]:

@@ -60,7 +60,7 @@ class Hub:
         await self.runner.cleanup()
 
 
-async def start_hub(root: Path, port: int = 0) -> Hub:
+async def start_hub(root: Path, port: int = 0, signer: Any = None) -> Hub:
     log: list[tuple[str, str, int, str | None]] = []
 
     async def record(request: web.Request, resp: web.StreamResponse) -> None:
@@ -68,7 +68,7 @@ async def start_hub(root: Path, port: int = 0) -> Hub:
 
     app = web.Application()
     app.on_response_prepare.append(record)
-    store = hub_setup(app, root)
+    store = hub_setup(app, root, signer)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)

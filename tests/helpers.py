@@ -296,6 +296,8 @@ def http(method: str, url: str, body: Any = None, tok: str | None = None,
     """A JSON request to a local API: (status, decoded body), errors included."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
     if tok:
         req.add_header("Authorization", f"Bearer {tok}")
     try:

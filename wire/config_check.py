@@ -66,4 +66,11 @@ def read_config_toml(path: Path) -> dict[str, Any]:
     mqtt = raw.get("mqtt")
     if isinstance(mqtt, dict) and isinstance(mqtt.get("ca_file"), str):
         mqtt["ca_file"] = str(path.resolve().parent / mqtt["ca_file"])
+    http = raw.get("http")
+    for key in ("tls_cert", "tls_key"):  # the hub's HTTPS files, likewise
+        if isinstance(http, dict) and isinstance(http.get(key), str) and http[key]:
+            http[key] = str(path.resolve().parent / http[key])
+    content = raw.get("content")  # the hub's private signing key file (an agent's is base64)
+    if isinstance(content, dict) and isinstance(content.get("signing_key_file"), str):
+        content["signing_key_file"] = str(path.resolve().parent / content["signing_key_file"])
     return raw

@@ -7,7 +7,7 @@ a wrong type, a wrong version or an oversized payload is a ``WireError``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
@@ -66,23 +66,33 @@ class Health(_Msg):
     tariff_version: int = 0  # 0: the config file's tariff; n: the n-th edited or pushed one
 
 
+# What a CAC sends is checked here, at the edge, with ASCII-only patterns (``str.isdigit``
+# takes "²", which then broke the hub's reports for good; issue 16): ISO 8601 timestamps
+# with an offset, ISO 4217-like currency codes (no "=HYPERLINK(...)" in a CSV cell).
+Timestamp = Annotated[str, msgspec.Meta(
+    pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+            r"(Z|[+-][0-9]{2}:?[0-9]{2})\Z")]
+Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}\Z")]
+Zone = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_+/-]{1,64}\Z")]
+
+
 class _Record(msgspec.Struct, kw_only=True, tag_field="type"):
     id: str
     seq: int
     cac_id: str
-    at: str
+    at: Timestamp
     # the CAC's IANA time zone (e.g. "Africa/Casablanca"): the hub reports the record on the
     # CAC's local day and hour; without it (older agents) the timestamp's own offset counts
-    tz: str | None = None
+    tz: Zone | None = None
 
 
 class SessionRecord(_Record, tag="session"):
     station: str
-    started_at: str
-    ended_at: str
+    started_at: Timestamp
+    ended_at: Timestamp
     billed_seconds: int
     fee: int
-    currency: str
+    currency: Currency
     category: str | None = None
     voucher_id: str | None = None
     operator: str | None = None
@@ -94,7 +104,7 @@ class SessionRecord(_Record, tag="session"):
 class VoucherSaleRecord(_Record, tag="voucher_sale"):
     minutes: int
     price: int
-    currency: str
+    currency: Currency
     category: str | None = None
     expires_at: str | None = None
     operator: str | None = None
@@ -103,7 +113,7 @@ class VoucherSaleRecord(_Record, tag="voucher_sale"):
 class VoidRecord(_Record, tag="void"):
     ref: str
     amount: int
-    currency: str
+    currency: Currency
     reason: str
     operator: str | None = None
     minutes_voided: int = 0

@@ -29,6 +29,7 @@ from aiohttp import web
 from agent.console.i18n import LANGS, MESSAGES, Locale, pick_lang, translate
 from agent.errors import DomainError
 from agent.service import AgentService, Principal
+from common.httpform import read_form
 
 T = TypeVar("T")
 
@@ -187,7 +188,7 @@ def console_view(*, manager: bool = False) -> Callable[[Handler], Callable[
             csrf = csrf_for(st, token)
             ctx = Ctx(request, who, token, csrf, loc)
             if request.method == "POST":
-                form = await request.post()
+                form = await read_form(request)
                 sent = form.get("csrf")
                 if not isinstance(sent, str) or not hmac.compare_digest(sent, csrf):
                     return page(ctx, "error.html", 403, message=loc.t("err_csrf"))
@@ -201,7 +202,7 @@ def console_view(*, manager: bool = False) -> Callable[[Handler], Callable[
 
 
 async def form_of(ctx: Ctx) -> dict[str, str]:
-    form = await ctx.request.post()
+    form = await read_form(ctx.request)
     return {k: v.strip() for k, v in form.items() if isinstance(v, str)}
 
 

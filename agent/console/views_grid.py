@@ -36,6 +36,7 @@ from agent.errors import DomainError
 from agent.http_errors import headers_of, status_of
 from agent.meter.session import EndReason
 from agent.service import AgentService
+from common.httpform import read_form
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ async def login_form(request: web.Request) -> web.Response:
 @routes.post("/login")
 async def login_post(request: web.Request) -> web.Response:
     loc = locale_of(request)
-    form = await request.post()
+    form = await read_form(request)
     sent, cookie = form.get("csrf"), request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not isinstance(sent, str) or not cookie or not hmac.compare_digest(sent, cookie):
         return render(request, "error.html", loc, 403, message=loc.t("err_csrf"), who=None,

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from agent.console.core import PREFIX, Ctx, call, console_view, form_of, page, redirect
 from agent.errors import DomainError
+from common.httpform import read_form
 
 EXTRA_ROWS = 2  # empty rows offered to add a band or a concession
 MAX_ROWS = 20
@@ -92,7 +93,7 @@ async def operator_save(ctx: Ctx) -> web.StreamResponse:
     name = form.get("name", "")
     try:
         await call(ctx.request, ctx.state.service.operator_save, name,
-                   form.get("role", ""), str((await ctx.request.post()).get("password", "")),
+                   form.get("role", ""), str((await read_form(ctx.request)).get("password", "")),
                    ctx.who.name)
         ctx.flash("ok", ctx.loc.t("ok_operator", name=name))
     except DomainError as exc:

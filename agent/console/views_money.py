@@ -147,10 +147,14 @@ def _period(ctx: Ctx) -> tuple[Period, dict[str, str]]:
 async def _report(ctx: Ctx) -> tuple[dict[str, Any] | None, dict[str, str]]:
     try:
         period, params = _period(ctx)
-    except ValueError:
+    except (ValueError, OverflowError):  # 9999-12-31 has no next day (issue 16)
         ctx.flash("error", ctx.loc.t("err_bad_date"))
         return None, {}
-    return await call(ctx.request, day_close_for, ctx.state.service, period), params
+    try:
+        return await call(ctx.request, day_close_for, ctx.state.service, period), params
+    except OverflowError:  # a period at the edge of the calendar (year 1 or 9999)
+        ctx.flash("error", ctx.loc.t("err_bad_date"))
+        return None, {}
 
 
 @routes.get("/report")

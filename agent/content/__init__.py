@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -40,6 +41,7 @@ from agent.content.store import (
     free_bytes,
 )
 from agent.content.zim import ZimError
+from common import signing
 from wire.content import ContentError, check_manifest
 from wire.messages import Command
 
@@ -55,6 +57,7 @@ CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 60.0
 STARTUP_DELAY_SECONDS = 5.0  # the first sync waits for the agent to settle
 COMMAND_WAIT_SECONDS = 20.0  # resync_content answers with the result if it is this quick
+MAX_JSON_BYTES = 16 * 1024 * 1024  # a catalogue or manifest larger than this is refused
 
 
 class RateLimiter:
@@ -87,6 +90,8 @@ class ContentCache(ContentStore):
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._public_key = (signing.load_public(cfg.signing_key)
+                            if cfg.signing_key is not None else None)
 
     # ---------------------------------------------------------------- sync
 
@@ -139,14 +144,20 @@ class ContentCache(ContentStore):
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT))
+            ssl_ctx: ssl.SSLContext | bool = True
+            if self.cfg.ca_file is not None:  # the hub's certificate is from our CA
+                ssl_ctx = ssl.create_default_context(cafile=str(self.cfg.ca_file))
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT,
+                                              sock_read=READ_TIMEOUT),
+                connector=aiohttp.TCPConnector(ssl=ssl_ctx))
         return self._session
 
     async def _get_json(self, url: str, headers: dict[str, str] | None = None
-                        ) -> tuple[int, bytes, str | None]:
-        """GET a small answer (catalogue, manifest); a dropped connection is retried like a
-        file download (``ATTEMPTS``), so one cut does not cost a whole ``poll_seconds``."""
+                        ) -> tuple[int, bytes, str | None, str | None]:
+        """(status, body, ETag, signature) of a catalogue or manifest; a dropped connection
+        is retried like a file download (``ATTEMPTS``), so one cut does not cost a whole
+        ``poll_seconds``."""
         for attempt in range(ATTEMPTS - 1):
             if attempt:
                 await asyncio.sleep(RETRY_BASE_SECONDS * 2 ** (attempt - 1))
@@ -159,26 +170,61 @@ class ContentCache(ContentStore):
         return await self._get_json_once(url, headers)
 
     async def _get_json_once(self, url: str, headers: dict[str, str] | None
-                             ) -> tuple[int, bytes, str | None]:
+                             ) -> tuple[int, bytes, str | None, str | None]:
         async with self._client().get(url, headers=headers or {}) as resp:
+            sig = resp.headers.get(signing.HEADER)
             if resp.status == 304:
-                return 304, b"", resp.headers.get("ETag")
+                return 304, b"", resp.headers.get("ETag"), sig
             if resp.status != 200:
                 raise SyncError(f"hub answered {resp.status} for {url}")
-            return 200, await resp.read(), resp.headers.get("ETag")
+            if (resp.content_length or 0) > MAX_JSON_BYTES:
+                raise SyncError(f"the hub's answer for {url} is too large")
+            # read to the end (one read() returns one chunk only), never past the cap; a
+            # connection cut before Content-Length is reached raises ClientPayloadError
+            chunks, got = [], 0
+            async for chunk in resp.content.iter_any():
+                got += len(chunk)
+                if got > MAX_JSON_BYTES:
+                    raise SyncError(f"the hub's answer for {url} is too large")
+                chunks.append(chunk)
+            body = b"".join(chunks)
+            if resp.content_length is not None and len(body) != resp.content_length:
+                raise aiohttp.ClientPayloadError(
+                    f"{url}: {len(body)} of {resp.content_length} bytes before the cut")
+            return 200, body, resp.headers.get("ETag"), sig
+
+    def _check_signature(self, purpose: bytes, data: bytes, sig: str | None,
+                         what: str) -> None:
+        """With ``[content] signing_key``: refuse what the hub's key did not sign."""
+        if self._public_key is None:
+            return
+        if not signing.verify(self._public_key, purpose, data, sig):
+            self.counters["rejected"] += 1
+            raise SyncError(f"{what} is {'wrongly signed' if sig else 'not signed'}; "
+                            "nothing from it is installed")
 
     async def _check_catalogue(self) -> None:
         hub = self.cfg.hub_url
         headers = {"If-None-Match": self.etag} if self.etag else {}
-        status, body, etag = await self._get_json(f"{hub}/api/v1/content/catalogue", headers)
+        status, body, etag, sig = await self._get_json(f"{hub}/api/v1/content/catalogue",
+                                                       headers)
         if status == 304:
             return
+        self._check_signature(signing.CATALOGUE, body, sig, "the hub's catalogue")
         try:
-            pkgs = json.loads(body)["packages"]
+            doc = json.loads(body)
+            pkgs = doc["packages"]
             entries = [(str(p["id"]), int(p["version"]), str(p["manifest_sha256"]))
                        for p in pkgs]
-        except (ValueError, KeyError, TypeError):
+            serial = doc.get("serial", 0)
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise SyncError("the hub's catalogue is not valid") from None
+        if isinstance(serial, bool) or not isinstance(serial, int):
+            raise SyncError("the hub's catalogue has no valid serial")
+        if self._public_key is not None and serial < self.catalogue_serial:
+            self.counters["rejected"] += 1
+            raise SyncError(f"the hub's catalogue is older (serial {serial}) than one already "
+                            f"seen (serial {self.catalogue_serial}): a replay; ignored")
         wanted = {pid for pid, _, _ in entries}
         for pid, version, msha in entries:
             if self.installed_sha.get(pid) == msha:
@@ -187,7 +233,9 @@ class ContentCache(ContentStore):
                 continue
             if self.evicted.get(pid) == version and pid not in self.cfg.pinned:
                 continue
-            _, raw, _ = await self._get_json(f"{hub}/api/v1/content/packages/{pid}/{version}")
+            _, raw, _, msig = await self._get_json(
+                f"{hub}/api/v1/content/packages/{pid}/{version}")
+            self._check_signature(signing.MANIFEST, raw, msig, f"manifest of {pid} v{version}")
             if hashlib.sha256(raw).hexdigest() != msha:
                 raise SyncError(f"manifest of {pid} v{version} does not match the catalogue")
             try:
@@ -205,6 +253,7 @@ class ContentCache(ContentStore):
                 log.info("package %s left the hub's catalogue; removing it", pid)
                 await self._uninstall(pid)
         self.etag = etag
+        self.catalogue_serial = max(self.catalogue_serial, serial)
         await self.save()
         self._publish()
 
@@ -294,11 +343,16 @@ class ContentCache(ContentStore):
             except OSError as exc:
                 raise self._as_disk_error(exc) from None
             buf = bytearray()
+            oversize = False
             # one batch is written and hashed on the I/O thread while the next one arrives
             writing: asyncio.Future[int] | None = None
             try:
                 if resp.status != 416:
                     async for chunk in resp.content.iter_any():
+                        if total + len(buf) + len(chunk) > size:
+                            # more than the manifest declares: stop at once, keep nothing
+                            oversize = True
+                            break
                         buf += chunk
                         self.counters["bytes_downloaded"] += len(chunk)
                         if len(buf) >= WRITE_BATCH:
@@ -316,6 +370,8 @@ class ContentCache(ContentStore):
                         total = await writing
                     total = await self._flush(f, h, bytes(buf), total, sha)
                     verdict: str = await self._run(self._finish, f, sha, h, total, size)
+                    if oversize:
+                        verdict = await self._run(self._discard, sha)
                 except BaseException:
                     f.close()
                     raise
@@ -325,8 +381,8 @@ class ContentCache(ContentStore):
                     self.parts.pop(sha, None)
                 if verdict == "bad":
                     self.counters["rejected"] += 1
-                    log.warning("content file %s failed its sha256 check; fetching it again",
-                                sha[:12])
+                    log.warning("content file %s failed its %s check; fetching it again",
+                                sha[:12], "size" if oversize else "sha256")
                 elif verdict == "ok":
                     self.present[sha] = size
         return verdict == "ok"
@@ -364,6 +420,10 @@ class ContentCache(ContentStore):
     async def open(self) -> None:
         """Load the cache from disk (before ``run`` starts syncing)."""
         await self._run(self.load)
+        if self.cfg.hub_url is not None and self._public_key is None:
+            log.warning("content: no [content] signing_key: content from %s is installed "
+                        "without a signature check (only checksums from the same hub)",
+                        self.cfg.hub_url)
 
     async def close(self) -> None:
         """After ``run`` has stopped: end a forced sync, save the state, stop the I/O thread."""

@@ -16,6 +16,10 @@ from agent.errors import DomainError
 MAX_RESULTS = 50
 
 IMMUTABLE_HINT = "no-cache"  # paths are stable but their bytes change with a new version
+# Published pages run in an opaque origin of their own (CONTRACT §10): their scripts may run
+# (offline lessons use them) but cannot read the console's pages, cookies or storage, and
+# what they send the agent is a cross-origin request the console's checks refuse.
+SANDBOX = "sandbox allow-scripts allow-forms allow-popups allow-downloads"
 
 
 async def serve_file(request: web.Request) -> web.StreamResponse:
@@ -39,7 +43,7 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
     sha, size = entry["sha256"], entry["size"]
     etag = f'"{sha}"'
     headers = {"ETag": etag, "Cache-Control": IMMUTABLE_HINT, "Accept-Ranges": "bytes",
-               "X-Content-Type-Options": "nosniff"}
+               "X-Content-Type-Options": "nosniff", "Content-Security-Policy": SANDBOX}
     inm = request.headers.get("If-None-Match")
     if inm and any(t.strip() in (etag, "*", f"W/{etag}") for t in inm.split(",")):
         return web.Response(status=304, headers=headers)

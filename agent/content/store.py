@@ -103,6 +103,7 @@ class ContentStore:
         self.last_used: dict[str, str] = {}
         self.evicted: dict[str, int] = {}  # id -> version evicted for room (not re-fetched)
         self.etag: str | None = None
+        self.catalogue_serial = 0  # the newest signed catalogue's serial (replays refused)
         self.last_check_at: datetime | None = None
         self.last_success_at: datetime | None = None
         self.error: str | None = None
@@ -146,6 +147,8 @@ class ContentStore:
             self._install_in_memory(m, hashlib.sha256(raw).hexdigest())
         self._open_search()
         self.etag = state.get("etag") if isinstance(state.get("etag"), str) else None
+        serial = state.get("catalogue_serial", 0)
+        self.catalogue_serial = serial if isinstance(serial, int) else 0
         for item in state.get("queue", []):
             try:
                 check_manifest(item["manifest"])
@@ -209,7 +212,8 @@ class ContentStore:
 
     def _state_bytes(self) -> bytes:
         return json.dumps({
-            "format": 1, "etag": self.etag, "queue": self.queue, "last_used": self.last_used,
+            "format": 1, "etag": self.etag, "catalogue_serial": self.catalogue_serial,
+            "queue": self.queue, "last_used": self.last_used,
             "evicted": self.evicted, "last_check_at": iso(self.last_check_at),
             "last_success_at": iso(self.last_success_at)}, ensure_ascii=False).encode()
 
@@ -441,6 +445,12 @@ class ContentStore:
         os.replace(part, dest)
         fsync_dir(dest.parent)
         return "ok"
+
+    def _discard(self, sha: str) -> str:
+        """Delete a part file that grew past its declared size; answers "bad"."""
+        (self.downloads / f"{sha}.part").unlink(missing_ok=True)
+        self.blob_path(sha).unlink(missing_ok=True)  # _finish never keeps an oversize body,
+        return "bad"  # but a body of the right size cut from a longer one must not stay
 
     async def _flush(self, f: IO[bytes], h: Any, data: bytes, total: int, sha: str) -> int:
         if not data:

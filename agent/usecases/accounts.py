@@ -1,13 +1,21 @@
 """Operator logins, tokens and accounts.
 
 A login goes through a lockout shared by the JSON API and the console: 5 failures for one
-name (20 from one client address) within 15 min lock it for 15 min (``locked_out``).
+name from one client address (20 from one client address, whatever the names) within
+15 min lock it for 15 min (``locked_out``). Keyed by name *and* address, so someone else on
+the LAN cannot lock the manager out of her own counter by failing her name (issue 16).
+
+An operator token is good only while its account is as it was at login: a new password, a
+new role or a deactivation (also by ``cac-agent add-operator`` from another process) ends
+it at the next request (the accounts file is re-read when it changed).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import os
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +31,7 @@ from agent.auth import (
     verify_password,
 )
 from agent.errors import DomainError
-from agent.operators import OperatorError, OperatorStore
+from agent.operators import OPERATORS_FILE, OperatorError, OperatorStore
 from agent.usecases.state import AgentState
 
 log = logging.getLogger(__name__)
@@ -46,6 +54,8 @@ class Accounts:
                                     LOGIN_LOCK_SECONDS)
         self.by_client = LoginLockout(LOGIN_CLIENT_FAILURES, LOGIN_WINDOW_SECONDS,
                                       LOGIN_LOCK_SECONDS)
+        self._fingerprints: dict[str, str] = {}  # token -> its account at login
+        self._verified: dict[str, tuple[int, int, int]] = {}  # token -> file checked at
 
     # ---------------------------------------------------------------- logins and tokens
 
@@ -60,6 +70,11 @@ class Accounts:
             raise DomainError("bad_credentials", "wrong name or password")
         token = self.tokens.issue(name, account["role"], st.clock.monotonic(),
                                   OPERATOR_TOKEN_TTL)
+        self._fingerprints[token] = _fingerprint(account)
+        if len(self._fingerprints) > 4 * len(self.tokens) + 64:  # drop expired tokens' entries
+            now = st.clock.monotonic()
+            for old in [t for t in self._fingerprints if self.tokens.lookup(t, now) is None]:
+                self._forget(old)
         log.info("operator %s logged in", name)
         st.audit_action(f"operator:{name}", "login")
         return {"token": token, "name": name, "role": account["role"],
@@ -68,7 +83,7 @@ class Accounts:
     def login_from(self, name: str, password: str, client: str | None = None) -> dict[str, Any]:
         """``login`` behind the lockout (by name, and by client address when known)."""
         now = self.state.clock.monotonic()
-        keys = [(self.by_name, f"name:{name.casefold()}")]
+        keys = [(self.by_name, f"name:{name.casefold()}\0client:{client or ''}")]
         if client:
             keys.append((self.by_client, f"client:{client}"))
         wait = max(lockout.locked_for(key, now) for lockout, key in keys)
@@ -92,9 +107,37 @@ class Accounts:
 
     def logout(self, token: str) -> None:
         self.tokens.revoke(token)
+        self._forget(token)
+
+    def _forget(self, token: str) -> None:
+        self._fingerprints.pop(token, None)
+        self._verified.pop(token, None)
+
+    def _file_key(self) -> tuple[int, int, int]:
+        try:
+            st = os.stat(self.operators.data_dir / OPERATORS_FILE)
+        except OSError:
+            return (0, 0, 0)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _unchanged(self, token: str, name: str) -> bool:
+        """The token's account still has the password, role and activity it had at login."""
+        key = self._file_key()
+        if self._verified.get(token) == key:
+            return True
+        account = self.operators.get(name)
+        ok = account is not None and _fingerprint(account) == self._fingerprints.get(token)
+        if ok:
+            self._verified[token] = key
+        return ok
 
     def operator_for_token(self, token: str) -> Principal:
         found = self.tokens.lookup(token, self.state.clock.monotonic())
+        if found is not None and not self._unchanged(token, found[0]):
+            log.info("token of %s ended: the account changed since its login", found[0])
+            self.tokens.revoke(token)
+            self._forget(token)
+            found = None
         if found is None:
             raise DomainError("unauthorized", "log in first (operator token missing, "
                               "expired or not an operator token)")
@@ -135,6 +178,12 @@ class Accounts:
             self.tokens.revoke_subject(name)
         self.state.audit_action(f"operator:{actor}",
                                 "operator.activate" if active else "operator.deactivate", name)
+
+
+def _fingerprint(account: dict[str, Any]) -> str:
+    """What a token depends on: the password hash, the role, the account being active."""
+    raw = f"{account.get('password_hash')}\0{account.get('role')}\0{bool(account.get('active'))}"
+    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 @functools.cache

@@ -107,11 +107,46 @@ async def test_bad_session_requests_are_refused_and_change_nothing(
     assert agent.service.ledger.active_checkpoints() == []
 
 
+async def test_a_body_that_is_not_sent_as_json_is_refused(agent: Agent) -> None:
+    """Issue 16: a cross-origin text/plain POST (no CORS preflight) could log in or fail
+    logins for anyone; the API reads only application/json bodies."""
+    good = b'{"station": "s1", "minutes": 30}'
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                  None):
+        headers = {"Content-Type": ctype} if ctype else {}
+        status, body = await agent.op("POST", "/sessions", data=good, headers=headers)
+        assert status == 415 and body["error"] == "unsupported_media", ctype
+    assert agent.service.sessions == {}
+    status, body = await agent.req("POST", "/login", data=b'{"name": "amina", "password": '
+                                   b'"x"}', headers={"Content-Type": "text/plain"})
+    assert status == 415
+
+
+async def test_lone_surrogates_are_refused_and_change_nothing(agent: Agent) -> None:
+    """Issue 16: {"text": "\udfff"} was applied in memory, then the audit line could not
+    be written: /console/ answered 500 until the agent restarted."""
+    status, body = await agent.op("POST", "/stations/s1/message",
+                                  data=b'{"text": "\\udfff", "seconds": 60}',
+                                  headers={"Content-Type": "application/json"})
+    assert status == 400 and body["error"] == "bad_text", body
+    status, body = await agent.req("POST", "/login", data=b'{"name": "\\ud800", '
+                                   b'"password": "x"}',
+                                   headers={"Content-Type": "application/json"})
+    assert status == 400 and body["error"] == "bad_text", body
+    status, view = await agent.st("s1", "GET", "/session")
+    assert status == 200 and not view.get("message"), view
+    resp = await agent.client.get("/console/login")
+    assert resp.status == 200
+
+
 async def test_malformed_and_oversized_bodies_are_json_4xx(agent: Agent) -> None:
-    for data in (b"not json", b"[1, 2]", b"\xff\xfe", b""):
-        status, body = await agent.op("POST", "/sessions", data=data)
+    json_type = {"Content-Type": "application/json"}
+    for data in (b"not json", b"[1, 2]", b"\xff\xfe", b"", b"[" * 2000 + b"]" * 2000,
+                 b'{"a":' * 40 + b"1" + b"}" * 40):
+        status, body = await agent.op("POST", "/sessions", data=data, headers=json_type)
         assert status == 400 and body["error"] == "bad_json", data
-    status, body = await agent.op("POST", "/sessions", data=b"{" + b" " * 70_000 + b"}")
+    status, body = await agent.op("POST", "/sessions", data=b"{" + b" " * 70_000 + b"}",
+                                  headers=json_type)
     assert status == 413 and body["error"] == "body_too_large"
     status, body = await agent.op("POST", "/sessions/nope/end")
     assert status == 404 and body["error"] == "unknown_session"

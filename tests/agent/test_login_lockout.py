@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from agent_support import PASSWORD, Agent, start_agent
 
+from agent.errors import DomainError
+
 OTHER_PASSWORD = "another-long-pass"
 MINUTE = 60
 
@@ -76,3 +78,24 @@ async def test_nineteen_failures_from_one_address_do_not(agent: Agent) -> None:
         await fail(agent, f"guess{i}", 4)
     await fail(agent, "guess9", 3)
     assert (await login(agent, "bilal", OTHER_PASSWORD))[0] == 200
+
+
+async def test_another_address_cannot_lock_an_operator_out(agent: Agent) -> None:
+    """Issue 16: five wrong tries for `amina` from somewhere on the LAN locked the real
+    amina out for 15 minutes. Lockouts are keyed by (name, address) now."""
+    accounts = agent.service.accounts
+    for _ in range(5):
+        with pytest.raises(DomainError) as err:
+            accounts.login_from("amina", "wrong-password", "192.0.2.66")
+        assert err.value.code == "bad_credentials"
+    with pytest.raises(DomainError) as err:  # the attacker's address is locked ...
+        accounts.login_from("amina", PASSWORD, "192.0.2.66")
+    assert err.value.code == "locked_out"
+    assert accounts.login_from("amina", PASSWORD, "192.0.2.10")["name"] == "amina"  # ... not her
+    # and one address trying many names is still stopped (20 failures, whatever the names)
+    for i in range(15):
+        with pytest.raises(DomainError):
+            accounts.login_from(f"name{i}", "wrong-password", "192.0.2.66")
+    with pytest.raises(DomainError) as err:
+        accounts.login_from("bilal", OTHER_PASSWORD, "192.0.2.66")
+    assert err.value.code == "locked_out"

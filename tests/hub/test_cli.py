@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from helpers import MosquittoBroker, free_port
 
 from hub import __version__
+from tests.hub.apitoken import add_token_cli, auth
 from tests.hub.fakecac import hub_status
 
 EXE = Path(sys.executable).parent / "cac-hub"
@@ -100,7 +102,14 @@ def test_runs_and_stops_in_order(tmp_path: Path, mosquitto: MosquittoBroker) -> 
         while hub_status(mosquitto.host, mosquitto.port, "hub-cli").state != "online":
             assert time.monotonic() < deadline, "hub never said online"
             time.sleep(0.1)
-        with urllib.request.urlopen(f"http://127.0.0.1:{http}/api/v1/cacs", timeout=5) as r:
+        cacs = f"http://127.0.0.1:{http}/api/v1/cacs"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(cacs, timeout=5)  # noqa: S310 - loopback test URL
+        assert refused.value.code == 401
+        refused.value.close()
+        token = add_token_cli(cfg, "scraper", "viewer")
+        req = urllib.request.Request(cacs, headers=auth(token))
+        with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310
             assert isinstance(json.loads(r.read()), list)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=START_TIMEOUT) == 0

@@ -1,5 +1,6 @@
 """Dashboard logins, roles, CSRF and lockout; commands stored, re-sent when a CAC comes back
-online and answered; machine-readable /api/v1 stays open. An in-process hub on a real broker."""
+online and answered; /api/v1 answers a login cookie or a token, 401 otherwise. An in-process
+hub on a real broker."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hub import commands, users
 from hub.daemon import Hub
 from hub.store import Store
+from tests.hub.apitoken import auth, make_token
 from tests.hub.factories import health, hub_config, status
 from wire.messages import Command, CommandAck, decode, encode
 from wire.topics import Kind, cac_topic
@@ -70,10 +72,9 @@ async def test_login_roles_csrf_and_lockout(hub: Hub) -> None:
     async with aiohttp.ClientSession() as anon:
         async with anon.get(url(hub, "/reports"), allow_redirects=False) as resp:
             assert resp.status == 303 and resp.headers["Location"].startswith("/login?next=")
-        async with anon.get(url(hub, "/api/v1/alarms")) as resp:  # machine-readable, open
-            assert resp.status == 200 and await resp.json() == []
-        async with anon.get(url(hub, "/metrics")) as resp:
-            assert resp.status == 200
+        for path in ("/api/v1/alarms", "/metrics", "/api/v1/cacs", "/api/v1/commands"):
+            async with anon.get(url(hub, path)) as resp:  # no token, no login: 401 JSON
+                assert resp.status == 401 and (await resp.json())["error"] == "unauthorized"
         assert await login(anon, hub, "tech", "wrong-password") == 401
         assert await login(anon, hub, "nobody", PASSWORD) == 401
 
@@ -83,6 +84,8 @@ async def test_login_roles_csrf_and_lockout(hub: Hub) -> None:
         assert await login(http, hub, "viewer", "nope-nope") == 401  # third: locked now
         assert await login(http, hub, "viewer") == 429  # even the right password
         assert await login(http, hub, "tech") == 303  # another name is not locked
+        async with http.get(url(hub, "/api/v1/alarms")) as resp:  # the login cookie will do
+            assert resp.status == 200 and await resp.json() == []
 
         cookie = next(c for c in http.cookie_jar if c.key == "cac_hub_session")
         assert cookie["httponly"] and cookie["samesite"] == "Strict"
@@ -153,8 +156,8 @@ async def test_a_command_to_an_offline_cac_is_sent_again_when_it_returns(
         await asyncio.to_thread(cac.publish, Kind.HEALTH, health())
         await asyncio.to_thread(cac.publish, Kind.STATUS, status("offline"))
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-            await wait_for(lambda: known(http, hub), "the CAC known")
             assert await login(http, hub, "viewer") == 303
+            await wait_for(lambda: known(http, hub), "the CAC known")
             token = await csrf(http, hub)
             async with http.post(url(hub, f"/cacs/{CAC}/commands"),
                                  data={"csrf": token, "name": "restart"}) as resp:
@@ -228,7 +231,8 @@ def test_command_forms_are_checked() -> None:
 
 
 async def test_api_index_lists_the_endpoints_and_every_link_answers(hub: Hub) -> None:
-    async with aiohttp.ClientSession() as http:
+    token = make_token(hub.config.db_path)
+    async with aiohttp.ClientSession(headers=auth(token)) as http:
         async with http.get(url(hub, "/api/v1")) as resp:
             assert resp.status == 200
             body = await resp.json()
@@ -239,4 +243,54 @@ async def test_api_index_lists_the_endpoints_and_every_link_answers(hub: Hub) ->
                 "/api/v1/reports/daily"} <= paths
         for path in [*body["links"].values(), *(p for p in paths if "{" not in p)]:
             async with http.get(url(hub, path), allow_redirects=False) as resp:
-                assert resp.status in (200, 302, 303, 401), (path, resp.status)
+                assert resp.status in (200, 302, 303), (path, resp.status)
+
+
+async def test_a_changed_account_ends_its_session(hub: Hub) -> None:
+    """Issue 16: a demoted or re-passworded technician kept a valid login for 12 h."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        assert await login(http, hub, "tech") == 303
+        async with http.get(url(hub, "/alarms"), allow_redirects=False) as resp:
+            assert resp.status == 200
+        with Store(hub.config.db_path) as store, store.transaction():  # as add-user does
+            users.add_user(store.db, "tech", "viewer", "a-brand-new-password", time.time())
+        async with http.get(url(hub, "/alarms"), allow_redirects=False) as resp:
+            assert resp.status == 303 and resp.headers["Location"].startswith("/login")
+        async with http.get(url(hub, "/api/v1/alarms")) as resp:
+            assert resp.status == 401
+
+
+def test_lockouts_are_per_name_and_address_and_bounded() -> None:
+    """Issue 16: 5 wrong tries for `boss` from anywhere locked the real boss out; failure
+    dicts keyed by attacker-chosen names were never pruned (100k names: ~84 MB)."""
+    from hub.config import DashboardConfig
+
+    s = users.Sessions(DashboardConfig(login_failures=5, lockout_minutes=15))
+    for _ in range(5):
+        s.failed("boss", 0.0, "192.0.2.66")
+    assert s.locked("boss", 1.0, "192.0.2.66")
+    assert not s.locked("boss", 1.0, "192.0.2.10")  # the real boss, from her desk
+    for i in range(15):  # one address trying many names is stopped all the same
+        s.failed(f"name-{i}", 2.0, "192.0.2.66")
+    assert s.locked("anyone", 3.0, "192.0.2.66")
+    for i in range(100_000):  # a spray of names from many addresses
+        s.failed(f"spray-{i}", 10.0, f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}")
+    assert len(s._lockout) <= 10_000 and len(s._by_address) <= 10_000
+    s.prune(10.0 + 15 * 60 + 1)  # once the window has passed, nothing is held
+    assert len(s._lockout) == 0 and len(s._by_address) == 0
+
+
+@pytest.mark.parametrize("nxt", ["/\\evil.example/x", "/\t/evil.example", "//evil.example",
+                                 "/\n/evil.example", "https://evil.example/"])
+async def test_login_never_redirects_off_site(hub: Hub, nxt: str) -> None:
+    """Issue 16: next=/\\evil.example/x and next=/<TAB>/evil.example came back as Location,
+    which browsers resolve to evil.example."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.post(url(hub, "/login"), data={"name": "tech", "password": PASSWORD,
+                                                       "next": nxt},
+                             allow_redirects=False) as resp:
+            assert resp.status == 303 and resp.headers["Location"] == "/", resp.headers
+        async with http.post(url(hub, "/login"), data={"name": "tech", "password": PASSWORD,
+                                                       "next": "/alarms?x=1"},
+                             allow_redirects=False) as resp:
+            assert resp.headers["Location"] == "/alarms?x=1"

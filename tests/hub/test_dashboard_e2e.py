@@ -28,6 +28,8 @@ from typing import Any
 import pytest
 from helpers import MosquittoBroker, free_port
 
+from tests.hub.apitoken import add_token_cli
+
 pytestmark = pytest.mark.system
 
 BIN = Path(sys.executable).parent
@@ -71,6 +73,7 @@ class Stack:
         self.hub_port, self.agent_port = free_port(), free_port()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.victim = ""
+        self.api_token = ""
 
     @property
     def hub(self) -> str:
@@ -114,8 +117,9 @@ offline_minutes = 0
             subprocess.run([str(BIN / "cac-hub"), "add-user", "--config", str(hub_toml),
                             "--name", name, "--role", role, "--password-stdin"],
                            input=PASSWORD + "\n", text=True, check=True, capture_output=True)
+        self.api_token = add_token_cli(hub_toml, "e2e", "viewer")
         self.run("hub", [str(BIN / "cac-hub"), "--config", str(hub_toml)])
-        until(lambda: get_json(f"{self.hub}/api/v1/cacs") == [], "the hub")
+        until(lambda: get_json(f"{self.hub}/api/v1/cacs", self.api_token) == [], "the hub")
         agent_toml = self.tmp / "agent.toml"
         agent_toml.write_text(f"""
 cac_id = "{AGENT_CAC}"
@@ -266,7 +270,7 @@ def test_a_cac_killed_without_a_will_turns_offline_and_raises_an_alarm(
     page.click(f"{row} button")  # acknowledge
     page.wait_for_selector(f"{row} td.ack:has-text('{TECH} at')")
     page.screenshot(path=str(ARTIFACTS / "alarms.png"), full_page=True)
-    api = get_json(f"{stack.hub}/api/v1/alarms?active=1")
+    api = get_json(f"{stack.hub}/api/v1/alarms?active=1", stack.api_token)
     mine = [a for a in api if a["cac_id"] == victim and a["kind"] == "offline"]
     assert len(mine) == 1 and mine[0]["acked_by"] == TECH and mine[0]["raised_at"]
     # the live CACs raised no offline alarm
@@ -276,7 +280,8 @@ def test_a_cac_killed_without_a_will_turns_offline_and_raises_an_alarm(
 
 def test_a_lock_command_round_trips_to_a_real_agent(stack: Stack, browser: Any) -> None:
     until(lambda: any(c["cac_id"] == AGENT_CAC and c["online"] and c["health"]
-                      for c in get_json(f"{stack.hub}/api/v1/cacs")), "the real agent online")
+                      for c in get_json(f"{stack.hub}/api/v1/cacs", stack.api_token)),
+          "the real agent online")
     station = get_json(f"{stack.agent}/stations/s1/session", STATION_TOKEN)
     assert station["locked"] is False
 
@@ -332,7 +337,7 @@ def test_the_csv_report_totals_equal_the_stored_records(stack: Stack, browser: A
         assert all(r[key].lstrip("-").isdigit() for r in rows), key
     for cac in sim_ids():
         mine = [r for r in rows if r["cac_id"] == cac]
-        sessions = get_json(f"{stack.hub}/api/v1/cacs/{cac}/sessions")
+        sessions = get_json(f"{stack.hub}/api/v1/cacs/{cac}/sessions", stack.api_token)
         assert sum(int(r["sessions"]) for r in mine) == len(sessions)
         assert sum(int(r["session_fees"]) for r in mine) == sum(s["fee"] for s in sessions)
         assert sum(int(r["billed_seconds"]) for r in mine) == \

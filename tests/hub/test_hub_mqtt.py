@@ -14,6 +14,7 @@ from helpers import MosquittoBroker
 
 from hub import daemon
 from hub.daemon import Hub
+from tests.hub.apitoken import auth, make_token
 from tests.hub.factories import CAC, OTHER, health, hub_config, session, status, usage
 from tests.hub.fakecac import FakeCac, hub_status
 from wire.topics import Kind
@@ -46,8 +47,19 @@ async def start_hub(tmp_path: Path,
         await hub.stop()
 
 
+_TOKENS: dict[Path, str] = {}
+
+
+def token_of(hub: Hub) -> str:
+    """A viewer API token in this hub's store (made once per store)."""
+    db = hub.config.db_path
+    if db not in _TOKENS:
+        _TOKENS[db] = make_token(db)
+    return _TOKENS[db]
+
+
 async def get_json(hub: Hub, path: str, status: int = 200) -> Any:
-    async with aiohttp.ClientSession() as http, \
+    async with aiohttp.ClientSession(headers=auth(token_of(hub))) as http, \
             http.get(f"http://127.0.0.1:{hub.http_port}{path}") as resp:
         assert resp.status == status, await resp.text()
         assert resp.content_type == "application/json"
@@ -55,7 +67,7 @@ async def get_json(hub: Hub, path: str, status: int = 200) -> Any:
 
 
 async def get_text(hub: Hub, path: str) -> tuple[str, str]:
-    async with aiohttp.ClientSession() as http, \
+    async with aiohttp.ClientSession(headers=auth(token_of(hub))) as http, \
             http.get(f"http://127.0.0.1:{hub.http_port}{path}") as resp:
         assert resp.status == 200
         return resp.headers["Content-Type"], await resp.text()

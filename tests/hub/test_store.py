@@ -168,3 +168,21 @@ def test_watermark_property(tmp_path_factory: pytest.TempPathFactory,
                 expected += 1
             assert wm == expected
         assert s.count_records(CAC) == len(seen)
+
+
+def test_the_store_is_private(tmp_path: Path) -> None:
+    """Issue 16: the hub data dir was 0755 and hub.sqlite3 0644: user nobody read the
+    technicians' hashes."""
+    import os
+    import stat
+
+    data = tmp_path / "hub-data"
+    with Store(data / "hub.sqlite3") as s, s.transaction():
+        s.db.execute("CREATE TABLE IF NOT EXISTS probe (x)")
+    assert stat.S_IMODE(os.stat(data).st_mode) == 0o700
+    for name in ("hub.sqlite3", "hub.sqlite3-wal", "hub.sqlite3-shm"):
+        if (data / name).exists():
+            assert stat.S_IMODE(os.stat(data / name).st_mode) == 0o600, name
+    os.chmod(data / "hub.sqlite3", 0o644)  # as an older hub left it
+    Store(data / "hub.sqlite3").close()
+    assert stat.S_IMODE(os.stat(data / "hub.sqlite3").st_mode) == 0o600

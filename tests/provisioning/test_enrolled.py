@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import ssl
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from helpers import free_port
 
+from tests.hub.apitoken import add_token_cli, auth
 from tests.provisioning.support import (
     BIN,
     Client,
@@ -129,9 +131,13 @@ def test_real_hub_over_tls_never_sees_a_forged_cac(site_factory: Any) -> None:
     site.clients.append(forger)
     assert forger.connect()
 
+    token = add_token_cli(site.root / "hub.toml")
+    tls = ssl.create_default_context(cafile=str(site.ca()))  # the hub serves HTTPS now
+
     def online() -> set[str]:
-        url = f"http://127.0.0.1:{site.http_port}/api/v1/cacs"
-        with urllib.request.urlopen(url, timeout=5) as r:  # noqa: S310 - loopback
+        req = urllib.request.Request(f"https://127.0.0.1:{site.http_port}/api/v1/cacs",
+                                     headers=auth(token))
+        with urllib.request.urlopen(req, timeout=5, context=tls) as r:  # noqa: S310
             return {c["cac_id"] for c in json.load(r) if c["online"]}
 
     def hub_sees(want: set[str]) -> bool:

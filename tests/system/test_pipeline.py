@@ -24,6 +24,7 @@ import pytest
 from helpers import MosquittoBroker, Proc, free_port, http, until
 
 from agent.ledger import Ledger
+from tests.hub.apitoken import add_token_cli
 from wire.topics import Kind, cac_topic
 
 pytestmark = pytest.mark.system
@@ -93,6 +94,7 @@ port = {self.hub_port}
         self.hub = Proc("hub", [str(BIN / "cac-hub"), "--config", str(hub_toml)],
                         tmp / "hub.log")
         self.tok = ""
+        self.hub_token = add_token_cli(hub_toml, "pipeline-test", "viewer")
 
     @property
     def a(self) -> str:
@@ -112,7 +114,8 @@ port = {self.hub_port}
 
     def start_hub(self) -> None:
         self.hub.start()
-        until(lambda: http("GET", f"{self.h}/cacs")[0] == 200, "the hub", procs=(self.hub,))
+        until(lambda: http("GET", f"{self.h}/cacs", tok=self.hub_token)[0] == 200, "the hub",
+              procs=(self.hub,))
 
     def session(self, station: str) -> dict[str, Any]:
         """An operator session, started and ended at once: one closed record."""
@@ -127,11 +130,11 @@ port = {self.hub_port}
         return int(http("GET", f"{self.a}/health")[1]["backlog"])
 
     def hub_sessions(self) -> list[dict[str, Any]]:
-        status, body = http("GET", f"{self.h}/cacs/{CAC}/sessions")
+        status, body = http("GET", f"{self.h}/cacs/{CAC}/sessions", tok=self.hub_token)
         return body if status == 200 else []  # type: ignore[no-any-return]
 
     def hub_cac(self) -> dict[str, Any] | None:
-        status, body = http("GET", f"{self.h}/cacs")
+        status, body = http("GET", f"{self.h}/cacs", tok=self.hub_token)
         if status != 200:
             return None
         return next((c for c in body if c["cac_id"] == CAC), None)

@@ -116,8 +116,10 @@ def alive(pid: int) -> bool:
     return True
 
 
-def status_of(url: str) -> int:
+def status_of(url: str, token: str | None = None) -> int:
     req = urllib.request.Request(url, method="GET")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args: object, **kw: object) -> None:
@@ -183,6 +185,14 @@ def test_run_sh_from_a_fresh_clone_in_a_terminal(fresh_clone: Path) -> None:
         assert len(statuses) >= 5, block
         bad = {u: s for u, s in statuses.items() if not (200 <= s < 400 or s == 401)}
         assert not bad, bad
+        # the hub's API and metrics refuse anyone without a token, answer the printed one
+        found = re.search(r"API token (\S+) \(role viewer", block)
+        assert found, block
+        hub_api = [u for u in statuses if "/api/v1/cacs" in u or u.endswith("/metrics")]
+        assert len(hub_api) >= 2, block
+        with_token = {u: (statuses[u], status_of(u, found.group(1))) for u in hub_api}
+        report["hub_api_statuses"] = with_token
+        assert all(v == (401, 200) for v in with_token.values()), with_token
 
         # the kiosk of s1 runs, and its window is on the display
         kiosk_line = next(line for line in block.splitlines() if line.lstrip().startswith(
