@@ -345,6 +345,7 @@ def sc_screens(d: Driver, agent: AgentThread) -> None:
     """Every screen (and dialog) in every language, saved as PNG; no untranslated text."""
     app = d.app
     d.screen("welcome")
+    check_glyphs(d)
     d.until("first poll", lambda: app.polled_once)
     agent.down()  # keep the poll from changing screens under us
     d.until("unreachable", lambda: app.fails >= 1)
@@ -426,7 +427,7 @@ SYMBOL_KEYS = ("key_", "pin_", "lang_", "search_")
 def check_icons(d: Driver, where: str) -> None:
     """Every action button on screen has an icon of the icon font and words beside it; the
     screen's title has its state's icon; no touch target under 48 dp."""
-    from kiosk.icons import CODEPOINTS, for_kid, icon_font
+    from kiosk.icons import CODEPOINTS, for_kid, glyph, icon_font
 
     check(icon_font() is not None, "the icon font is not installed")
 
@@ -438,13 +439,37 @@ def check_icons(d: Driver, where: str) -> None:
                         str(w.kid).startswith(SYMBOL_KEYS) and len(w.src) <= 1):
                     continue
                 if not (w.icon in CODEPOINTS and w.icon == for_kid(w.kid)
-                        and chr(CODEPOINTS[w.icon]) in w.text and w.src.strip()):
+                        and glyph(w.icon, w.rtl) in w.text and w.src.strip()):
                     bad.append(f"{w.kid}:{w.icon!r}:{w.src!r}")
         return bad
     bad = d.ui(go)
     check(not bad, f"{where}: buttons without an icon or words: {bad}")
     small = d.widgets_min_size()
     check(not small, f"{where}: touch targets under 48 dp: {small}")
+
+
+def check_glyphs(d: Driver) -> None:
+    """Each icon the kiosk uses is drawn by the icon font as a glyph of its own: not empty,
+    not what the font draws for a code point it lacks."""
+    from kivy.core.text import Label as CoreLabel
+
+    from kiosk.icons import CODEPOINTS, icon_font
+
+    font = icon_font()
+    check(font is not None, "the icon font is not installed")
+
+    def pixels(ch: str) -> bytes:
+        lab = CoreLabel(text=ch, font_name=font, font_size=48)
+        lab.refresh()
+        return bytes(lab.texture.pixels)
+
+    def go() -> list[str]:
+        # what the font draws for a code point it lacks (seen: the same as a space; "A" is
+        # not in an icon font), and for a space
+        missing = {pixels("A"), pixels(" "), pixels(chr(0xFFFF))}
+        return [name for name, cp in CODEPOINTS.items() if pixels(chr(cp)) in missing]
+    bad = d.ui(go)
+    check(not bad, f"icons drawn as a box or nothing: {bad}")
 
 
 def write_tone(path: Path, seconds: float = 0.5) -> Path:
