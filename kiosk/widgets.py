@@ -23,6 +23,7 @@ from kiosk.icons import ICON_SCALE, icon_markup
 
 BG = (0.05, 0.06, 0.08, 1)
 PANEL = (0.14, 0.16, 0.20, 1)
+RAISED = (0.22, 0.26, 0.36, 1)   # a button on a panel (white on it: 12:1)
 FG = (1, 1, 1, 1)
 MUTED = (0.80, 0.84, 0.90, 1)
 ACCENT = (1.0, 0.83, 0.0, 1)     # yellow with black text: 15:1 contrast

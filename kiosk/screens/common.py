@@ -13,7 +13,7 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.widget import Widget
 
 from kiosk.icons import ICON_FOR_SCREEN, ICON_FOR_TEXT, for_kid
-from kiosk.widgets import ACCENT, BLACK, PANEL, WARN, KButton, KLabel, Panel, hrow, vbox
+from kiosk.widgets import ACCENT, BLACK, PANEL, RAISED, WARN, KButton, KLabel, Panel, hrow, vbox
 
 if TYPE_CHECKING:
     from kiosk.app import KioskApp
@@ -70,7 +70,7 @@ def header(app: KioskApp, title: str, *, lang_button: bool = True,
 def listen_button(app: KioskApp, width: float = 170) -> KButton:
     """Speaks the screen (or the open dialog): its main text and its choices."""
     return btn(app, "Listen", "listen", app.listen, size=20, height=56, size_hint_x=None,
-               width=dp(width))
+               width=dp(width), fill=RAISED)
 
 
 def page(app: KioskApp, title: str, body: list[Widget], *, lang_button: bool = True,
@@ -94,5 +94,6 @@ def modal_body(app: KioskApp, title: str, text: str, buttons: list[KButton], *,
     if live_key:
         app.live[live_key] = body
     panel.add_widget(body)
+    panel.add_widget(Widget())  # the room left goes between the words and the buttons
     panel.add_widget(hrow(list(buttons), app.L.rtl, size_hint_y=None, height=dp(BIG_DP)))
     return panel
