@@ -114,3 +114,15 @@ def test_no_espeak_and_no_words_are_silent(tmp_path: Path) -> None:
 def test_spoken_text_is_empty_for_an_empty_screen() -> None:
     from kivy.uix.widget import Widget
     assert spoken_text(Widget()) == ""
+
+
+def test_voice_config_keys(tmp_path: Path) -> None:
+    from kiosk.config import ConfigError, load_config, parse_config
+
+    assert parse_config({}).speak_on_arrival is False
+    with pytest.raises(ConfigError, match="speak_on_arrival"):
+        parse_config({"speak_on_arrival": "yes"})
+    toml = tmp_path / "kiosk.toml"
+    toml.write_text('speak_on_arrival = true\nrecorded_voice_dir = "voices"\n')
+    cfg = load_config(toml)
+    assert cfg.speak_on_arrival is True and cfg.recorded_voice_dir == tmp_path / "voices"
