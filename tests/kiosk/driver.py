@@ -400,8 +400,9 @@ def sc_screens(d: Driver, agent: AgentThread) -> None:
             d.shot(f"{lang}-session-{kind}")
             check_icons(d, f"{lang}-session-{kind}")
             d.ui(app.dismiss_modal)
-        show("receipt", session=None, receipt_deadline=app.mono() + 3600, receipt={"billed_seconds": 3725, "fee": 1000,
-                                               "currency": "MAD", "voucher_minutes_left": 12})
+        show("receipt", session=None, receipt_deadline=app.mono() + 3600,
+             receipt={"billed_seconds": 3725, "fee": 1000, "currency": "MAD",
+                      "voucher_minutes_left": 12})
         show("locked", lock={"reason": "Maintenance", "by": "operator:amina"})
         show("offline", offline_detail="")
         show("pin", pin_typed="12", pin_status="")
