@@ -132,3 +132,48 @@ async def test_pages_in_each_language_and_the_switch(hub: Hub) -> None:
                 assert english_left(page, lang) == [], (lang, path)
         fr = i18n.catalogue("fr")
         assert f">{fr['Usage and revenue']}<" in page
+
+
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard" / "i18n"
+
+
+def browse(base: str) -> dict[str, str]:
+    """Chromium with an Arabic browser locale: the first guess is Arabic; the switch to
+    French is remembered; screenshots of each page in both languages."""
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    seen: dict[str, str] = {}
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path="/usr/bin/chromium",
+                               args=["--no-sandbox", "--disable-gpu"], timeout=60_000)
+        try:
+            ctx = b.new_context(locale="ar-MA", viewport={"width": 1280, "height": 800})
+            page = ctx.new_page()
+            page.set_default_timeout(15_000)
+            page.goto(f"{base}/")
+            seen["first"] = str(page.get_attribute("html", "dir"))
+            page.screenshot(path=str(SHOTS / "ar-login.png"), full_page=True)
+            page.fill("input[name=name]", "tech")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_selector("#who")
+            for lang in ("ar", "fr"):
+                page.click(f"#langs a[lang={lang}]")
+                for name in ("alarms", "commands", "reports"):
+                    page.goto(f"{base}/{name}")
+                    seen[f"{lang}-{name}"] = str(page.get_attribute("html", "dir"))
+                    page.screenshot(path=str(SHOTS / f"{lang}-{name}.png"), full_page=True)
+            page.goto(f"{base}/reports")
+            seen["remembered"] = str(page.get_attribute("html", "lang"))
+        finally:
+            b.close()
+    return seen
+
+
+async def test_a_browser_in_arabic_then_french(hub: Hub) -> None:
+    seen = await asyncio.to_thread(browse, f"http://127.0.0.1:{hub.http_port}")
+    assert seen["first"] == "rtl"  # the browser's Accept-Language: Arabic
+    for name in ("alarms", "commands", "reports"):
+        assert seen[f"ar-{name}"] == "rtl" and seen[f"fr-{name}"] == "ltr"
+    assert seen["remembered"] == "fr"
