@@ -28,7 +28,7 @@ import jinja2
 from aiohttp import web
 
 from common.httpform import read_form
-from hub import __version__, alarms, charts, commands, history, reports, users
+from hub import __version__, alarms, charts, commands, history, i18n, reports, users
 from hub.config import HUB_ID_RE, HubConfig
 from hub.ingest import Ingest
 from hub.model import FleetModel, region_of, sessions_today
@@ -156,7 +156,7 @@ class Dashboard:
         who = request.get(WHO)
         page = self.env.get_template(template).render(
             who=who, version=__version__, hub_id=self.config.hub_id, path=request.path,
-            **ctx)
+            **i18n.page_context(request), **ctx)
         return web.Response(text=page, content_type="text/html", status=status,
                             headers={"Cache-Control": "no-store",
                                      "Content-Security-Policy":
@@ -185,6 +185,7 @@ class Dashboard:
     def setup(self, app: web.Application) -> None:
         app[DASHBOARD] = self
         app.add_routes(routes)
+        i18n.setup(app)  # GET /lang: the language switch
         app.router.add_static("/static", HERE / "static", append_version=False)
 
 

@@ -33,6 +33,7 @@ PACKAGES=(
     systemd systemd-sysv systemd-resolved udev dbus libpam-systemd
     python3 python3-venv ca-certificates tzdata netbase
     fonts-noto-core fonts-dejavu-core
+    fonts-material-design-icons-iconfont espeak-ng libasound2
     mosquitto-clients nftables
     xserver-xorg-core xserver-xorg-input-libinput xserver-xorg-video-fbdev xinit
     libgl1 libegl1 libgl1-mesa-dri libgles2 libmtdev1 libxss1
@@ -182,6 +183,8 @@ chroot "$ROOT" useradd --system --user-group --home-dir /var/lib/cac-agent --no-
     --shell /usr/sbin/nologin --comment "CAC site agent" cac-agent
 chroot "$ROOT" useradd --system --user-group --home-dir /var/lib/cac-kiosk --no-create-home \
     --shell /usr/sbin/nologin --comment "CAC station kiosk" cac-kiosk
+# the kiosk's voice (the listen button) plays on the sound card: ALSA's devices are group audio
+chroot "$ROOT" usermod --append --groups audio cac-kiosk
 # the citizen's apps: a user of their own, whose home is recreated for every session
 chroot "$ROOT" useradd --system --user-group --home-dir /var/lib/cac-citizen/home \
     --no-create-home --shell /usr/sbin/nologin --comment "CAC citizen session" cac-citizen

@@ -53,6 +53,7 @@ from kiosk.screens.pin import PinEntry
 from kiosk.screens.portal import Library
 from kiosk.screens.voucher import VoucherEntry
 from kiosk.station_state import remember_lang, remembered_lang, state_file
+from kiosk.voice import Player, Speech, Voice, spoken_text
 from kiosk.widgets import BG, WARN, Corner, KButton
 from kiosk.xidle import x_idle_seconds
 
@@ -110,6 +111,9 @@ class KioskApp(App):
         self.voucher_entry = VoucherEntry(self)
         self.pin_entry = PinEntry(self)
         self.library = Library(self)
+        self.voice = Voice(cfg.state_dir / "voice-cache",
+                           cfg.recorded_voice_dir or cfg.state_dir / "recorded-voice")
+        self.player = Player()
         self.live: dict[str, Any] = {}   # labels that the tick updates in place
         self.countdown = Countdown()
         self.warnings = Warnings()
@@ -166,6 +170,8 @@ class KioskApp(App):
 
     def on_stop(self) -> None:
         with contextlib.suppress(Exception):
+            self.player.stop()
+        with contextlib.suppress(Exception):
             self.launcher.close_all()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._cleanup_pool.shutdown(wait=True)
@@ -192,11 +198,14 @@ class KioskApp(App):
         if name not in ("voucher", "pin"):
             self.voucher_code = ""
             self.voucher_status = ""
+        arrived = name != self.screen
         self.screen = name
         self.live = {}
         self.content.clear_widgets()
         self.content.add_widget(screens.BUILDERS[name](self))
         self.trace("screen", name=name, lang=self.L.lang)
+        if arrived and self.cfg.speak_on_arrival and self.modal is None:
+            self.listen()
         if not self._interactive:
             self._interactive = True
             Window.bind(on_flip=self._first_flip)
@@ -364,6 +373,8 @@ class KioskApp(App):
         self.modal = view
         self.modal_kind = kind
         self.trace("modal", kind=kind)
+        if self.cfg.speak_on_arrival:
+            self.listen()
 
     def _dismiss_if(self, kind: str) -> None:
         if self.modal_kind == kind:
@@ -487,6 +498,27 @@ class KioskApp(App):
         else:
             self._dismiss_if("idle")
 
+    # ---------------------------------------------------------------- the voice
+
+    def listen(self) -> None:
+        """Say the open dialog, else the screen: a recorded file, else espeak-ng (off the UI
+        thread), then play it; no voice or no sound device: silent (traced)."""
+        key = self.modal_kind or self.screen
+        root = self.modal if self.modal is not None else self.content
+        text = spoken_text(root)
+        lang = self.L.lang
+        self.run_bg(self.voice.prepare, lambda f: self._speak(f, key, lang, text),
+                    lang, key, text)
+
+    def _speak(self, fut: Future[Any], key: str, lang: str, text: str) -> None:
+        speech: Speech = fut.result()
+        played = False
+        if speech.path is not None and (self.modal_kind or self.screen) == key:
+            played = self.player.play(speech.path)
+        self.trace("voice", screen=key, lang=lang, text=text, source=speech.source,
+                   path=str(speech.path) if speech.path else None, played=played,
+                   detail=speech.detail)
+
     # ---------------------------------------------------------------- language, text size
 
     def _state_file(self) -> Path:
@@ -497,6 +529,8 @@ class KioskApp(App):
         self.trace("language", lang=lang)
         self.run_bg(remember_lang, lambda f: None, self._state_file(), lang)
         self.rebuild()
+        if self.cfg.speak_on_arrival:
+            self.listen()
 
     def toggle_large_text(self) -> None:
         self.large_text = not self.large_text

@@ -9,6 +9,9 @@ retry_seconds = 5             # out-of-service retry interval
 state_dir = "/var/lib/cac-kiosk"   # the remembered language
 exit_pin_hash = "pbkdf2_sha256$600000$<salt hex>$<hash hex>"   # cac-kiosk --hash-pin
 large_text_scale = 1.35
+speak_on_arrival = false      # say each screen aloud when it opens ("Listen" always does)
+recorded_voice_dir = "/var/lib/cac-kiosk/recorded-voice"   # default: <state_dir>/...
+    # <lang>/<screen>.wav|.ogg|.mp3 recorded by the CAC win over espeak-ng (no zgh voice)
 
 [[apps]]                      # applications a citizen may open during a session
 id = "browser"
@@ -56,6 +59,8 @@ class KioskConfig:
     state_dir: Path = field(default_factory=lambda: default_state_dir())
     exit_pin_hash: str | None = None
     large_text_scale: float = 1.35
+    speak_on_arrival: bool = False
+    recorded_voice_dir: Path | None = None  # None: <state_dir>/recorded-voice
     apps: tuple[AppSpec, ...] = ()
     open_command: tuple[str, ...] = ()
     desktop: Any = None  # kiosk.desktop.DesktopConfig: apps as the citizen user, the bar
@@ -120,7 +125,7 @@ def dangerous_dir(path: Path) -> str | None:
 def parse_config(raw: dict[str, Any], base: Path | None = None) -> KioskConfig:
     no_unknown(raw, {"idle_seconds", "idle_warning_seconds", "receipt_seconds", "poll_seconds",
                      "retry_seconds", "state_dir", "exit_pin_hash", "large_text_scale", "apps",
-                     "portal", "desktop"}, "")
+                     "portal", "desktop", "speak_on_arrival", "recorded_voice_dir"}, "")
     d = KioskConfig()
     kw: dict[str, Any] = {}
     if "idle_seconds" in raw:
@@ -139,6 +144,13 @@ def parse_config(raw: dict[str, Any], base: Path | None = None) -> KioskConfig:
     if "state_dir" in raw:
         p = Path(string(raw["state_dir"], "state_dir"))
         kw["state_dir"] = p if p.is_absolute() or base is None else base / p
+    if "speak_on_arrival" in raw:
+        if not isinstance(raw["speak_on_arrival"], bool):
+            raise ConfigError("speak_on_arrival", "must be true or false")
+        kw["speak_on_arrival"] = raw["speak_on_arrival"]
+    if "recorded_voice_dir" in raw:
+        p = Path(string(raw["recorded_voice_dir"], "recorded_voice_dir"))
+        kw["recorded_voice_dir"] = p if p.is_absolute() or base is None else base / p
     if "exit_pin_hash" in raw:
         h = string(raw["exit_pin_hash"], "exit_pin_hash")
         if not PIN_RE.fullmatch(h):

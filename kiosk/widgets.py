@@ -19,9 +19,11 @@ from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
 from kiosk.i18n import font_path, layout_markup
+from kiosk.icons import ICON_SCALE, icon_markup
 
 BG = (0.05, 0.06, 0.08, 1)
 PANEL = (0.14, 0.16, 0.20, 1)
+RAISED = (0.22, 0.26, 0.36, 1)   # a button on a panel (white on it: 12:1)
 FG = (1, 1, 1, 1)
 MUTED = (0.80, 0.84, 0.90, 1)
 ACCENT = (1.0, 0.83, 0.0, 1)     # yellow with black text: 15:1 contrast
@@ -45,9 +47,11 @@ def measure(script: str, text: str, size: float) -> float:
 
 
 class KLabel(Label):
-    """A label of logical text (``src``) laid out for its language (``rtl``)."""
+    """A label of logical text (``src``) laid out for its language (``rtl``), with an icon
+    (``icon``: a name of ``kiosk.icons``) before the words in reading order."""
 
     src = StringProperty("")
+    icon = StringProperty("")
     rtl = BooleanProperty(False)
     align = StringProperty("start")  # start | center | end (mirrored for RTL)
     auto_height = BooleanProperty(False)
@@ -63,6 +67,7 @@ class KLabel(Label):
             self._bg_color = Color(*self.bg)
             self._bg_rect = Rectangle(pos=self.pos, size=self.size)
         self.bind(src=self._relayout, rtl=self._relayout, width=self._relayout,
+                  icon=self._relayout,
                   font_size=self._relayout, align=self._relayout,
                   pos=self._redraw, size=self._redraw, bg=self._redraw,
                   texture_size=self._fit)
@@ -77,20 +82,32 @@ class KLabel(Label):
     def _relayout(self, *_: object) -> None:
         pad = float(self.padding[0] + self.padding[2])
         width = max(0.0, self.width - pad - dp(4))
-        key = (self.src, self.rtl, round(width), self.font_size, self.align)
+        key = (self.src, self.icon, self.rtl, round(width), self.font_size, self.align)
         if key == self._laid_for:
             return
         self._laid_for = key
         halign = {"start": "right" if self.rtl else "left", "center": "center",
                   "end": "left" if self.rtl else "right"}[self.align]
         self.halign = halign
+        icon = icon_markup(self.icon, self.rtl, self.font_size * ICON_SCALE)
+        if icon:
+            width = max(0.0, width - self.font_size * (ICON_SCALE + 0.5))
         laid = layout_markup(self.src, self.rtl, width, self.font_size, measure)
         self.text_size = (max(1.0, self.width - pad), None)
-        self.text = laid.markup
+        self.text = with_icon(laid.markup, icon, self.rtl) if icon else laid.markup
 
     def _fit(self, *_: object) -> None:
         if self.auto_height:
             self.height = max(dp(MIN_TOUCH_DP) * 0.5, self.texture_size[1] + dp(8))
+
+
+def with_icon(markup: str, icon: str, rtl: bool) -> str:
+    """``icon`` before the first line's words in reading order: on the right for RTL."""
+    first, nl, rest = markup.partition("\n")
+    if not first:
+        return icon + nl + rest
+    first = f"{first}  {icon}" if rtl else f"{icon}  {first}"
+    return first + nl + rest
 
 
 class KButton(ButtonBehavior, KLabel):
@@ -155,10 +172,16 @@ class Corner(Widget):
         return False
 
 
+class Row(BoxLayout):
+    """A horizontal row; ``mirrored``: its children were added right to left (Arabic)."""
+
+    mirrored = BooleanProperty(False)
+
+
 def hrow(widgets: list[Widget], rtl: bool, **kw: Any) -> BoxLayout:
     """A horizontal row in reading order: mirrored for right-to-left languages."""
     kw.setdefault("spacing", dp(12))
-    row = BoxLayout(orientation="horizontal", **kw)
+    row = Row(orientation="horizontal", mirrored=rtl, **kw)
     for w in reversed(widgets) if rtl else widgets:
         row.add_widget(w)
     return row
@@ -189,6 +212,18 @@ class Panel(BoxLayout):
         self._c.rgba = self.fill
         self._r.pos = self.pos
         self._r.size = self.size
+
+
+def reading_order(root: Widget) -> list[Widget]:
+    """Every widget under ``root`` in the order a reader meets them: top to bottom, and
+    along a row in the language's direction (Kivy keeps children last-added first)."""
+    out = [root]
+    kids = list(reversed(root.children))
+    if isinstance(root, Row) and root.mirrored:
+        kids.reverse()
+    for child in kids:
+        out.extend(reading_order(child))
+    return out
 
 
 def walk(root: Widget) -> list[Widget]:

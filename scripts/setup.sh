@@ -112,9 +112,11 @@ fi
 # image's firewall and units, debootstrap for building the image (slow tests); xwininfo and
 # xwd also for the run command's test (its window on the display, a screenshot); the citizen's
 # desktop (kiosk/desktop.py, kiosk/bar.py): openbox, xdotool, wmctrl, xprop/xwininfo
-# (x11-utils), xhost (x11-xserver-utils), xwd for screenshots (x11-apps), LibreOffice
+# (x11-utils), xhost (x11-xserver-utils), xwd for screenshots (x11-apps), LibreOffice;
+# the kiosk's icons (Material Icons font: without it, words only) and its voice (espeak-ng:
+# without it, the listen button plays only recorded files)
 wanted_pkgs=(mosquitto mosquitto-clients xvfb xauth libgl1-mesa-dri fonts-noto-core
-    fonts-dejavu-core chromium libxss1 libmtdev1 nftables systemd debootstrap
+    fonts-dejavu-core fonts-material-design-icons-iconfont espeak-ng chromium libxss1 libmtdev1 nftables systemd debootstrap
     openbox xdotool wmctrl x11-utils x11-xserver-utils x11-apps libreoffice-writer
     libreoffice-calc)
 if [ -n "$venv_pkg" ]; then wanted_pkgs+=("$venv_pkg"); fi

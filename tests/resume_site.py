@@ -79,6 +79,8 @@ grace_seconds = 60
     def http(self, method: str, path: str, body: Any = None) -> Any:
         req = urllib.request.Request(self.base + path, method=method,
                                      data=None if body is None else json.dumps(body).encode())
+        if body is not None:
+            req.add_header("Content-Type", "application/json")
         if self.token:
             req.add_header("Authorization", f"Bearer {self.token}")
         with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 - loopback only

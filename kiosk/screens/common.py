@@ -12,7 +12,8 @@ from kivy.metrics import dp
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.widget import Widget
 
-from kiosk.widgets import ACCENT, BLACK, PANEL, WARN, KButton, KLabel, Panel, hrow, vbox
+from kiosk.icons import ICON_FOR_SCREEN, ICON_FOR_TEXT, for_kid
+from kiosk.widgets import ACCENT, BLACK, PANEL, RAISED, WARN, KButton, KLabel, Panel, hrow, vbox
 
 if TYPE_CHECKING:
     from kiosk.app import KioskApp
@@ -24,7 +25,10 @@ BIG_DP = 88  # main actions
 
 def lab(app: KioskApp, text: str, size: float = 24, *, raw: bool = False,
         color: Any = None, **kw: Any) -> KLabel:
-    """A label: ``text`` is a msgid (translated) unless ``raw`` (already localised data)."""
+    """A label: ``text`` is a msgid (translated) unless ``raw`` (already localised data);
+    a state's msgid brings its icon (``kiosk.icons.ICON_FOR_TEXT``) unless ``icon`` is given."""
+    if not raw:
+        kw.setdefault("icon", ICON_FOR_TEXT.get(text, ""))
     kw.setdefault("auto_height", "height" not in kw and "size_hint_y" not in kw)
     if kw["auto_height"]:
         kw.setdefault("size_hint_y", None)
@@ -37,6 +41,9 @@ def lab(app: KioskApp, text: str, size: float = 24, *, raw: bool = False,
 def btn(app: KioskApp, text: str, kid: str, on_press: Callable[[], object], *,
         size: float = 26, height: float = BIG_DP, fill: Any = PANEL, raw: bool = False,
         enabled: bool = True, **kw: Any) -> KButton:
+    """A button; its icon comes from its ``kid`` (``kiosk.icons.ICON_FOR_KID``) unless
+    ``icon`` is given."""
+    kw.setdefault("icon", for_kid(kid))
     color = BLACK if fill in (ACCENT, WARN) else (1, 1, 1, 1)
     b = KButton(src=text if raw else app.L.t(text), rtl=app.L.rtl, font_size=app.fs(size),
                 kid=kid, fill=list(fill), color=color, enabled=enabled,
@@ -48,15 +55,22 @@ def btn(app: KioskApp, text: str, kid: str, on_press: Callable[[], object], *,
 def header(app: KioskApp, title: str, *, lang_button: bool = True,
            raw_title: bool = False) -> BoxLayout:
     items: list[Widget] = [lab(app, title, 30, raw=raw_title, size_hint_y=1,
-                               auto_height=False)]
+                               auto_height=False, icon=ICON_FOR_SCREEN.get(app.screen, ""))]
+    items.append(listen_button(app))
     big = btn(app, "Larger text", "large_text", app.toggle_large_text, size=20, height=56,
-              size_hint_x=None, width=dp(190),
+              size_hint_x=None, width=dp(250),
               fill=ACCENT if app.large_text else PANEL)
     items.append(big)
     if lang_button:
         items.append(btn(app, "Language", "lang_menu", lambda: app.show("welcome"), size=20,
-                         height=56, size_hint_x=None, width=dp(170)))
+                         height=56, size_hint_x=None, width=dp(190)))
     return hrow(items, app.L.rtl, size_hint_y=None, height=dp(64))
+
+
+def listen_button(app: KioskApp, width: float = 170) -> KButton:
+    """Speaks the screen (or the open dialog): its main text and its choices."""
+    return btn(app, "Listen", "listen", app.listen, size=20, height=56, size_hint_x=None,
+               width=dp(width), fill=RAISED)
 
 
 def page(app: KioskApp, title: str, body: list[Widget], *, lang_button: bool = True,
@@ -73,10 +87,13 @@ def page(app: KioskApp, title: str, body: list[Widget], *, lang_button: bool = T
 def modal_body(app: KioskApp, title: str, text: str, buttons: list[KButton], *,
                raw_text: bool = False, live_key: str | None = None) -> Panel:
     panel = Panel(padding=dp(24), spacing=dp(16), fill=list(PANEL))
-    panel.add_widget(lab(app, title, 32, align="center"))
+    panel.add_widget(hrow([lab(app, title, 32, align="center", size_hint_y=1,
+                               auto_height=False), listen_button(app)],
+                          app.L.rtl, size_hint_y=None, height=dp(64)))
     body = lab(app, text, 26, raw=raw_text, align="center")
     if live_key:
         app.live[live_key] = body
     panel.add_widget(body)
+    panel.add_widget(Widget())  # the room left goes between the words and the buttons
     panel.add_widget(hrow(list(buttons), app.L.rtl, size_hint_y=None, height=dp(BIG_DP)))
     return panel

@@ -11,7 +11,7 @@ from kivy.uix.widget import Widget
 
 from kiosk.model import warning_msgid
 from kiosk.screens.common import btn, modal_body
-from kiosk.widgets import ACCENT, DANGER
+from kiosk.widgets import ACCENT, DANGER, RAISED
 
 if TYPE_CHECKING:
     from kiosk.app import KioskApp
@@ -31,7 +31,7 @@ def confirm_end(app: KioskApp, on_yes: Callable[[], None],
                 extra: Sequence[Widget] = ()) -> Widget:
     """``extra``: more choices between "no" and "yes" (the citizen desktop's "your files")."""
     yes = btn(app, "Yes, end", "end_yes", on_yes, fill=DANGER)
-    no = btn(app, "No, continue", "end_no", app.dismiss_modal)
+    no = btn(app, "No, continue", "end_no", app.dismiss_modal, fill=RAISED)
     return modal_body(app, "End session", "End your session now? Your applications will be "
                                           "closed and your files removed.", [no, *extra, yes])
 

@@ -27,7 +27,7 @@ def session(app: KioskApp) -> Widget:
         time_text = app.L.clock(remaining)
     fee = app.L.money(int(s.get("fee_so_far", 0)), str(s.get("currency", "MAD")))
     t_label = lab(app, time_text, 64, raw=True, align="center")
-    f_label = lab(app, fee, 40, raw=True, align="center")
+    f_label = lab(app, fee, 64, raw=True, align="center")
     app.live = {"time": t_label, "fee": f_label}
     tiles = hrow([
         vbox([lab(app, time_title, 24, align="center", color=MUTED), t_label],

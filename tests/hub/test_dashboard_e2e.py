@@ -325,8 +325,8 @@ def test_the_csv_report_totals_equal_the_stored_records(stack: Stack, browser: A
     # positive signal that the hub has stored all they sent: each stopped CAC's "offline"
     # status, sent after its last records on the same connection and ingested in order
     stopped = [c for c in sim_ids() if c != stack.victim]
-    until(lambda: all(get_json(f"{stack.hub}/api/v1/cacs/{c}")["state"] == "offline"
-                      for c in stopped), "every stopped CAC offline at the hub")
+    until(lambda: all(get_json(f"{stack.hub}/api/v1/cacs/{c}", stack.api_token)["state"]
+                      == "offline" for c in stopped), "every stopped CAC offline at the hub")
     page = login(browser, stack, VIEWER)
     resp = page.request.get(f"{stack.hub}/reports/daily.csv")
     assert resp.status == 200 and resp.headers["content-type"].startswith("text/csv")

@@ -381,6 +381,7 @@ def sc_screens(d: Driver, agent: AgentThread) -> None:
     """Every screen (and dialog) in every language, saved as PNG; no untranslated text."""
     app = d.app
     d.screen("welcome")
+    check_glyphs(d)
     d.until("first poll", lambda: app.polled_once)
     agent.down()  # keep the poll from changing screens under us
     d.until("unreachable", lambda: app.fails >= 1)
@@ -412,6 +413,7 @@ def sc_screens(d: Driver, agent: AgentThread) -> None:
                 app.show(name)
             d.ui(go)
             d.shot(f"{lang}-{shot or name}")
+            check_icons(d, f"{lang}-{shot or name}")
         show("welcome")
         show("voucher", voucher_code="7K3QF-9", voucher_status="")
         show("operator")
@@ -432,12 +434,14 @@ def sc_screens(d: Driver, agent: AgentThread) -> None:
                     app._handle_message({"id": f"m-{lang}", "text": "Le centre ferme à 18h"})
             d.ui(opener)
             d.shot(f"{lang}-session-{kind}")
+            check_icons(d, f"{lang}-session-{kind}")
             d.ui(app.dismiss_modal)
         show("session", shot="session-resumed", session={**fake_session, "resumed": True})
         show("paused", session={**fake_session, "state": "paused",
                                 "pause_reason": "Coupure de courant"})
-        show("receipt", session=None, receipt={"billed_seconds": 3725, "fee": 1000,
-                                               "currency": "MAD", "voucher_minutes_left": 12})
+        show("receipt", session=None, receipt_deadline=app.mono() + 3600,
+             receipt={"billed_seconds": 3725, "fee": 1000, "currency": "MAD",
+                      "voucher_minutes_left": 12})
         show("receipt", shot="receipt-moved", receipt={"moved_to": "s2"})
         show("locked", lock={"reason": "Maintenance", "by": "operator:amina"})
         show("offline", offline_detail="")
@@ -455,6 +459,154 @@ def sc_screens(d: Driver, agent: AgentThread) -> None:
         d.ui(lambda: setattr(app, "large_text", False))
     missing = sorted(Localizer.missing)
     check(not missing, f"untranslated messages: {missing}")
+
+
+# buttons that are symbols themselves: keypad keys and the language names
+SYMBOL_KEYS = ("key_", "pin_", "lang_", "search_")
+
+
+def check_icons(d: Driver, where: str) -> None:
+    """Every action button on screen has an icon of the icon font and words beside it; the
+    screen's title has its state's icon; no touch target under 48 dp."""
+    from kiosk.icons import CODEPOINTS, for_kid, glyph, icon_font
+
+    check(icon_font() is not None, "the icon font is not installed")
+
+    def go() -> list[str]:
+        bad = []
+        for r in Window.children:
+            for w in walk(r):
+                if not isinstance(w, KButton) or str(w.kid).startswith("lang_") or (
+                        str(w.kid).startswith(SYMBOL_KEYS) and len(w.src) <= 1):
+                    continue
+                if not (w.icon in CODEPOINTS and w.icon == for_kid(w.kid)
+                        and glyph(w.icon, w.rtl) in w.text and w.src.strip()):
+                    bad.append(f"{w.kid}:{w.icon!r}:{w.src!r}")
+        return bad
+    bad = d.ui(go)
+    check(not bad, f"{where}: buttons without an icon or words: {bad}")
+    small = d.widgets_min_size()
+    check(not small, f"{where}: touch targets under 48 dp: {small}")
+
+
+def check_glyphs(d: Driver) -> None:
+    """Each icon the kiosk uses is drawn by the icon font as a glyph of its own: not empty,
+    not what the font draws for a code point it lacks."""
+    from kivy.core.text import Label as CoreLabel
+
+    from kiosk.icons import CODEPOINTS, icon_font
+
+    font = icon_font()
+    check(font is not None, "the icon font is not installed")
+
+    def pixels(ch: str) -> bytes:
+        lab = CoreLabel(text=ch, font_name=font, font_size=48)
+        lab.refresh()
+        return bytes(lab.texture.pixels)
+
+    def go() -> list[str]:
+        # what the font draws for a code point it lacks (seen: the same as a space; "A" is
+        # not in an icon font), and for a space
+        missing = {pixels("A"), pixels(" "), pixels(chr(0xFFFF))}
+        return [name for name, cp in CODEPOINTS.items() if pixels(chr(cp)) in missing]
+    bad = d.ui(go)
+    check(not bad, f"icons drawn as a box or nothing: {bad}")
+
+
+def write_tone(path: Path, seconds: float = 0.5) -> Path:
+    """A stand-in for a CAC's own recording: a 440 Hz tone, 16-bit mono WAV."""
+    import math
+    import struct
+    import wave
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rate = 22050
+    frames = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
+                      for i in range(int(rate * seconds)))
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(frames)
+    return path
+
+
+def voice_after(d: Driver, count: int) -> dict[str, Any]:
+    """The voice event after the first ``count`` ones (the answer to the next listen)."""
+    def find() -> dict[str, Any] | None:
+        found = [e for e in d.app.events if e["event"] == "voice"]
+        return found[count] if len(found) > count else None
+    return dict(d.until("voice event", find, timeout=40))
+
+
+def listen(d: Driver) -> dict[str, Any]:
+    before = len([e for e in d.app.events if e["event"] == "voice"])
+    d.tap("listen")
+    return voice_after(d, before)
+
+
+def sc_voice(d: Driver, agent: AgentThread) -> None:
+    """The listen button: espeak-ng speaks the screen's words (fr, ar) into a cached WAV;
+    a recorded file wins; Tamazight without a recording and a missing sound device are
+    silent, without error. The test checks the WAVs (tests/kiosk/test_voice.py)."""
+    app = d.app
+    d.screen("welcome")
+    d.until("first poll", lambda: app.polled_once)
+    spoken: dict[str, Any] = {}
+    for lang in ("fr", "ar"):
+        d.tap(f"lang_{lang}")
+        d.until(lang, lambda lang=lang: app.L.lang == lang)
+        spoken[f"{lang}-welcome"] = listen(d)
+        d.tap("ask_operator")
+        d.screen("operator")
+        spoken[f"{lang}-operator"] = listen(d)
+        d.tap("back")
+        d.screen("welcome")
+    again = listen(d)  # the same words again: the cached file
+    spoken["ar-welcome-again"] = again
+    # the CAC drops a recording of the Tamazight welcome screen into the folder
+    write_tone(OUT / "recorded-voice" / "zgh" / "welcome.wav")
+    d.tap("lang_zgh")
+    d.until("zgh", lambda: app.L.lang == "zgh")
+    spoken["zgh-welcome"] = listen(d)
+    d.tap("ask_operator")
+    d.screen("operator")
+    spoken["zgh-operator"] = listen(d)  # no recording, no voice
+    d.tap("back")
+    d.screen("welcome")
+    # a recording wins over espeak-ng's voice too
+    write_tone(OUT / "recorded-voice" / "fr" / "operator.wav")
+    d.tap("lang_fr")
+    d.until("fr", lambda: app.L.lang == "fr")
+    d.tap("ask_operator")
+    d.screen("operator")
+    spoken["fr-operator-recorded"] = listen(d)
+    d.tap("back")
+    d.screen("welcome")
+    # a dialog speaks its own words
+    d.ui(lambda: app._notice("This application could not be opened. Please ask the operator."))
+    d.until("notice", lambda: app.modal_kind == "notice")
+    spoken["fr-notice"] = listen(d)
+    d.tap("notice_ok")
+    d.until("no dialog", lambda: app.modal is None)
+    check(app.screen == "welcome", "still on the welcome screen after speaking")
+    (OUT / "voice.json").write_text(json.dumps(spoken, ensure_ascii=False, indent=1))
+
+
+def sc_voice_arrival(d: Driver, agent: AgentThread) -> None:
+    """speak_on_arrival: each new screen is spoken when it opens, and played (the test gives
+    SDL a sound device that writes to a file)."""
+    app = d.app
+    d.screen("welcome")
+    first = d.event("voice", screen="welcome")
+    d.tap("ask_operator")
+    d.screen("operator")
+    second = d.event("voice", screen="operator")
+    n = len([e for e in app.events if e["event"] == "voice"])
+    d.tap("back")
+    d.screen("welcome")
+    back = voice_after(d, n)
+    (OUT / "voice.json").write_text(json.dumps({"welcome": first, "operator": second,
+                                                "back": back}, ensure_ascii=False, indent=1))
 
 
 def sc_bench(d: Driver, agent: AgentThread) -> None:
@@ -507,7 +659,7 @@ def sc_bench(d: Driver, agent: AgentThread) -> None:
 SCENARIOS = {"flow": sc_flow, "wrong": sc_wrong, "down": sc_down, "control": sc_control,
              "pause": sc_pause,
              "idle": sc_idle, "apps": sc_apps, "portal": sc_portal, "screens": sc_screens,
-             "bench": sc_bench}
+             "bench": sc_bench, "voice": sc_voice, "voice_arrival": sc_voice_arrival}
 
 DUMMY_APP = """
 import os, sys, time, pathlib
@@ -532,7 +684,9 @@ def kiosk_config() -> KioskConfig:
     # loaded machine's slow frame cannot end the session before the driver's tap lands
     return KioskConfig(idle_seconds=8 if SCENARIO == "idle" else 0, idle_warning_seconds=5,
                        receipt_seconds=2 if SCENARIO == "idle" else 60, poll_seconds=0.3,
-                       retry_seconds=1, state_dir=OUT / "state", apps=apps)
+                       retry_seconds=1, state_dir=OUT / "state", apps=apps,
+                       speak_on_arrival=SCENARIO == "voice_arrival",
+                       recorded_voice_dir=OUT / "recorded-voice")
 
 
 def main() -> int:
