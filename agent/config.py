@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from agent.meter.tariff import CATEGORY_RE as CATEGORY_RE
 from agent.meter.tariff import Band as Band
 from agent.meter.tariff import Tariff as Tariff
+from agent.uplink import UplinkConfig, parse_uplink
 from common.ids import CAC_ID_RE as CAC_ID_RE
 from common.ids import STATION_ID_RE as STATION_ID_RE
 from common.mqtt_config import MqttConfig as MqttConfig
@@ -70,6 +71,7 @@ class AgentConfig:
     voucher_valid_days: int = DEFAULT_VOUCHER_VALID_DAYS
     health_interval_seconds: int = DEFAULT_HEALTH_INTERVAL_SECONDS
     content: ContentConfig = field(default_factory=ContentConfig)
+    uplink: UplinkConfig = field(default_factory=UplinkConfig)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -159,7 +161,7 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
         raw,
         {"cac_id", "data_dir", "timezone", "mqtt", "http", "stations", "tariff",
          "checkpoint_seconds", "voucher_valid_days", "health_interval_seconds",
-         "content"},
+         "content", "uplink"},
         "",
     )
     cac_id = _str(_req(raw, "cac_id", ""), "cac_id")
@@ -224,6 +226,7 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
             "health_interval_seconds",
             raw.get("health_interval_seconds", DEFAULT_HEALTH_INTERVAL_SECONDS), 1, 3600),
         content=parse_content(raw.get("content", {})),
+        uplink=parse_uplink(raw.get("uplink", {})),
     )
 
 
