@@ -113,9 +113,11 @@ fi
 # xwd also for the run command's test (its window on the display, a screenshot); the citizen's
 # desktop (kiosk/desktop.py, kiosk/bar.py): openbox, xdotool, wmctrl, xprop/xwininfo
 # (x11-utils), xhost (x11-xserver-utils), xwd for screenshots (x11-apps), LibreOffice;
-# systemd-container (systemd-nspawn) to boot the built image (slow tests, issue 24)
+# systemd-container (systemd-nspawn) and dnsmasq-base (DHCP on the test's private network) to
+# boot the built image (slow tests, issue 24)
 wanted_pkgs=(mosquitto mosquitto-clients xvfb xauth libgl1-mesa-dri fonts-noto-core
     fonts-dejavu-core chromium libxss1 libmtdev1 nftables systemd debootstrap systemd-container
+    dnsmasq-base
     openbox xdotool wmctrl x11-utils x11-xserver-utils x11-apps libreoffice-writer
     libreoffice-calc)
 if [ -n "$venv_pkg" ]; then wanted_pkgs+=("$venv_pkg"); fi
