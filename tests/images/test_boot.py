@@ -546,6 +546,73 @@ def test_kiosk_unit_shows_the_first_screen(site: Device) -> None:
     assert "CAC_STATION=s1" in env and "CAC_AGENT_URL=http://127.0.0.1:8081" in env
 
 
+# where the session screen's "Internet" button is on the kiosk's 1280x800 screen (the left
+# button of the first row of apps); on the welcome screen this point is the gap between the
+# language buttons and "start with a ticket", so an early tap does nothing
+WEB_BUTTON = (327, 345)
+
+
+def citizen_processes(dev: Device) -> list[str]:
+    return dev.run("ps", "-u", "cac-citizen", "-o", "comm=").stdout.split()
+
+
+def test_citizen_apps_open_under_the_bar_and_the_session_end_wipes_them(
+        site: Device) -> None:
+    """Issue 22 on the booted image: a session, "Web" tapped on the kiosk (xdotool), Chromium
+    runs as cac-citizen through the image's sudo rules inside the kiosk unit's sandbox, below
+    the bar; the session's end (the operator ends it) leaves no process and a fresh home."""
+    pid = site.systemctl("show", "-p", "MainPID", "--value", "cac-kiosk.service")
+    status = site.run("cat", f"/proc/{pid}/status").stdout
+    assert "NoNewPrivs:\t0" in status  # else sudo refuses: no app, no wipe
+    status_code, s = http("POST", site.address(), AGENT_PORT, "/api/v1/sessions",
+                          {"station": "s1", "minutes": 30}, operator_token(site), src=LAN_HOST)
+    assert status_code == 201, s
+
+    def tap_web() -> bool:
+        site.run("sh", "-c", f"DISPLAY=:0 xdotool mousemove {WEB_BUTTON[0]} {WEB_BUTTON[1]} "
+                 "mousedown 1 sleep 0.2 mouseup 1")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if "chromium" in citizen_processes(site):
+                return True
+            time.sleep(0.2)
+        return False
+
+    until(tap_web, "Chromium as cac-citizen after tapping Web", log=lambda: site.run(
+        "journalctl", "--no-pager", "-n", "40").stdout)
+    def chromium_window() -> str | None:
+        w = site.run("sh", "-c", "DISPLAY=:0 wmctrl -l -G").stdout
+        return w if "Chromium" in w else None
+
+    wins = until(chromium_window, "the Chromium window")
+    kiosk = next(line.split() for line in wins.splitlines() if line.endswith("CAC kiosk"))
+    chrome = next(line.split() for line in wins.splitlines() if "Chromium" in line)
+    assert int(kiosk[3]) == 0 and int(kiosk[5]) <= 120  # the kiosk is a bar at the top
+    assert int(chrome[3]) >= int(kiosk[5]) - 2           # Chromium below it
+    page = site.run("cat", "/var/lib/cac-citizen/home/start.html").stdout
+    assert "Internet disponible" in page  # no probe configured: the hub link is up
+    time.sleep(2)  # let Chromium paint its page for the picture
+    shot = site.first_screen(ARTIFACTS / "booted-site-chromium-under-bar.png")
+    print(f"\nthe booted site's Chromium under the kiosk bar: {shot}")
+
+    status_code, rec = http("POST", site.address(), AGENT_PORT,
+                            f"/api/v1/sessions/{s['id']}/end", {}, operator_token(site),
+                            src=LAN_HOST)
+    assert status_code == 200, rec
+    until(lambda: not citizen_processes(site), "no process of cac-citizen after the end")
+    def fresh_home() -> list[str] | None:
+        files = site.run("find", "/var/lib/cac-citizen/home", "-mindepth", "1").stdout.split()
+        return files if files and not any("chromium" in f for f in files) else None
+
+    left = until(fresh_home, "the citizen's home recreated without the browser's profile")
+    # what a new home holds: the empty session folders, LibreOffice's lockdown, the start page
+    assert sorted(f for f in left if "/." not in f) == [
+        "/var/lib/cac-citizen/home/Documents", "/var/lib/cac-citizen/home/Downloads",
+        "/var/lib/cac-citizen/home/start.html"], left
+    journal = site.run("journalctl", "--no-pager", "-u", "cac-kiosk.service").stdout
+    assert "a password is required" not in journal and "no new privileges" not in journal
+
+
 # ---------------------------------------------------------------- a station on the LAN
 
 

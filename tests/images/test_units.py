@@ -89,8 +89,11 @@ def test_verify_would_catch_a_mistake(tmp_path: Path) -> None:
 
 
 @needs_analyze
+# the kiosk's sudo (the citizen's apps, the session's end) rules out every setting that
+# implies NoNewPrivileges (see the unit): 6.6 is what is left; the 5.5 it had before came from
+# settings under which sudo refused to run
 @pytest.mark.parametrize(("unit", "limit"), [("cac-agent.service", 2.5),
-                                              ("cac-kiosk.service", 5.5)])
+                                              ("cac-kiosk.service", 6.7)])
 def test_security_exposure(tmp_path: Path, unit: str, limit: float) -> None:
     """systemd's own exposure score (0 = locked down, 10 = unprotected) stays low."""
     assert ANALYZE is not None
@@ -164,11 +167,17 @@ def test_citizen_desktop_files() -> None:
     assert [a.id for a in cfg.apps] == ["browser", "writer", "calc", "files"]
     sudoers = (OVERLAY / "etc/sudoers.d/cac-citizen").read_text()
     rules = [line for line in sudoers.splitlines() if line.startswith("cac-kiosk ")]
+    # both names of the venv's interpreter: the kiosk runs them with its sys.executable,
+    # /opt/cac/venv/bin/python3 (the console script's), and sudo matches the path as given
     assert rules == ["cac-kiosk ALL=(cac-citizen) NOPASSWD: /usr/bin/env -i *",
                      "cac-kiosk ALL=(root) NOPASSWD: /opt/cac/venv/bin/python -m "
                      "kiosk.desktop reset",
+                     "cac-kiosk ALL=(root) NOPASSWD: /opt/cac/venv/bin/python3 -m "
+                     "kiosk.desktop reset",
                      # the target is checked to be a mounted removable disk by the command
                      "cac-kiosk ALL=(root) NOPASSWD: /opt/cac/venv/bin/python -m "
+                     "kiosk.desktop copy-to *",
+                     "cac-kiosk ALL=(root) NOPASSWD: /opt/cac/venv/bin/python3 -m "
                      "kiosk.desktop copy-to *"]
     assert (OVERLAY / "etc/xdg/openbox/cac-rc.xml").read_text() == (
         DATA / "openbox-rc.xml").read_text()
