@@ -141,6 +141,16 @@ def test_kiosk_unit_directives() -> None:
     assert set(u["Service.CapabilityBoundingSet"][0].split()) <= {
         "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH",
         "CAP_CHOWN", "CAP_FOWNER", "CAP_AUDIT_WRITE"}
+    # and sudo runs only without no_new_privs: none of the settings that imply it for a
+    # service without CAP_SYS_ADMIN (systemd.exec; the booted image showed sudo refusing)
+    assert u["Service.NoNewPrivileges"] == ["no"]
+    implying = {"ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs",
+                "ProtectClock", "ProtectHostname", "RestrictSUIDSGID", "LockPersonality",
+                "RestrictRealtime", "SystemCallArchitectures", "RestrictAddressFamilies",
+                "SystemCallFilter", "SystemCallLog", "MemoryDenyWriteExecute",
+                "RestrictNamespaces", "PrivateDevices", "DynamicUser"}
+    assert not [k for k in u if k.split(".", 1)[1] in implying], sorted(u)
+    assert "CAP_SYS_ADMIN" not in u["Service.CapabilityBoundingSet"][0]
     # rootless Xorg without VT switching; the session script runs openbox and the kiosk,
     # which takes CAC_AGENT_URL, CAC_STATION, CAC_TOKEN from the environment file (no token
     # in ps)
@@ -149,6 +159,8 @@ def test_kiosk_unit_directives() -> None:
     assert "-novtswitch" in exec_start and "-nolisten tcp" in exec_start
     session = (OVERLAY / "usr/local/lib/cac/kiosk-session").read_text()
     assert "openbox --config-file /etc/xdg/openbox/cac-rc.xml" in session
+    # the kiosk's window only once openbox manages the screen (else it is never mapped)
+    assert session.index("_NET_SUPPORTING_WM_CHECK") < session.index("exec /opt/cac/venv/bin")
     assert "exec /opt/cac/venv/bin/cac-kiosk --config /etc/cac-kiosk/kiosk.toml" in session
     assert "getty@tty1.service" in u["Unit.Conflicts"]
     logind = (OVERLAY / "etc/systemd/logind.conf.d/cac-kiosk.conf").read_text()
