@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import msgspec
 from aiohttp import web
 
 from wire.config_check import ConfigError, check_int, no_unknown, string, table
@@ -98,10 +99,8 @@ class UplinkState:
                       last_outage_s=self.last_outage_s)
 
     def as_dict(self) -> dict[str, object]:
-        return {"up": self.up, "hub": self.hub, "internet": self.internet,
-                "checked_at": None if self.checked_at is None else self.checked_at.isoformat(),
-                "changed_at": None if self.changed_at is None else self.changed_at.isoformat(),
-                "last_outage_s": self.last_outage_s}
+        out: dict[str, object] = msgspec.to_builtins(self.wire())
+        return out
 
 
 class UplinkMonitor:
