@@ -15,7 +15,9 @@ hub's end-to-end ``ack`` says it is stored:
   While the hub stays silent the wait doubles (up to ``ACK_TIMEOUT_MAX``), so a hub that is
   down for hours does not find its broker queue full of copies; any ack resets it.
 - A connection that drops is retried with exponential backoff and jitter, for ever; the next
-  connection starts again from ``acked_seq + 1``.
+  connection starts again from ``acked_seq + 1``. The backoff starts again from the
+  shortest delay after a connection that lasted ``STABLE_SECONDS`` or carried an ack or a
+  command from the hub (a flapping uplink: see tests/system/test_bad_link*.py).
 
 Threads: paho's network loop runs in paho's own thread (``loop_start``) and its callbacks only
 hand events to the event loop (``call_soon_threadsafe``). The ledger and the service are only
@@ -273,6 +275,7 @@ class Reporter:
         while True:
             connected_at: float | None = None
             error = ""
+            heard = self.stats.acks + self.stats.commands
             try:
                 connected_at = await self._connect()
                 await self._serve()
@@ -283,7 +286,12 @@ class Reporter:
                 error = repr(exc)
             self._mark_disconnected()
             await asyncio.to_thread(self._teardown)
-            if connected_at is not None and loop.time() - connected_at >= STABLE_SECONDS:
+            # The backoff starts again after a connection that lasted, or that carried the
+            # hub's acks or commands: the link works, it only drops (a flapping uplink up
+            # for seconds at a time must not leave the CAC waiting a minute between tries).
+            if connected_at is not None and (
+                    loop.time() - connected_at >= STABLE_SECONDS
+                    or self.stats.acks + self.stats.commands > heard):
                 delays = reconnect_delays()
             delay = next(delays)
             # a new reason is a warning; the same one again, every minute for days, is not

@@ -88,6 +88,8 @@ class KioskApp(App):
     portal_package: dict[str, Any] | None = ObjectProperty(None, allownone=True)
     portal_text: str | None = ObjectProperty(None, allownone=True)
     portal_note: str = StringProperty("")
+    portal_hits: list[dict[str, Any]] = ObjectProperty([])  # full-text results ...
+    portal_hits_for: str = StringProperty("")  # ... for this query
 
     def __init__(self, client: StationClient, cfg: KioskConfig, *, station: str,
                  lang: str | None = None, screenshot: Path | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -38,7 +39,10 @@ class StationClient:
         self.timeout = timeout
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        url = f"{self.base}/api/v1/stations/{self.station}{path}"
+        return self._send(method, f"/api/v1/stations/{self.station}{path}", body)
+
+    def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        url = f"{self.base}{path}"
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(url, data=data, method=method)  # noqa: S310 (http only)
         req.add_header("Authorization", f"Bearer {self._token}")
@@ -98,6 +102,18 @@ class StationClient:
             raise
         up = out.get("up") if isinstance(out, dict) else None
         return up if isinstance(up, bool) else None
+
+    def search(self, query: str, lang: str) -> list[dict[str, Any]]:
+        """Full-text search of the installed content (best first); none from an agent that
+        has no search yet."""
+        qs = urllib.parse.urlencode({"q": query[:200], "lang": lang, "station": self.station})
+        try:
+            out = self._send("GET", f"/api/v1/content/search?{qs}")
+        except AgentRefused as exc:
+            if exc.status in (404, 405):
+                return []
+            raise
+        return [h for h in out if isinstance(h, dict)] if isinstance(out, list) else []
 
     def fetch_text(self, url: str, limit: int = 512 * 1024) -> str:
         """A text content file (public, under /content/...) as text."""

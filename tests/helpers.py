@@ -7,14 +7,18 @@ binary on 127.0.0.1 with a generated config, for tests that need a broker (DESIG
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 MOSQUITTO_FALLBACKS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 READY_TIMEOUT = 5.0
@@ -246,3 +250,75 @@ def start_broker(workdir: Path, extra_config: tuple[str, ...] = ()) -> Mosquitto
     except BrokerError as exc:
         pytest.fail(f"cannot start a real mosquitto broker: {exc}", pytrace=False)
     return broker
+
+
+# ---------------------------------------------------------------- project commands as processes
+
+WAIT = 30.0
+
+
+class Proc:
+    """A project command run as a real process, ended by its PID."""
+
+    def __init__(self, name: str, args: list[str], log: Path) -> None:
+        self.name, self.args, self.log = name, args, log
+        self.p: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.p = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL)
+
+    def signal(self, sig: int) -> None:
+        if self.p is not None and self.p.poll() is None:
+            os.kill(self.p.pid, sig)
+
+    def kill9(self) -> None:
+        if self.p is not None and self.p.poll() is None:
+            os.kill(self.p.pid, signal.SIGKILL)
+            self.p.wait(10)
+
+    def stop(self) -> None:
+        if self.p is not None and self.p.poll() is None:
+            os.kill(self.p.pid, signal.SIGCONT)
+            os.kill(self.p.pid, signal.SIGTERM)
+            try:
+                self.p.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+def http(method: str, url: str, body: Any = None, tok: str | None = None,
+         timeout: float = 5) -> tuple[int, Any]:
+    """A JSON request to a local API: (status, decoded body), errors included."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if tok:
+        req.add_header("Authorization", f"Bearer {tok}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - loopback only
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def until(cond: Callable[[], Any], what: str, timeout: float = WAIT,
+          procs: tuple[Proc, ...] = ()) -> Any:
+    """Poll ``cond`` until it gives something true (returned), or fail with the logs of
+    ``procs``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            got = cond()
+        except (OSError, urllib.error.URLError, ValueError):
+            got = None
+        if got:
+            return got
+        time.sleep(0.1)
+    import pytest
+
+    logs = "\n".join(f"--- {p.name} ---\n{p.tail()}" for p in procs)
+    pytest.fail(f"timed out waiting for {what}\n{logs}")

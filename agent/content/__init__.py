@@ -144,6 +144,21 @@ class ContentCache(ContentStore):
 
     async def _get_json(self, url: str, headers: dict[str, str] | None = None
                         ) -> tuple[int, bytes, str | None]:
+        """GET a small answer (catalogue, manifest); a dropped connection is retried like a
+        file download (``ATTEMPTS``), so one cut does not cost a whole ``poll_seconds``."""
+        for attempt in range(ATTEMPTS - 1):
+            if attempt:
+                await asyncio.sleep(RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+            try:
+                return await self._get_json_once(url, headers)
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError,
+                    TimeoutError) as exc:
+                log.info("GET %s interrupted (%s); trying again", url, type(exc).__name__)
+        await asyncio.sleep(RETRY_BASE_SECONDS * 2 ** (ATTEMPTS - 2))
+        return await self._get_json_once(url, headers)
+
+    async def _get_json_once(self, url: str, headers: dict[str, str] | None
+                             ) -> tuple[int, bytes, str | None]:
         async with self._client().get(url, headers=headers or {}) as resp:
             if resp.status == 304:
                 return 304, b"", resp.headers.get("ETag")

@@ -8,8 +8,12 @@ import os
 from aiohttp import web
 
 from agent.content import CONTENT, ContentCache
+from agent.content.search import MAX_QUERY_CHARS, QueryError
 from agent.content.store import CHUNK
-from agent.edge import COMMANDS, SERVICE, operator, station
+from agent.edge import COMMANDS, SERVICE, BadRequest, bearer, call, operator, station
+from agent.errors import DomainError
+
+MAX_RESULTS = 50
 
 IMMUTABLE_HINT = "no-cache"  # paths are stable but their bytes change with a new version
 
@@ -79,6 +83,58 @@ async def list_station(request: web.Request) -> web.Response:
     return web.json_response({"packages": cache.listing(), "sync": cache.status()})
 
 
+async def _reader(request: web.Request) -> None:
+    """An operator's token, or a station's token with ``station=ID`` (the kiosk)."""
+    token = bearer(request)
+    svc = request.app[SERVICE]
+    try:
+        await call(request, svc.operator_for_token, token)
+        return
+    except DomainError as exc:
+        if exc.code != "unauthorized":
+            raise
+    sid = request.query.get("station")
+    if not sid:
+        raise DomainError("unauthorized", "an operator token, or a station token with "
+                          "'station=ID' in the query, is required")
+    await call(request, svc.station_for_token, token, sid)
+
+
+async def search(request: web.Request) -> web.Response:
+    """``GET /api/v1/content/search?q=TEXT&lang=ar&limit=N``: pages of installed packages,
+    best first, each with a snippet, its language and its portal URL (CONTRACT §10: a list of
+    ``{"package", "path", "title", "snippet"}``, extended with ``lang`` and ``url``)."""
+    await _reader(request)
+    q = request.query.get("q", "")
+    if len(q) > MAX_QUERY_CHARS:
+        raise BadRequest(f"'q' is longer than {MAX_QUERY_CHARS} characters", "bad_field")
+    lang = request.query.get("lang") or None
+    if lang is not None and (len(lang) > 16 or not lang.replace("-", "").isalnum()):
+        raise BadRequest("'lang' must be a language code such as 'ar' or 'fr'", "bad_field")
+    try:
+        limit = int(request.query.get("limit", "20"))
+    except ValueError:
+        raise BadRequest("'limit' must be an integer", "bad_field") from None
+    if not 1 <= limit <= MAX_RESULTS:
+        raise BadRequest(f"'limit' must be between 1 and {MAX_RESULTS}", "bad_field")
+    cache = request.app[CONTENT]
+    index = cache.search
+    if index is None:
+        return web.json_response([])
+    loop = asyncio.get_running_loop()
+    try:
+        hits = await loop.run_in_executor(None, index.search, q, lang, limit)
+    except QueryError as exc:
+        raise BadRequest(str(exc), "bad_field") from None
+    results = []
+    for h in hits:
+        entry = cache.index.get(h["package"], {}).get(h["path"])
+        if entry is None or cache.present.get(entry["sha256"]) != entry["size"]:
+            continue  # a file that is not served is not offered
+        results.append({**h, "url": f"/content/{h['package']}/{h['path']}"})
+    return web.json_response(results)
+
+
 def setup(app: web.Application) -> ContentCache:
     """Give the agent's app its content cache: portal routes, listings, the sync task,
     the ``resync_content`` command and the health hook."""
@@ -89,5 +145,6 @@ def setup(app: web.Application) -> ContentCache:
     app[COMMANDS].register("resync_content", cache.command)
     app.router.add_get("/content/{pid}/{path:.+}", serve_file)
     app.router.add_get("/api/v1/content", list_operator)
+    app.router.add_get("/api/v1/content/search", search)
     app.router.add_get("/api/v1/stations/{sid}/content", list_station)
     return cache

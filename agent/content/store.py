@@ -6,6 +6,7 @@ Layout under ``DATA_DIR/content/``::
     downloads/abcdef....part     bodies being downloaded (resumed with Range)
     packages/{id}/manifest.json  the installed manifest (exact bytes from the hub)
     state.json                   catalogue ETag, download queue (with manifests), last use
+    search.sqlite                full-text index of the installed packages (agent/content/search.py)
 
 A file reaches ``blobs/`` only after its sha256 matched (fsync, then ``os.replace``), and a
 package is installed (its manifest written atomically) only when all of its blobs are
@@ -29,6 +30,7 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -37,6 +39,7 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from agent.config import ContentConfig
+from agent.content.search import INDEX_FILE, SearchIndex
 from agent.storage import atomic_write_bytes, fsync_dir
 from wire.content import SHA256_RE, ContentError, check_manifest
 
@@ -106,6 +109,7 @@ class ContentStore:
         self.syncing = False
         self.counters = {"bytes_downloaded": 0, "rejected": 0, "resumed": 0, "syncs": 0}
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent-content")
+        self.search: SearchIndex | None = None  # opened by load()
         self._snapshot: dict[str, Any] = {}
         self._publish()
 
@@ -138,6 +142,7 @@ class ContentStore:
                     mpath.unlink()
                 continue
             self._install_in_memory(m, hashlib.sha256(raw).hexdigest())
+        self._open_search()
         self.etag = state.get("etag") if isinstance(state.get("etag"), str) else None
         for item in state.get("queue", []):
             try:
@@ -160,6 +165,27 @@ class ContentStore:
                 log.warning("package %s lost files; queued for repair", pid)
                 self._enqueue(m, self.installed_sha[pid])
         self._publish()
+
+    def _open_search(self) -> None:
+        """Open the search index (a damaged file is rebuilt) and make it match what is
+        installed; search is a convenience: if it cannot be opened the cache still serves."""
+        path = self.root / INDEX_FILE
+        for attempt in (1, 2):
+            try:
+                self.search = SearchIndex(path)
+                self.search.reconcile(self.installed, self.installed_sha, self.blob_path)
+                return
+            except sqlite3.Error as exc:
+                log.error("search index %s is unusable (%s); rebuilding it", path, exc)  # noqa: TRY400
+                if self.search is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.search.close()
+                self.search = None
+                for suffix in ("", "-wal", "-shm"):
+                    with contextlib.suppress(OSError):
+                        Path(str(path) + suffix).unlink()
+                if attempt == 2:
+                    log.error("full-text search is off until the next start")  # noqa: TRY400
 
     def _state_bytes(self) -> bytes:
         return json.dumps({
@@ -265,6 +291,8 @@ class ContentStore:
     async def _uninstall(self, pid: str) -> None:
         self._remove_in_memory(pid)
         self.last_used.pop(pid, None)
+        if self.search is not None:
+            await self._run(self.search.drop_package, pid)
         await self._run(shutil.rmtree, self.packages_dir / pid, True)
 
     def _install(self, m: dict[str, Any], sha: str) -> None:
@@ -280,6 +308,11 @@ class ContentStore:
         atomic_write_bytes(d / "manifest.json", raw)  # the switch to the new version
         with contextlib.suppress(OSError):
             pending.unlink()
+        if self.search is not None:
+            try:
+                self.search.add_package(m, sha, self.blob_path)
+            except sqlite3.Error:
+                log.exception("search: indexing %s failed; it is served but not found", m["id"])
 
     def _referenced(self) -> set[str]:
         refs = {f["sha256"] for m in self.installed.values() for f in m["files"]}

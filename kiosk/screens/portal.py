@@ -1,5 +1,6 @@
-"""The offline library: search by title with an on-screen keyboard per script, the
-package list, and one package with its files."""
+"""The offline library: search with an on-screen keyboard per script (package titles here,
+the pages' text at the agent, results as big cards with a snippet), the package list, and
+one package with its files."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ SEARCH_KEYS = {
 
 def portal(app: KioskApp) -> Widget:
     q = app.portal_query
-    field = KLabel(src=q or app.L.t("Search by title"), rtl=app.L.rtl, font_size=app.fs(28),
+    field = KLabel(src=q or app.L.t("Search the library"), rtl=app.L.rtl, font_size=app.fs(28),
                    size_hint_y=None, height=dp(64), bg=list(PANEL),
                    color=(1, 1, 1, 1) if q else MUTED, padding=(dp(12), dp(4)))
     keys = GridLayout(cols=10, spacing=dp(6), size_hint_y=None)
@@ -58,16 +59,25 @@ def portal(app: KioskApp) -> Widget:
         results.add_widget(lab(app, "Loading…", 24, align="center", color=MUTED))
     else:
         shown = [p for p in packages if fold(q) in fold(str(p.get("title", "")))]
+        hits = app.portal_hits if q and app.portal_hits_for == q else []
         if not packages:
             results.add_widget(lab(app, "No content is available yet.", 26, align="center",
                                    color=MUTED))
-        elif not shown:
+        elif not shown and not hits:
             results.add_widget(lab(app, "Nothing matches your search.", 26, align="center",
                                    color=MUTED))
         for p in shown:
             results.add_widget(btn(app, str(p.get("title", p.get("id", "?"))),
                                    f"pkg_{p.get('id')}", partial(app.library.open_package, p),
                                    raw=True, align="start", height=72))
+        if hits:
+            results.add_widget(lab(app, "Found in the pages", 22, color=MUTED))
+        for i, h in enumerate(hits):
+            results.add_widget(btn(app, str(h.get("title") or h.get("path", "?")), f"hit_{i}",
+                                   partial(app.library.open_hit, h), raw=True, align="start",
+                                   height=64))
+            if h.get("snippet"):
+                results.add_widget(lab(app, str(h["snippet"]), 20, raw=True, color=MUTED))
     scroll = ScrollView(do_scroll_x=False)
     scroll.add_widget(results)
     body: list[Widget] = [field, keys, edit, scroll]
@@ -123,11 +133,45 @@ class Library:
 
     def type(self, ch: str) -> None:
         self.app.portal_query = type_search(self.app.portal_query, ch)
-        self.app.show("portal")
+        self._search()
 
     def delete(self) -> None:
         self.app.portal_query = self.app.portal_query[:-1]
-        self.app.show("portal")
+        self._search()
+
+    def _search(self) -> None:
+        """Show the title matches now and ask the agent for the pages that hold the words;
+        an answer for an older query is dropped."""
+        app = self.app
+        app.show("portal")
+        q = app.portal_query
+        if q.strip():
+            app.run_bg(app.client.search, partial(self._on_hits, q), q, app.L.lang)
+
+    def _on_hits(self, query: str, fut: Future[Any]) -> None:
+        app = self.app
+        if query != app.portal_query:
+            return
+        try:
+            hits = list(fut.result())
+        except (AgentRefused, AgentUnreachable) as exc:
+            log.warning("search unavailable: %s", exc)
+            hits = []
+        app.portal_hits, app.portal_hits_for = hits, query
+        app.trace("search", query=query, hits=len(hits))
+        if app.screen == "portal":
+            app.show("portal")
+
+    def open_hit(self, hit: dict[str, Any]) -> None:
+        """A search result: its package's screen, with the file opened as from the list."""
+        pkg = next((p for p in self.app.portal_packages or []
+                    if p.get("id") == hit.get("package")), None)
+        if pkg is None:
+            return
+        f = next((f for f in pkg.get("files", []) if f.get("path") == hit.get("path")), None)
+        self.open_package(pkg)
+        if f is not None:
+            self.open_file(f)
 
     def back(self) -> None:
         self.app.show("session" if self.app.session is not None else "welcome")

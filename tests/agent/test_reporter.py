@@ -574,3 +574,44 @@ async def test_a_thousand_records_closed_while_the_broker_is_down_all_arrive_in_
         assert all(len(b) <= MAX_BATCH for b in hub.batches())
     finally:
         await site.reporter.stop()
+
+
+async def test_a_link_that_drops_but_carries_acks_keeps_the_reconnect_delay_short(
+        make_site: Callable[[Any], Site], mosquitto: MosquittoBroker,
+        hubs: Callable[..., FakeHub], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A flapping uplink (tests/netproxy.py): each short connection gets its records acked,
+    so the next try comes after the shortest delay, not a doubling one; a link that lets
+    nothing through still backs off."""
+    import logging
+    import re
+    from types import SimpleNamespace
+
+    from netproxy import LinkProxy
+
+    monkeypatch.setattr(reporter, "RECONNECT_MIN", 0.2)
+    monkeypatch.setattr(reporter, "RECONNECT_MAX", 10.0)
+    caplog.set_level(logging.DEBUG, logger="agent.reporter")
+    link = LinkProxy(mosquitto.port, latency=0.02)
+    await link.start()
+    site = make_site(SimpleNamespace(host="127.0.0.1", port=link.port))  # type: ignore[arg-type]
+    hubs(mosquitto, site.cac_id, auto_ack=True)
+    try:
+        await site.start()
+        for i in range(4):
+            await site.sell(1)
+            await until(lambda i=i: site.reporter.stats.acked_seq == i + 1, f"ack {i + 1}")
+            link.cut()
+            await until(lambda i=i: site.reporter.stats.connects == i + 2,
+                        f"connection {i + 2}")
+        delays = [float(d) for d in re.findall(r"retrying in ([\d.]+) s", caplog.text)]
+        assert len(delays) == 4
+        assert max(delays) <= 0.2 * 1.5 + 0.05, delays  # each time the first, short delay
+        caplog.clear()
+        link.hold_down(None)  # now nothing gets through: the delays double
+        await until(lambda: len(re.findall(r"retrying in", caplog.text)) >= 4, "4 retries")
+        delays = [float(d) for d in re.findall(r"retrying in ([\d.]+) s", caplog.text)]
+        assert delays[3] > 0.2 * 1.5 * 2, delays
+    finally:
+        await site.reporter.stop()
+        await link.stop()

@@ -35,6 +35,12 @@ async def test_the_kiosk_lists_and_opens_the_synced_starter_content(
         assert "مثال" in text  # the guides are marked as samples
         # what the kiosk shows is byte for byte what the hub published
         assert text == (STARTER / "guides-admin-ar" / page["path"]).read_text()
+        # the portal's search box: the words of a page's text, written without diacritics
+        # or article, find that page first (a real agent's index of what it synced)
+        hits = await asyncio.to_thread(kiosk.search, "بطاقه وطنيه", "ar")
+        assert hits[0]["package"] == "guides-admin-ar"
+        assert hits[0]["path"] == "bitaqa-wataniya.html" and hits[0]["snippet"]
+        assert await asyncio.to_thread(kiosk.search, "؟!", "ar") == []
         # another station's token does not list this station's portal
         other = StationClient(base, "s1", TOKENS["s2"])
         with pytest.raises(AgentRefused) as refused:

@@ -290,11 +290,11 @@ def sc_idle(d: Driver, agent: AgentThread) -> None:
     d.screen("welcome")
     agent.call(agent.service.start_session, "s1", 30, None, "amina")
     d.screen("session")
-    d.until("idle warning", lambda: app.modal_kind == "idle", timeout=10)
+    d.until("idle warning", lambda: app.modal_kind == "idle", timeout=15)
     d.tap("idle_here")
     d.until("idle warning gone", lambda: app.modal_kind != "idle")
     check(app.screen == "session", "a touch must keep the session")
-    d.until("idle warning again", lambda: app.modal_kind == "idle", timeout=10)
+    d.until("idle warning again", lambda: app.modal_kind == "idle", timeout=15)
     d.event("idle_end")
     d.screen("receipt")
     check(agent.call(agent.service.station_session, "s1")["session"] is None,
@@ -403,6 +403,12 @@ def sc_screens(d: Driver, agent: AgentThread) -> None:
         show("offline", offline_detail="")
         show("pin", pin_typed="12", pin_status="")
         show("portal", portal_packages=packages, portal_query="")
+        hits = [{"package": "guide-cin", "path": "index.txt", "title": "Étapes",
+                 "snippet": "… déposez la demande de carte nationale au bureau le plus proche …"},
+                {"package": "toolkit", "path": "a.html", "title": "البطاقة الوطنية",
+                 "snippet": "… يجب تجديد البِطاقة الوطنية قبل انتهاء صلاحيتها …"}]
+        show("portal", shot="portal-search", portal_packages=packages, portal_query="carte",
+             portal_hits=hits, portal_hits_for="carte")
         show("portal_item", portal_package=packages[0], portal_text=None, portal_note="")
         d.ui(lambda: setattr(app, "large_text", True))
         show("welcome", shot="welcome-larger-text")
@@ -481,7 +487,9 @@ def kiosk_config() -> KioskConfig:
         profile = OUT / "apps" / "dummy-profile"
         apps = (AppSpec("dummy", "Web browser", (sys.executable, str(script), str(profile)),
                         (profile,)),)
-    return KioskConfig(idle_seconds=3 if SCENARIO == "idle" else 0, idle_warning_seconds=2,
+    # idle: the warning shows after 3 s without a touch and leaves 5 s to tap "I'm here", so a
+    # loaded machine's slow frame cannot end the session before the driver's tap lands
+    return KioskConfig(idle_seconds=8 if SCENARIO == "idle" else 0, idle_warning_seconds=5,
                        receipt_seconds=2 if SCENARIO == "idle" else 60, poll_seconds=0.3,
                        retry_seconds=1, state_dir=OUT / "state", apps=apps)
 

@@ -44,7 +44,7 @@ def test_every_screen_in_every_language(kiosk_env: dict[str, str], artifacts: Pa
     for lang in ("ar", "fr", "zgh", "en"):
         for screen in ("welcome", "voucher", "operator", "session", "session-warning",
                        "session-confirm_end", "session-idle", "session-message", "receipt",
-                       "locked", "offline", "pin", "portal", "portal_item",
+                       "locked", "offline", "pin", "portal", "portal-search", "portal_item",
                        "welcome-larger-text"):
             assert f"{lang}-{screen}" in names, f"no screenshot {lang}-{screen}"
     # a drawn screen, not an empty window: PNGs of real content are several KB

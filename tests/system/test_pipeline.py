@@ -7,22 +7,18 @@ silent without a last will is shown offline after offline_after_seconds.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from helpers import MosquittoBroker, free_port
+from helpers import MosquittoBroker, Proc, free_port, http, until
 
 from agent.ledger import Ledger
 from wire.topics import Kind, cac_topic
@@ -33,72 +29,10 @@ BIN = Path(sys.executable).parent
 CAC = "cac-sys-001"
 STATIONS = ("s1", "s2", "s3")
 PASSWORD = "pipeline-pass-1"
-WAIT = 30.0
 
 
 def token(sid: str) -> str:
     return f"pipeline-token-{sid}-0000000000"
-
-
-class Proc:
-    """A project command run as a real process, ended by its PID."""
-
-    def __init__(self, name: str, args: list[str], log: Path) -> None:
-        self.name, self.args, self.log = name, args, log
-        self.p: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.p = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL)
-
-    def signal(self, sig: int) -> None:
-        if self.p is not None and self.p.poll() is None:
-            os.kill(self.p.pid, sig)
-
-    def kill9(self) -> None:
-        if self.p is not None and self.p.poll() is None:
-            os.kill(self.p.pid, signal.SIGKILL)
-            self.p.wait(10)
-
-    def stop(self) -> None:
-        if self.p is not None and self.p.poll() is None:
-            os.kill(self.p.pid, signal.SIGCONT)
-            os.kill(self.p.pid, signal.SIGTERM)
-            try:
-                self.p.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill9()
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
-
-
-def http(method: str, url: str, body: Any = None, tok: str | None = None) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    if tok:
-        req.add_header("Authorization", f"Bearer {tok}")
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - loopback only
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
-def until(cond: Callable[[], Any], what: str, timeout: float = WAIT,
-          procs: tuple[Proc, ...] = ()) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            got = cond()
-        except (OSError, urllib.error.URLError):
-            got = None
-        if got:
-            return got
-        time.sleep(0.1)
-    logs = "\n".join(f"--- {p.name} ---\n{p.tail()}" for p in procs)
-    pytest.fail(f"timed out waiting for {what}\n{logs}")
 
 
 class Site:

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import MosquittoBroker, free_port
+from helpers import MosquittoBroker, free_port, http, until
 
 from hub.model import uplink_label
 from wire.messages import Uplink
 
-from .test_pipeline import CAC, Site, http, token, until
+from .test_pipeline import CAC, Site, token
 
 pytestmark = pytest.mark.system
 
