@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from aiohttp import web
 
@@ -39,6 +40,7 @@ from agent.meter.session import EndReason
 from agent.reporter import Reporter
 from agent.runtime import AgentRuntime
 from agent.service import AgentService
+from agent.uplink import UPLINK, UplinkMonitor
 from wire.api_index import add_index_route
 
 __all__ = ["COMMANDS", "EXECUTOR", "MAX_BODY_BYTES", "REPORTER", "SERVICE", "make_app"]
@@ -287,12 +289,20 @@ async def station_end(request: web.Request) -> web.Response:
     return ok(await call(request, svc.end_on_station, sid, EndReason(reason_text)))
 
 
+@routes.get("/api/v1/stations/{sid}/uplink")
+async def station_uplink(request: web.Request) -> web.Response:
+    """Whether the site's uplink is up (the kiosk's start page says when the internet is
+    down): ``{"up", "hub", "internet", "checked_at", "changed_at", "last_outage_s"}``."""
+    await station(request)
+    return ok(request.app[UPLINK].snapshot())
+
+
 @routes.get("/api/v1/health")
 async def health(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     backlog = await call(request, svc.ledger.backlog)
     return ok({"status": "ok", "cac_id": svc.config.cac_id, "version": __version__,
-               "backlog": backlog})
+               "backlog": backlog, "uplink": request.app[UPLINK].snapshot()})
 
 
 # ---------------------------------------------------------------- the application
@@ -306,9 +316,16 @@ def make_app(service: AgentService, reporter_enabled: bool = False,
     app[SERVICE] = service
     app[EXECUTOR] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent-service")
     app[COMMANDS] = CommandRunner(service, app[EXECUTOR], request_restart)
+    reporter: Reporter | None = None
     if reporter_enabled:
-        app[REPORTER] = Reporter(service.config, service.ledger, app[EXECUTOR],
-                                 service.health_snapshot, command_handler=app[COMMANDS].run)
+        def health_snapshot() -> dict[str, Any]:
+            return {**service.health_snapshot(), "uplink": app[UPLINK].snapshot()}
+
+        reporter = app[REPORTER] = Reporter(service.config, service.ledger, app[EXECUTOR],
+                                            health_snapshot, command_handler=app[COMMANDS].run)
+    app[UPLINK] = UplinkMonitor(service.config.uplink, None if reporter is None
+                                else reporter.connected.is_set)
+    app.cleanup_ctx.append(app[UPLINK].lifecycle)
     app.add_routes(routes)
     setup_console(app)  # the operator console at /console/
     content = setup_content(app)  # portal content cache, its routes, resync_content

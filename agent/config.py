@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from agent.meter.tariff import CATEGORY_RE as CATEGORY_RE
 from agent.meter.tariff import Band as Band
 from agent.meter.tariff import Tariff as Tariff
+from agent.uplink import UplinkConfig, parse_uplink
 from common.ids import CAC_ID_RE as CAC_ID_RE
 from common.ids import STATION_ID_RE as STATION_ID_RE
 from common.mqtt_config import MqttConfig as MqttConfig
@@ -76,6 +77,7 @@ class AgentConfig:
     health_interval_seconds: int = DEFAULT_HEALTH_INTERVAL_SECONDS
     resume_within_minutes: int = DEFAULT_RESUME_WITHIN_MINUTES
     content: ContentConfig = field(default_factory=ContentConfig)
+    uplink: UplinkConfig = field(default_factory=UplinkConfig)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -167,7 +169,7 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
         raw,
         {"cac_id", "data_dir", "timezone", "mqtt", "http", "stations", "tariff",
          "checkpoint_seconds", "voucher_valid_days", "health_interval_seconds",
-         "resume_within_minutes", "content"},
+         "resume_within_minutes", "content", "uplink"},
         "",
     )
     cac_id = _str(_req(raw, "cac_id", ""), "cac_id")
@@ -236,6 +238,7 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
             raw.get("resume_within_minutes", DEFAULT_RESUME_WITHIN_MINUTES), 0,
             MAX_RESUME_WITHIN_MINUTES),
         content=parse_content(raw.get("content", {}), default_ca=mqtt.ca_file),
+        uplink=parse_uplink(raw.get("uplink", {})),
     )
 
 

@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import psutil
 
-from wire.messages import Health, StationHealth
+from wire.messages import Health, StationHealth, Uplink
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ def sample_health(data_dir: Path, service_snapshot: Mapping[str, Any], *, boot_i
                   boot_time: float | None = None) -> Health:
     """One health sample of this host and its stations.
 
-    ``service_snapshot`` is ``AgentService.health_snapshot()``: {"backlog", "stations"}.
+    ``service_snapshot`` is ``AgentService.health_snapshot()``: {"backlog", "stations"}, with
+    "uplink" added by the application (``UplinkMonitor.snapshot()``).
     ``now`` (aware) and ``boot_time`` (epoch seconds) default to the real ones; tests pass them.
     """
     now = now or datetime.now(UTC)
@@ -100,4 +102,13 @@ def sample_health(data_dir: Path, service_snapshot: Mapping[str, Any], *, boot_i
         stations=_stations(service_snapshot.get("stations", [])),
         content=dict(service_snapshot.get("content") or {}),
         tariff_version=int(service_snapshot.get("tariff_version", 0)),
+        uplink=_uplink(service_snapshot.get("uplink")),
     )
+
+
+def _uplink(raw: object) -> Uplink | None:
+    """The snapshot's ``uplink`` (agent/uplink.py ``UplinkMonitor.snapshot``), if any."""
+    if not isinstance(raw, Mapping):
+        return None
+    out: Uplink = msgspec.convert(dict(raw), Uplink)
+    return out

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from hub.fleet import CacView
+from wire.messages import Uplink
 
 MAX_AGE = 1.0  # seconds a built model is served before it is rebuilt
 OTHER_REGION = "other"
@@ -59,8 +60,19 @@ def row(c: CacView, now: float, sessions_today: int, alarms: int) -> dict[str, A
         "content_synced": bool(h is not None and h.content), "content_error": content_error,
         "sessions_today": sessions_today, "stations_online": stations_online,
         "stations_total": stations_total, "stations_locked": stations_locked,
-        "alarms": alarms,
+        "alarms": alarms, "uplink": uplink_label(h.uplink if h is not None else None),
+        "uplink_outage_s": h.uplink.last_outage_s if h is not None and h.uplink else None,
     }
+
+
+def uplink_label(u: Uplink | None) -> str | None:
+    """What the fleet view shows of a CAC's uplink: "internet up" / "internet down" when the
+    agent probes the internet, "hub link only" when it does not, None for an older agent."""
+    if u is None:
+        return None
+    if u.internet is None:
+        return "hub link only"
+    return "internet up" if u.internet else "internet down"
 
 
 @dataclass

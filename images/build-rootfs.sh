@@ -28,17 +28,24 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PROJECT="$(cd "$HERE/.." && pwd)"
 
 OUT="" TARBALL="" MIRROR="" SUITE="bookworm" EPOCH="" CONSTRAINTS="" EXTRA=""
-# the device's Debian packages (Priority required/important come with minbase)
+# the device's base system, installed by debootstrap (Priority required/important come with
+# minbase)
 PACKAGES=(
     systemd systemd-sysv systemd-resolved udev dbus libpam-systemd
     python3 python3-venv ca-certificates tzdata netbase
     fonts-noto-core fonts-dejavu-core
-    fonts-material-design-icons-iconfont espeak-ng libasound2
-    mosquitto-clients nftables
+    fonts-material-design-icons-iconfont
+    mosquitto-clients nftables sudo
+)
+# the display stack and the citizen's computer (issue 22), installed with apt-get inside the
+# new system: debootstrap's own dependency ordering fails to configure a set this large
+# ("Failure while configuring base packages ... libreoffice-writer is at fault")
+DESKTOP_PACKAGES=(
     xserver-xorg-core xserver-xorg-input-libinput xserver-xorg-video-fbdev xinit
     libgl1 libegl1 libgl1-mesa-dri libgles2 libmtdev1 libxss1
-    openbox xdotool wmctrl x11-xserver-utils x11-utils sudo
+    openbox xdotool wmctrl x11-xserver-utils x11-utils
     chromium libreoffice-writer libreoffice-calc fonts-crosextra-carlito
+    espeak-ng libasound2
 )
 
 say() { printf 'build-rootfs: %s\n' "$*"; }
@@ -124,15 +131,38 @@ bind() { # bind /X of this machine at ROOT/X
 
 # ------------------------------------------------------------------ 1. Debian
 
-all_packages="$(printf '%s,' "${PACKAGES[@]}" $EXTRA)"
+all_packages="$(printf '%s,' "${PACKAGES[@]}")"
 say "debootstrap $SUITE from $MIRROR (minbase + ${#PACKAGES[@]} packages)"
 debootstrap --variant=minbase --components=main --include="${all_packages%,}" \
     "$SUITE" "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 || {
     tail -n 30 "$WORK/debootstrap.log" >&2
+    [ -f "$ROOT/debootstrap/debootstrap.log" ] && tail -n 30 "$ROOT/debootstrap/debootstrap.log" >&2
     die "debootstrap failed (the end of its log is above)"
 }
 # apt inside the device uses the same archive
 printf 'deb %s %s main\n' "$MIRROR" "$SUITE" >"$ROOT/etc/apt/sources.list"
+bind /proc
+bind /sys
+bind /dev
+bind /dev/pts
+
+# apt inside the chroot resolves names with this machine's resolver (systemd-resolved's
+# package has made /etc/resolv.conf its stub link; it is set again in step 3)
+rm -f "$ROOT/etc/resolv.conf"
+cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# no service starts inside the chroot while packages install
+printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
+chmod 0755 "$ROOT/usr/sbin/policy-rc.d"
+say "apt-get install the display stack and the citizen's apps (${#DESKTOP_PACKAGES[@]} packages${EXTRA:+ + $EXTRA})"
+{ chroot "$ROOT" apt-get update -q &&
+    chroot "$ROOT" apt-get install -y -q --no-install-recommends \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        "${DESKTOP_PACKAGES[@]}" $EXTRA; } >"$WORK/apt.log" 2>&1 || {
+    tail -n 30 "$WORK/apt.log" >&2
+    die "apt-get install inside the root filesystem failed (the end of its log is above)"
+}
+chroot "$ROOT" apt-get clean
+rm -f "$ROOT/usr/sbin/policy-rc.d"
 
 # ------------------------------------------------------------------ 2. the project's venv
 
@@ -161,10 +191,6 @@ say "downloading the dependencies' wheels"
 }
 mkdir -p "$ROOT/tmp/cac-install"
 cp "$WORK"/wheel/*.whl "$ROOT/tmp/cac-install/"
-bind /proc
-bind /sys
-bind /dev
-bind /dev/pts
 
 say "installing the project and its dependencies into /opt/cac/venv"
 chroot "$ROOT" /usr/bin/python3 -m venv /opt/cac/venv

@@ -91,6 +91,18 @@ class StationClient:
         packages = out.get("packages") if isinstance(out, dict) else None
         return [p for p in packages or [] if isinstance(p, dict)]
 
+    def uplink(self) -> bool | None:
+        """Whether the site's uplink is up, as the agent sees it (its MQTT link to the hub, its
+        internet probe); None when unknown or when the agent is too old to say."""
+        try:
+            out = self._call("GET", "/uplink")
+        except AgentRefused as exc:
+            if exc.status in (404, 405):
+                return None
+            raise
+        up = out.get("up") if isinstance(out, dict) else None
+        return up if isinstance(up, bool) else None
+
     def search(self, query: str, lang: str) -> list[dict[str, Any]]:
         """Full-text search of the installed content (best first); none from an agent that
         has no search yet."""

@@ -287,6 +287,7 @@ class CitizenLauncher(Launcher):
         self.desktop = desktop
         self.page = start_page("", None, [])
         self.client: Any = None  # the kiosk's StationClient, for the start page's library
+        self.page_content: list[dict[str, Any]] = []
         ensure_x_access(desktop)
 
     def launch(self, app_id: str, **fields: str) -> None:
@@ -295,6 +296,8 @@ class CitizenLauncher(Launcher):
         if proc is not None and proc.poll() is None:
             return
         argv = [a.format(**fields) if fields else a for a in spec.command]
+        if self.desktop.start_page.as_uri() in argv:
+            self.refresh_start_page()
         self.launch_command(app_id, as_citizen(self.desktop, argv))
         log.info("started %s as %s (pid %d)", app_id, self.desktop.user,
                  self.running[app_id].pid)
@@ -322,7 +325,43 @@ class CitizenLauncher(Launcher):
                 content = list(self.client.content())
             except Exception as exc:  # noqa: BLE001 - the page is made without the library
                 log.warning("start page without the library: %s", exc)
-        return start_page(base, uplink_up(self.desktop.uplink_probe), content)
+        self.page_content = content
+        return start_page(base, self.uplink(), content)
+
+    def uplink(self) -> bool | None:
+        """The uplink: the kiosk's own probe when ``[desktop] uplink_probe`` is set, else what
+        the agent says (its hub link and internet probe); None when unknown."""
+        if self.desktop.uplink_probe:
+            return uplink_up(self.desktop.uplink_probe)
+        if self.client is None:
+            return None
+        try:
+            up: bool | None = self.client.uplink()
+        except Exception as exc:  # noqa: BLE001 - unknown: the page says nothing of the net
+            log.warning("uplink state unknown: %s", exc)
+            return None
+        return up
+
+    def refresh_start_page(self) -> None:
+        """Rewrite the start page with the uplink as it is now (the browser is opening: the
+        page made at the last session's end may be hours old)."""
+        page = start_page("" if self.client is None else str(self.client.base), self.uplink(),
+                          self.page_content)
+        if page == self.page:
+            return
+        self.page = page
+        target = self.desktop.start_page
+        try:
+            if is_root():
+                target.write_text(page, encoding="utf-8")
+                pw = pwd.getpwnam(self.desktop.user)
+                os.chown(target, pw.pw_uid, pw.pw_gid)
+            else:  # the home belongs to the citizen: write it as the citizen
+                subprocess.run(as_citizen(self.desktop, [  # noqa: S603
+                    "sh", "-c", 'cat > "$0"', str(target)]), input=page.encode(), check=True,
+                    timeout=10, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except (OSError, KeyError, subprocess.SubprocessError) as exc:
+            log.warning("start page not refreshed: %s", exc)
 
     def home_files(self) -> list[Path]:
         """The citizen's own files (Downloads, Documents), for "your files"."""

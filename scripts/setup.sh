@@ -114,9 +114,11 @@ fi
 # desktop (kiosk/desktop.py, kiosk/bar.py): openbox, xdotool, wmctrl, xprop/xwininfo
 # (x11-utils), xhost (x11-xserver-utils), xwd for screenshots (x11-apps), LibreOffice;
 # the kiosk's icons (Material Icons font: without it, words only) and its voice (espeak-ng:
-# without it, the listen button plays only recorded files)
+# without it, the listen button plays only recorded files); systemd-container (systemd-nspawn)
+# and dnsmasq-base (DHCP on the test's private network) to boot the built image (slow tests)
 wanted_pkgs=(mosquitto mosquitto-clients xvfb xauth libgl1-mesa-dri fonts-noto-core
-    fonts-dejavu-core fonts-material-design-icons-iconfont espeak-ng chromium libxss1 libmtdev1 nftables systemd debootstrap
+    fonts-dejavu-core fonts-material-design-icons-iconfont espeak-ng chromium libxss1 libmtdev1
+    nftables systemd debootstrap systemd-container dnsmasq-base
     openbox xdotool wmctrl x11-utils x11-xserver-utils x11-apps libreoffice-writer
     libreoffice-calc)
 if [ -n "$venv_pkg" ]; then wanted_pkgs+=("$venv_pkg"); fi

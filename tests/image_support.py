@@ -6,8 +6,12 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import subprocess
 import sys
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -98,3 +102,27 @@ def load_firstboot() -> ModuleType:
     sys.modules["cac_firstboot"] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+@dataclass
+class Built:
+    root: Path
+    tarball: Path
+    seconds: float
+    log: str
+
+
+@contextmanager
+def scratch_root(built: Built, work: Path) -> Iterator[Path]:
+    """An overlay of the built tree under ``work``: writes go to ``work/upper``, the image
+    stays as built for the next test."""
+    upper, lower_work, merged = work / "upper", work / "work", work / "root"
+    for d in (upper, lower_work, merged):
+        d.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                    f"lowerdir={built.root},upperdir={upper},workdir={lower_work}",
+                    str(merged)], check=True, capture_output=True)
+    try:
+        yield merged
+    finally:
+        subprocess.run(["umount", str(merged)], check=False, capture_output=True)

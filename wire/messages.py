@@ -44,6 +44,18 @@ class StationHealth(msgspec.Struct, kw_only=True):
     locked: bool = False
 
 
+class Uplink(msgspec.Struct, kw_only=True):
+    """The site's uplink (agent/uplink.py); every field optional, so older hubs and agents
+    neither send nor need it."""
+
+    up: bool | None = None        # the internet when probed, else the hub link; None: unknown
+    hub: bool | None = None       # the agent's MQTT connection to the hub's broker
+    internet: bool | None = None  # a TCP probe beyond the site ([uplink] probe); None: none
+    checked_at: str | None = None
+    changed_at: str | None = None  # when ``up`` last changed
+    last_outage_s: float | None = None  # how long the last outage lasted
+
+
 class Health(_Msg):
     at: str  # the agent's wall clock (the hub compares it with its own: clock skew)
     boot_id: str
@@ -64,6 +76,7 @@ class Health(_Msg):
     stations: list[StationHealth] = []
     content: dict[str, Any] = {}  # the content cache's sync status (agent/content.py)
     tariff_version: int = 0  # 0: the config file's tariff; n: the n-th edited or pushed one
+    uplink: Uplink | None = None  # absent from older agents
 
 
 # What a CAC sends is checked here, at the edge, with ASCII-only patterns (``str.isdigit``

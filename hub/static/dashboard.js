@@ -33,7 +33,10 @@
       "</td><td>" + num(r.disk) + "</td><td>" + num(r.temp) + "</td><td>" + esc(r.version || "–") +
       "</td><td>" + (r.backlog === null ? "–" : r.backlog) + "</td><td>" +
       (r.content_age_h === null ? "–" : num(r.content_age_h, 1) + " h") + "</td><td>" + st +
-      "</td><td>" + r.sessions_today + '</td><td class="alarms">' + (r.alarms || "") + "</td></tr>";
+      "</td><td>" + r.sessions_today + '</td><td class="uplink' +
+      (r.uplink === "internet down" ? " bad" : "") + '">' + esc(r.uplink || "–") +
+      (r.uplink_outage_s ? " (last outage " + ago(0, r.uplink_outage_s).replace(" ago", "") + ")" : "") +
+      '</td><td class="alarms">' + (r.alarms || "") + "</td></tr>";
   }
   function keep(r) {
     var text = $("f-text").value.trim().toLowerCase();
@@ -62,7 +65,7 @@
       rows.forEach(function (r) { (groups[r.region] = groups[r.region] || []).push(r); });
       Object.keys(groups).sort().forEach(function (g) {
         var on = groups[g].filter(function (r) { return r.online; }).length;
-        html.push('<tr class="group"><th colspan="14">' + esc(g) + " · " + on + "/" +
+        html.push('<tr class="group"><th colspan="15">' + esc(g) + " · " + on + "/" +
                   groups[g].length + " online</th></tr>");
         groups[g].forEach(function (r) { html.push(rowHtml(r, now)); });
       });

@@ -141,6 +141,10 @@ block_minutes = 15
 block_price = 200
 minimum_blocks = 1
 grace_seconds = 60
+[uplink]
+probe = ["127.0.0.1:9"]
+interval_seconds = 1
+timeout_seconds = 1
 """)
         self.run("agent", [str(BIN / "cac-agent"), "--config", str(agent_toml)])
         self.run("sim", [str(BIN / "cac-simulate"), "--port", str(port), "--count",
@@ -362,3 +366,22 @@ def test_the_csv_report_totals_equal_the_stored_records(stack: Stack, browser: A
     assert len(counts) == 24 and sum(counts) == sum(int(r["sessions"]) for r in rows)
     page.context.close()
     assert os.path.isdir(ARTIFACTS)
+
+
+def test_the_fleet_shows_each_cacs_uplink(stack: Stack, browser: Any) -> None:
+    """The real agent probes a closed port of this machine ([uplink] probe): "internet down"
+    in its fleet row and on its page; the simulated CACs (no uplink in their health) show -."""
+    until(lambda: any(c["cac_id"] == AGENT_CAC and (c["health"].get("uplink") or {})
+                      .get("internet") is False for c in get_json(f"{stack.hub}/api/v1/cacs")),
+          "the real agent's uplink at the hub")
+    page = login(browser, stack, VIEWER)
+    page.goto(f"{stack.hub}/")
+    page.wait_for_selector(f"#fleet tr[data-id='{AGENT_CAC}'] td.uplink.bad")
+    assert page.text_content(f"#fleet tr[data-id='{AGENT_CAC}'] td.uplink") == "internet down"
+    others = page.eval_on_selector_all("#fleet tr[data-id] td.uplink",
+                                       "tds => tds.map(td => td.textContent)")
+    assert others.count("–") == len(others) - 1
+    page.goto(f"{stack.hub}/cacs/{AGENT_CAC}")
+    assert page.text_content("#uplink td").startswith("internet down, since ")
+    page.screenshot(path=str(ARTIFACTS / "cac-uplink.png"), full_page=True)
+    page.context.close()

@@ -113,3 +113,20 @@ def test_merge_from_another_worker(fleet: FleetState) -> None:
 def test_offline_after_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         FleetState(0, T0)
+
+
+def test_fleet_row_shows_the_uplink_of_each_cac(fleet: FleetState) -> None:
+    """The fleet view's Uplink column (hub/model.py row), from the agent's health."""
+    from hub.model import row
+    from wire.messages import Uplink
+
+    cases = ((None, None), (Uplink(up=True, hub=True), "hub link only"),
+             (Uplink(up=False, hub=True, internet=False), "internet down"),
+             (Uplink(up=True, hub=True, internet=True, last_outage_s=600.0), "internet up"))
+    for uplink, label in cases:
+        h = health_msg()
+        h.uplink = uplink
+        fleet.apply_health(CAC, h, T0 + 30)
+        r = row(fleet.get(CAC), T0 + 31, 0, 0)  # type: ignore[arg-type]
+        assert r["uplink"] == label
+        assert r["uplink_outage_s"] == (uplink.last_outage_s if uplink else None)

@@ -3,56 +3,34 @@ packages, the project's wheel) and run the real programs in it with chroot: cac-
 --version and quote, the first-boot enrolment, systemd-analyze verify, nft -c.
 
 Needs root, debootstrap and the network to the package registries; run with
-`pytest -m slow tests/images`. CAC_IMAGE_WORKDIR=DIR builds under DIR (about 1 GB)."""
+`pytest -m slow tests/images` (the tree is built once per session: tests/images/conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from image_support import BUNDLE_NAME, CAC_ID, IMAGES, TOKENS, write_bundle
+from image_support import BUNDLE_NAME, CAC_ID, TOKENS, Built, scratch_root, write_bundle
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="building a root filesystem needs root"),
-    pytest.mark.skipif(shutil.which("debootstrap") is None,
-                       reason="debootstrap is missing: apt-get install debootstrap"),
-]
-BUILD_TIMEOUT = 40 * 60
+from kiosk.desktop import DATA as KIOSK_DATA
 
-
-@dataclass
-class Built:
-    root: Path
-    tarball: Path
-    seconds: float
-    log: str
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    base = os.environ.get("CAC_IMAGE_WORKDIR")
-    work = Path(tempfile.mkdtemp(prefix="cac-image-", dir=base)) if base \
-        else tmp_path_factory.mktemp("image")
-    try:
-        t0 = time.monotonic()
-        r = subprocess.run(["bash", str(IMAGES / "build-rootfs.sh"), "--out",
-                            str(work / "rootfs"), "--tarball", str(work / "rootfs.tar.gz")],
-                           capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False)
-        seconds = time.monotonic() - t0
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-        yield Built(work / "rootfs", work / "rootfs.tar.gz", seconds, r.stdout)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)  # about 1 GB
+pytestmark = pytest.mark.slow
+# What the image holds, apparent sizes measured on 2026-12-03 (issue 22's build): Chromium
+# 0.33 GB (/usr/lib/chromium), LibreOffice Writer + Calc 0.24 GB (/usr/lib/libreoffice), the
+# project's venv 0.17 GB (Kivy with its SDL2, aiohttp, paho, psutil...), fonts 0.06 GB (Noto
+# for Arabic and Tifinagh, DejaVu, Carlito), the rest (Debian minbase, systemd, Python, Xorg,
+# Mesa, openbox and the libraries of all of these) 0.8 GB: 1.6 GB on disk, 0.64 GB as tar.gz.
+# The bound leaves about 25 % for Debian's point releases; past it, something came in that
+# nobody chose (recommended packages, a second browser, a kernel without --extra-packages).
+TARBALL_MAX_BYTES = 800e6
+# without Chromium or LibreOffice the tarball would be far smaller; the parts are checked
+# one by one below (test_citizen_computer_is_installed)
+PARTS_MIN_MB = {"usr/lib/chromium": 200, "usr/lib/libreoffice": 150, "opt/cac/venv": 50}
 
 
 def chroot(b: Built, *cmd: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -63,11 +41,22 @@ def chroot(b: Built, *cmd: str, user: str | None = None) -> subprocess.Completed
                                "KIVY_HOME": "/tmp/kivy", "KIVY_NO_FILELOG": "1"})
 
 
+def apparent_mb(path: Path) -> int:
+    r = subprocess.run(["du", "-s", "-m", "--apparent-size", str(path)], capture_output=True,
+                       text=True, check=True)
+    return int(r.stdout.split()[0])
+
+
 def test_build_time_and_size(built: Built) -> None:
     size = built.tarball.stat().st_size
-    print(f"build: {built.seconds:.0f} s; image tarball {size / 1e6:.0f} MB")
+    parts = {p: apparent_mb(built.root / p) for p in PARTS_MIN_MB}
+    print(f"build: {built.seconds:.0f} s; image tarball {size / 1e6:.0f} MB (bound "
+          f"{TARBALL_MAX_BYTES / 1e6:.0f} MB); on disk {apparent_mb(built.root)} MB, of which "
+          + ", ".join(f"{p} {mb} MB" for p, mb in parts.items()))
     assert re.search(r"image tarball: .* \d+ bytes", built.log)
-    assert 50e6 < size < 1.5e9
+    assert size < TARBALL_MAX_BYTES
+    for part, least in PARTS_MIN_MB.items():
+        assert parts[part] >= least, part
 
 
 def test_cac_agent_version_and_quote(built: Built) -> None:
@@ -106,13 +95,55 @@ def test_kiosk_stack_and_fonts(built: Built) -> None:
     fonts = built.root / "usr/share/fonts/truetype/noto"
     assert (fonts / "NotoNaskhArabic-Regular.ttf").exists()
     assert (fonts / "NotoSansTifinagh-Regular.ttf").exists()
-    for exe in ("usr/bin/cage", "usr/bin/Xwayland", "usr/bin/mosquitto_pub", "usr/sbin/nft"):
+    for exe in ("usr/lib/xorg/Xorg", "usr/bin/xinit", "usr/bin/openbox", "usr/bin/xdotool",
+                "usr/bin/wmctrl", "usr/bin/xhost", "usr/bin/xprop", "usr/bin/sudo",
+                "usr/bin/mosquitto_pub", "usr/sbin/nft", "usr/local/lib/cac/kiosk-session"):
         assert (built.root / exe).exists(), exe
 
 
-def test_enrol_inside_the_image(built: Built) -> None:
+def test_citizen_computer_is_installed(built: Built) -> None:
+    """Issue 22 on the image: Chromium, LibreOffice Writer and Calc, the X session, each
+    configured as the kiosk uses it (the same policy files as kiosk/citizen)."""
+    pkgs = ("chromium", "libreoffice-writer", "libreoffice-calc", "openbox", "xinit",
+            "xserver-xorg-core", "fonts-crosextra-carlito")
+    r = chroot(built, "dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\n", *pkgs)
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split("\n")[:-1]) == sorted(f"{p} installed" for p in pkgs)
+    r = chroot(built, "/usr/lib/chromium/chromium", "--version")
+    assert r.returncode == 0 and r.stdout.startswith("Chromium "), r.stderr
+    assert (built.root / "usr/lib/libreoffice/program/soffice.bin").exists()
+    # Chromium's managed policies and LibreOffice without macros, as in the kiosk's own data
+    policy = built.root / "etc/chromium/policies/managed/cac-citizen.json"
+    image_policy = json.loads(policy.read_text())
+    assert image_policy["DeveloperToolsAvailability"] == 2
+    assert image_policy == json.loads((KIOSK_DATA / "chromium-policy.json").read_text())
+    xcd = (built.root / "etc/libreoffice/registry/cac-citizen.xcd").read_text()
+    assert "MacroSecurityLevel" in xcd
+    # the users, the sudo rules (valid: a syntax error would lock the kiosk out of them)
+    for user in ("cac-agent", "cac-kiosk", "cac-citizen"):
+        assert chroot(built, "getent", "passwd", user).returncode == 0, user
+    v = chroot(built, "visudo", "-c")
+    assert v.returncode == 0 and "cac-citizen: parsed OK" in v.stdout, v.stdout + v.stderr
+    assert (built.root / "etc/sudoers.d/cac-citizen").stat().st_mode & 0o777 == 0o440
+    kiosk = (built.root / "etc/cac-kiosk/kiosk.toml").read_text()
+    assert "[desktop]" in kiosk and 'user = "cac-citizen"' in kiosk
+    assert (built.root / "etc/xdg/openbox/cac-rc.xml").exists()
+    # the kiosk's own packages can be imported inside the image
+    r = chroot(built, "/opt/cac/venv/bin/python", "-c",
+               "import kiosk.desktop, kiosk.bar, kiosk.usb; print(kiosk.desktop.CITIZEN_USER)")
+    assert (r.returncode, r.stdout.strip()) == (0, "cac-citizen"), r.stderr
+
+
+@pytest.fixture
+def enrolled(built: Built, tmp_path: Path) -> Iterator[Built]:
+    with scratch_root(built, tmp_path / "overlay") as root:
+        yield replace(built, root=root)
+
+
+def test_enrol_inside_the_image(enrolled: Built) -> None:
     """The first-boot script as systemd would run it, with the image's own Python,
     systemctl and users; then the agent reads its config as the cac-agent user."""
+    built = enrolled
     write_bundle(built.root / "boot/firmware" / BUNDLE_NAME)
     r = chroot(built, "/opt/cac/venv/bin/python", "/usr/local/sbin/cac-firstboot")
     assert r.returncode == 0, r.stderr

@@ -238,8 +238,10 @@ def main() -> int:
     driver.kiosk_config = lambda: parse_config({
         "idle_seconds": 0, "poll_seconds": 0.3, "retry_seconds": 1, "receipt_seconds": 600,
         "state_dir": str(OUT / "state"),
-        # a closed port of this machine: "no uplink"
-        "desktop": {"policy_dir": str(POLICY_DIR), "uplink_probe": "127.0.0.1:9"}})
+        "desktop": {"policy_dir": str(POLICY_DIR)}})
+    # the agent probes a closed port of this machine: "no uplink"; the kiosk asks the agent
+    driver.agent_config = {"uplink": {"probe": ["127.0.0.1:9"], "interval_seconds": 1,
+                                      "timeout_seconds": 1}}
 
     def scenario(d: Driver, agent: AgentThread) -> None:
         try:

@@ -689,8 +689,12 @@ def kiosk_config() -> KioskConfig:
                        recorded_voice_dir=OUT / "recorded-voice")
 
 
+# agent.toml keys of a scenario's agent over the test config's (desktop_driver: [uplink])
+agent_config: dict[str, Any] = {}
+
+
 def main() -> int:
-    agent = AgentThread(OUT / "agent-data")
+    agent = AgentThread(OUT / "agent-data", **agent_config)
     client = StationClient(agent.url, "s1", TOKENS["s1"], timeout=2.0)
     app = KioskApp(client, kiosk_config(), station="s1", lang="fr",
                    trace_path=OUT / "trace.jsonl")

@@ -27,10 +27,11 @@ STEP_TIMEOUT = 15.0
 class AgentThread:
     """A real agent API (agent.api.make_app) on a real port, with a FakeClock."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, **config: Any) -> None:
+        """``config``: top-level keys of agent.toml over ``config_dict``'s (e.g. uplink)."""
         self.clock = FakeClock(datetime(2026, 6, 10, 9, 0, tzinfo=UTC))
         self.port = free_port()
-        cfg = parse_agent_config(config_dict(data_dir))
+        cfg = parse_agent_config({**config_dict(data_dir), **config})
         self.ledger = Ledger(cfg.data_dir, cfg.cac_id, cfg.tz)
         ops = OperatorStore(cfg.data_dir)
         ops.put("amina", "operator", "counter-pass-1", self.clock.now())

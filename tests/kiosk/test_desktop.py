@@ -10,26 +10,33 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import pwd
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from agent_support import TOKENS
 
+from kiosk.client import StationClient
 from kiosk.config import parse_config
 from kiosk.desktop import (
     CITIZEN_HOME,
     DATA,
+    CitizenLauncher,
     DesktopConfig,
     as_citizen,
     default_apps,
     kill_user,
     start_page,
 )
+from tests.kiosk.kiosk_agent import AgentThread
 from wire.config_check import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -236,3 +243,38 @@ def test_toolkit_templates_open_in_the_office_suite() -> None:
     assert office_module(f"{base}/facture.html", "text/html; charset=utf-8") == "writer"
     assert office_module("http://a/content/guides-admin-fr/cin.html", "text/html") is None
     assert office_module("http://a/content/x/guide.pdf", "application/pdf") is None
+
+
+def test_start_page_follows_the_agents_uplink(tmp_path: Path) -> None:
+    """The agent probes the internet (here a listener of this test on 127.0.0.1); the kiosk
+    asks the agent (GET /stations/s1/uplink) and the browser's start page says when the
+    internet is down, rewritten when the browser opens."""
+    net = socket.create_server(("127.0.0.1", 0))
+    net.listen(16)
+    port = net.getsockname()[1]
+    agent = AgentThread(tmp_path / "agent", uplink={
+        "probe": [f"127.0.0.1:{port}"], "interval_seconds": 1, "timeout_seconds": 1})
+    try:
+        home = tmp_path / "var/lib/cac-citizen/home"
+        home.mkdir(parents=True)
+        me = pwd.getpwuid(os.getuid()).pw_name
+        launcher = CitizenLauncher((), DesktopConfig(user=me, home=home))
+        launcher.client = StationClient(agent.url, "s1", TOKENS["s1"])
+
+        def wait_for(up: bool) -> None:
+            deadline = time.monotonic() + 15
+            while launcher.uplink() is not up:
+                assert time.monotonic() < deadline, f"the agent never saw the uplink {up}"
+                time.sleep(0.1)
+
+        wait_for(True)
+        assert "Internet disponible" in launcher.make_start_page()
+        (home / "start.html").write_text(launcher.make_start_page())
+        net.close()  # the internet goes down during the day
+        wait_for(False)
+        launcher.refresh_start_page()  # as launch("browser") does
+        page = (home / "start.html").read_text()
+        assert "Internet indisponible" in page and "الإنترنت غير متاح" in page
+    finally:
+        net.close()
+        agent.close()

@@ -23,6 +23,12 @@ def pixels(display: str) -> tuple[int, int, list[bytes]]:
     """(width, height, RGB rows) of the root window of ``display``."""
     xwd = subprocess.run(["xwd", "-root", "-silent", "-display", display],
                          capture_output=True, check=True, timeout=20).stdout
+    return xwd_pixels(xwd)
+
+
+def xwd_pixels(xwd: bytes) -> tuple[int, int, list[bytes]]:
+    """(width, height, RGB rows) of an XWD image (xwd's output, or the screen file that
+    ``Xvfb -fbdir DIR`` keeps in DIR/Xvfb_screen0)."""
     h = struct.unpack(">25I", xwd[:100])
     header_size, width, height, bpp, bpl, ncolors = h[0], h[4], h[5], h[11], h[12], h[19]
     byte_order = h[7]
@@ -42,7 +48,11 @@ def pixels(display: str) -> tuple[int, int, list[bytes]]:
 
 
 def screenshot(display: str, target: Path) -> Path:
-    w, h, rows = pixels(display)
+    return write_png(pixels(display), target)
+
+
+def write_png(image: tuple[int, int, list[bytes]], target: Path) -> Path:
+    w, h, rows = image
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(_png(w, h, rows))
     return target
