@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -341,6 +342,90 @@ def setup(app: web.Application, root: Path,
 
 
 # ---------------------------------------------------------------- `cac-hub add-content`
+
+
+EXPORT_DIR = "cac-content"  # on the stick: the store's own layout, signatures beside
+
+
+def _copy_durable(src: Path, dest: Path) -> int:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with src.open("rb") as fin, dest.open("wb") as fout:
+        shutil.copyfileobj(fin, fout, CHUNK)
+        fout.flush()
+        os.fsync(fout.fileno())  # a stick may be pulled as soon as the command returns
+    return dest.stat().st_size
+
+
+def export_store(store: ContentStore, out: Path) -> tuple[int, int]:
+    """Write the current catalogue, its manifests and their files (with the signature files
+    beside) to ``out/cac-content``, replacing an older export there; (packages, bytes).
+    The copy is made next to it and renamed into place, so a stick never holds half an
+    export under the name the agent reads."""
+    if not store.catalogue_path.exists():
+        raise ContentError("the hub has no content to export (cac-hub add-content first)")
+    final, tmp = out / EXPORT_DIR, out / (EXPORT_DIR + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    total = 0
+    files = [store.catalogue_path]
+    pkgs = store.packages()
+    for pkg in pkgs:
+        mpath = store.manifests / pkg["id"] / f"{pkg['version']}.json"
+        files.append(mpath)
+        manifest = json.loads(mpath.read_bytes())
+        files += [store.blob_path(f["sha256"]) for f in manifest["files"]]
+    for src in dict.fromkeys(files):  # a blob shared by two packages is copied once
+        total += _copy_durable(src, tmp / src.relative_to(store.root))
+        sig = src.with_name(src.name + ".sig")
+        if sig.exists():
+            total += _copy_durable(sig, tmp / sig.relative_to(store.root))
+    old = out / (EXPORT_DIR + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return len(pkgs), total
+
+
+def export_content_main(argv: list[str]) -> int:
+    """``cac-hub export-content --config HUB.toml --out DIR``: the published content, signed,
+    for a USB stick (``cac-agent import-content`` installs it at a CAC)."""
+    import argparse
+    import sys
+
+    from hub.config import ConfigError, load_hub_config
+
+    p = argparse.ArgumentParser(
+        prog="cac-hub export-content",
+        description="Write every published content package (catalogue, manifests, files and "
+                    "their signatures) to DIR/cac-content, e.g. a USB stick; a CAC installs "
+                    "it with 'cac-agent import-content' and the same checks as a sync.")
+    p.add_argument("--config", required=True, metavar="HUB.toml")
+    p.add_argument("--out", required=True, metavar="DIR", type=Path)
+    args = p.parse_args(argv)
+    try:
+        config = load_hub_config(Path(args.config))
+    except ConfigError as exc:
+        print(f"cac-hub: error: bad config {args.config}: {exc}", file=sys.stderr)
+        return 2
+    if not args.out.is_dir():
+        print(f"cac-hub: error: {args.out} is not a directory (mount the stick first)",
+              file=sys.stderr)
+        return 2
+    store = ContentStore(config.data_dir / "content")
+    try:
+        n, size = export_store(store, args.out)
+    except ContentError as exc:
+        print(f"cac-hub: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"cac-hub: error: cannot write {args.out}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    signed = store.signature(store.catalogue_path) is not None
+    print(f"exported {n} packages, {size} bytes, to {args.out / EXPORT_DIR}"
+          + ("" if signed else " (UNSIGNED: this hub has no signing key)"))
+    return 0
 
 
 def add_content_main(argv: list[str]) -> int:
