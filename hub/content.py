@@ -20,6 +20,7 @@ Routes: ``GET /api/v1/content/catalogue`` (strong ETag = sha256 of the catalogue
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
@@ -27,9 +28,11 @@ import logging
 import os
 import re
 import shutil
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -53,6 +56,9 @@ from wire.content import (  # noqa: F401 - re-exported for the hub's callers
 )
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from hub.config import HubConfig
 
 KEEP_VERSIONS = 2  # the newest and the one before it (a CAC may be syncing it right now)
 CHUNK = 1 << 20
@@ -387,26 +393,34 @@ def export_store(store: ContentStore, out: Path) -> tuple[int, int]:
     return len(pkgs), total
 
 
+def _command(prog: str, description: str, argv: list[str],
+             add: Callable[[argparse.ArgumentParser], Any]) -> tuple[argparse.Namespace,
+                                                                     HubConfig | None]:
+    """A content subcommand's arguments (``--config`` and ``add``'s) and its hub config,
+    None when the config is bad (the one-line error is printed)."""
+    from hub.config import ConfigError, load_hub_config
+
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--config", required=True, metavar="HUB.toml")
+    add(p)
+    args = p.parse_args(argv)
+    try:
+        return args, load_hub_config(Path(args.config))
+    except ConfigError as exc:
+        print(f"cac-hub: error: bad config {args.config}: {exc}", file=sys.stderr)
+        return args, None
+
+
 def export_content_main(argv: list[str]) -> int:
     """``cac-hub export-content --config HUB.toml --out DIR``: the published content, signed,
     for a USB stick (``cac-agent import-content`` installs it at a CAC)."""
-    import argparse
-    import sys
-
-    from hub.config import ConfigError, load_hub_config
-
-    p = argparse.ArgumentParser(
-        prog="cac-hub export-content",
-        description="Write every published content package (catalogue, manifests, files and "
-                    "their signatures) to DIR/cac-content, e.g. a USB stick; a CAC installs "
-                    "it with 'cac-agent import-content' and the same checks as a sync.")
-    p.add_argument("--config", required=True, metavar="HUB.toml")
-    p.add_argument("--out", required=True, metavar="DIR", type=Path)
-    args = p.parse_args(argv)
-    try:
-        config = load_hub_config(Path(args.config))
-    except ConfigError as exc:
-        print(f"cac-hub: error: bad config {args.config}: {exc}", file=sys.stderr)
+    args, config = _command(
+        "cac-hub export-content",
+        "Write every published content package (catalogue, manifests, files and their "
+        "signatures) to DIR/cac-content, e.g. a USB stick; a CAC installs it with "
+        "'cac-agent import-content' and the same checks as a sync.", argv,
+        lambda p: p.add_argument("--out", required=True, metavar="DIR", type=Path))
+    if config is None:
         return 2
     if not args.out.is_dir():
         print(f"cac-hub: error: {args.out} is not a directory (mount the stick first)",
@@ -430,23 +444,13 @@ def export_content_main(argv: list[str]) -> int:
 
 def add_content_main(argv: list[str]) -> int:
     """``cac-hub add-content --config HUB.toml DIR...``: add or replace packages."""
-    import argparse
-    import sys
-
-    from hub.config import ConfigError, load_hub_config
-
-    p = argparse.ArgumentParser(
-        prog="cac-hub add-content",
-        description="Add content packages (directories with a manifest.json giving id, title "
-                    "and language) to the hub's catalogue; a package with a known id replaces "
-                    "it as the next version. CACs pick it up at their next sync.")
-    p.add_argument("--config", required=True, metavar="HUB.toml")
-    p.add_argument("dirs", nargs="+", metavar="DIR", type=Path)
-    args = p.parse_args(argv)
-    try:
-        config = load_hub_config(Path(args.config))
-    except ConfigError as exc:
-        print(f"cac-hub: error: bad config {args.config}: {exc}", file=sys.stderr)
+    args, config = _command(
+        "cac-hub add-content",
+        "Add content packages (directories with a manifest.json giving id, title and "
+        "language) to the hub's catalogue; a package with a known id replaces it as the next "
+        "version. CACs pick it up at their next sync.", argv,
+        lambda p: p.add_argument("dirs", nargs="+", metavar="DIR", type=Path))
+    if config is None:
         return 2
     try:
         signer = (signing.load_private(config.signing_key_file)
