@@ -233,6 +233,9 @@ class AgentService:
     def void_sale(self, sale_id: str, reason: str, operator: str) -> dict[str, Any]:
         return self.till.void(sale_id, reason, operator)
 
+    def recent_sales(self) -> list[dict[str, Any]]:
+        return self.till.recent_sales()
+
     def open_shift(self, opening_float: int, operator: str) -> dict[str, Any]:
         return self.till.open_shift(opening_float, operator)
 

@@ -177,6 +177,19 @@ class Till:
                         amount=record["amount"])
         return stored
 
+    def recent_sales(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Today's sales (local day), newest first, each with ``voided``."""
+        st = self.state
+        today = st.clock.now().astimezone(st.tz).date()
+        sales, voided = [], set()
+        for rec in st.ledger.records(today, today):
+            if rec.get("type") == "sale":
+                sales.append(rec)
+            elif rec.get("type") == "sale_void":
+                voided.add(rec.get("ref"))
+        sales.sort(key=lambda r: str(r["at"]), reverse=True)
+        return [{**r, "voided": r["id"] in voided} for r in sales[:limit]]
+
     # ---------------------------------------------------------------- shifts
 
     def open_shift(self, opening_float: int, operator: str) -> dict[str, Any]:
