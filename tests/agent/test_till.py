@@ -319,3 +319,49 @@ async def test_the_day_close_equals_the_ledger_files_to_the_centime(
     assert shift["over_short"] == 11000 - 11525
     status, err = await agent.op("GET", "/reports/day?date=2026-13-01")
     assert status == 400 and "date" in err["message"]
+
+
+async def test_the_hub_pushes_a_catalogue_checked_like_the_file(
+        agent: Agent, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agent.commands import CommandRunner
+    from wire.messages import Command
+
+    new = [{"id": "copy", "name": {"fr": "Photocopie", "ar": "نسخ"}, "price": 50,
+            "unit": "page"}]
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        runner = CommandRunner(agent.service, executor)
+        bad = await runner.run(Command(id="c1", name="set_catalogue",
+                                       args={"catalogue": [{**new[0], "price": -5}]}))
+        assert bad.status == "failed" and "catalogue[0].price" in bad.message
+        missing = await runner.run(Command(id="c2", name="set_catalogue"))
+        assert missing.status == "failed" and "catalogue" in missing.message
+        good = await runner.run(Command(id="c3", name="set_catalogue",
+                                        args={"catalogue": new}))
+        assert good.status == "done", good
+    _, cat = await agent.op("GET", "/catalogue")
+    assert cat["catalogue"] == new and cat["set_by"] == "hub"
+    status, sale = await agent.op("POST", "/sales", json={"item": "copy", "quantity": 4})
+    assert status == 201 and sale["amount"] == 200
+    status, err = await agent.op("POST", "/sales", json={"item": "print-bw", "quantity": 1})
+    assert status == 400 and err["error"] == "unknown_item"
+
+
+async def test_an_edit_of_the_file_wins_over_the_catalogue_set_at_run_time(
+        tmp_path: Path, aiohttp_client: Any) -> None:
+    data = tmp_path / "data"
+    edited = [{"id": "copy", "name": {"fr": "Photocopie"}, "price": 50, "unit": "page"}]
+    async for agent in start_agent(data, aiohttp_client, role="manager",
+                                   config=till_config(data)):
+        status, _ = await agent.op("PUT", "/catalogue", json=edited)
+        assert status == 200
+    async for agent in start_agent(data, aiohttp_client, role="manager",
+                                   config=till_config(data)):  # same file: the edit stays
+        _, cat = await agent.op("GET", "/catalogue")
+        assert cat["catalogue"] == edited and cat["source"] == "edited"
+    changed = [{**CATALOGUE[0], "price": 120}]
+    async for agent in start_agent(data, aiohttp_client, role="manager",
+                                   config=till_config(data, catalogue=changed)):
+        _, cat = await agent.op("GET", "/catalogue")
+        assert cat["catalogue"] == changed and cat["source"] == "config"
