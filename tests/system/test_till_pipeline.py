@@ -12,6 +12,7 @@ import json
 import sqlite3
 import subprocess
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +24,7 @@ from agent.ledger import Ledger
 from tests.system.test_pipeline import BIN, CAC, PASSWORD, Site
 
 pytestmark = pytest.mark.system
+TZ = ZoneInfo("Africa/Casablanca")
 
 CATALOGUE = """
 [[catalogue]]
@@ -75,6 +77,10 @@ def hub_records(tmp: Path) -> list[tuple[str, str, dict[str, Any]]]:
     finally:
         con.close()
     return [(t, i, json.loads(j)) for t, i, j in rows]
+
+
+def local_day(rec: dict[str, Any]) -> str:
+    return datetime.fromisoformat(rec["closed_at"]).astimezone(TZ).date().isoformat()
 
 
 def manager_token(site: Site) -> str:
@@ -131,6 +137,9 @@ def test_sales_voids_and_shifts_reach_the_hub_exactly_once_across_a_kill9(
     site.start_hub()
     until(lambda: site.backlog() == 0, "records across the kill -9 at the hub", procs=procs)
 
+    status, agent_day = http("GET", f"{site.a}/reports/day?date={local_day(closed2)}", None,
+                             site.tok)
+    assert status == 200, agent_day
     site.agent.stop()
     ledger = Ledger(site.agent_data, CAC, ZoneInfo("Africa/Casablanca"), lock=False)
     mine = {(r["type"], r["id"]): r for r in ledger.records()}
@@ -146,6 +155,16 @@ def test_sales_voids_and_shifts_reach_the_hub_exactly_once_across_a_kill9(
             assert rec.get(key) == value, (t, key, rec, mine[(t, i)])
     assert {i for t, i, _ in got if t == "shift"} == {shift1["id"], shift2["id"]}
     assert late["id"] in {i for t, i, _ in got if t == "sale"}
+    # the hub's daily report splits the revenue as the agent's day close does
+    status, rows = http("GET", f"{site.h}/reports/daily?from={local_day(closed2)}"
+                        f"&to={local_day(closed2)}", None, site.hub_token)
+    assert status == 200, rows
+    [row] = [r for r in rows if r["cac_id"] == CAC]
+    assert row["sales"] == 5 and row["sale_voids"] == 1
+    assert row["sales_amount"] == sum(a["amount"] for a in agent_day["sales"].values())
+    assert row["sales_amount"] == 300 + 100 + 1200 + 1500 + 3000
+    assert row["sale_voids_amount"] == -100
+    assert row["revenue"] == agent_day["revenue"], (row, agent_day)
     # the session's bill at the hub, through its API
     hub_sessions = site.hub_sessions()
     assert [(r["id"], r["sales"], r["total"]) for r in hub_sessions] == [
