@@ -254,6 +254,16 @@ def to_csv(report: dict[str, Any]) -> str:
     for item in x["items"]:
         row("void", _cell(f"{item['ref']} {item['operator']}: {item['reason']}"), 1,
             item["minutes"], -item["amount"])
+    till = report.get("till")
+    if till:  # the till's day close (CONTRACT §8)
+        for item_id, line in till["sales"].items():
+            row("sale", item_id, line["quantity"], "", line["amount"])
+        row("till", "voids", till["voids"]["count"], "", till["voids"]["amount"])
+        row("till", "revenue", "", "", till["revenue"])
+        for sh in till["shifts"]:
+            row("shift", _cell(f"{sh['operator']} {sh['opened_at']}/{sh['closed_at']} "
+                               f"expected {_decimal(sh['expected_cash'])}"), 1, "",
+                sh["over_short"])
     return out.getvalue()
 
 

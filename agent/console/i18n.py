@@ -218,6 +218,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "err_bad_date": {"fr": "Date ou heure invalide.", "ar": "تاريخ أو وقت غير صالح."},
     "err_other": {"fr": "Refusé : {message}", "ar": "مرفوض: {message}"},
     # the till (issue 17)
+    "r_till_revenue": {"fr": "Recette avec la caisse", "ar": "المداخيل مع الصندوق"},
     "nav_till": {"fr": "Caisse", "ar": "الصندوق"},
     "nav_shift": {"fr": "Service", "ar": "الوردية"},
     "till_title": {"fr": "Vente au comptoir", "ar": "البيع في الشباك"},

@@ -146,6 +146,20 @@ def test_the_till_and_a_shift_in_french_and_arabic(till_agent: ServedAgent,
     expect(mp.locator("#open-form")).to_be_visible()
     shot(mp, "ar-shift-open")
 
+    # the day close page: sales by item and the shift, as the API's day close says
+    page.goto(base + "/console/report")
+    expect(page.locator("#till-sales tr[data-item='letter'] td.num").last).to_have_attribute(
+        "data-centimes", "750")
+    expect(page.locator("#till-report td.till-revenue")).to_have_attribute("data-centimes",
+                                                                         "1250")
+    expect(page.locator("#till-shifts tbody tr")).to_have_count(1)
+    shot(page, "fr-day-close")
+    mp.goto(base + "/console/report")
+    expect(mp.locator("#till-report")).to_be_visible()
+    shot(mp, "ar-day-close")
+    status, day = served.api("GET", "/reports/day", _token(served, "amina"))
+    assert status == 200 and day["revenue"] == 1250, day  # 200 + 300 + 750 + 500 - 500
+
     # the ledger files agree with what the pages showed
     recs = ledger_records(data)
     [shift] = [r for r in recs if r["type"] == "shift"]
