@@ -39,13 +39,13 @@ class DailyRow:
     voucher_sales_amount: int = 0
     voids: int = 0
     voids_amount: int = 0
-    revenue: int = 0
     # the till (issue 17): counter sales (cash or on a session's bill) and their voids
-    # (sale_voids_amount is negative); revenue counts them too
+    # (sale_voids_amount is negative); revenue counts them too, and stays the last column
     sales: int = 0
     sales_amount: int = 0
     sale_voids: int = 0
     sale_voids_amount: int = 0
+    revenue: int = 0
 
 
 # Grouped by the minute of the UTC (or offset) timestamp and the record's zone: a handful
