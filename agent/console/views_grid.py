@@ -105,6 +105,7 @@ async def logout(ctx: Ctx) -> web.StreamResponse:
     await call(ctx.request, svc.logout, ctx.token)
     await call(ctx.request, svc.audit_action, f"operator:{ctx.who.name}", "logout")
     ctx.state.flashes.pop(ctx.token, None)
+    ctx.state.held.pop(ctx.token, None)
     resp = web.HTTPSeeOther(f"{PREFIX}/login?bye=1")
     clear_cookie(ctx.request, resp, SESSION_COOKIE)
     raise resp
