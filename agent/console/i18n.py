@@ -219,6 +219,19 @@ MESSAGES: dict[str, dict[str, str]] = {
     "err_other": {"fr": "Refusé : {message}", "ar": "مرفوض: {message}"},
     # the till (issue 17)
     "r_till_revenue": {"fr": "Recette avec la caisse", "ar": "المداخيل مع الصندوق"},
+    "nav_catalogue": {"fr": "Catalogue", "ar": "الكتالوج"},
+    "catalogue_title": {"fr": "Catalogue de la caisse", "ar": "كتالوج الصندوق"},
+    "catalogue_note": {"fr": "Prix en centimes par unité. Une ligne vide est ignorée ; une "
+                             "modification du fichier agent.toml l'emporte ensuite.",
+                       "ar": "الأثمنة بالسنتيم للوحدة. السطر الفارغ يُتجاهل؛ وتعديل ملف "
+                             "agent.toml لاحقا هو الذي يسري."},
+    "item_id": {"fr": "Code", "ar": "الرمز"},
+    "name_fr": {"fr": "Nom (français)", "ar": "الاسم (بالفرنسية)"},
+    "name_ar": {"fr": "Nom (arabe)", "ar": "الاسم (بالعربية)"},
+    "unit_price": {"fr": "Prix (centimes)", "ar": "الثمن (سنتيم)"},
+    "unit": {"fr": "Unité", "ar": "الوحدة"},
+    "ok_catalogue": {"fr": "Catalogue v{version} enregistré.",
+                     "ar": "تم حفظ الكتالوج النسخة {version}."},
     "nav_till": {"fr": "Caisse", "ar": "الصندوق"},
     "nav_shift": {"fr": "Service", "ar": "الوردية"},
     "till_title": {"fr": "Vente au comptoir", "ar": "البيع في الشباك"},

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from agent.console.core import PREFIX, Ctx, call, console_view, form_of, page, redirect
 from agent.errors import DomainError
-from agent.meter.catalogue import MAX_QUANTITY
+from agent.meter.catalogue import MAX_QUANTITY, UNITS
 from agent.usecases.till import MAX_CASH
 
 routes = web.RouteTableDef()
@@ -143,3 +144,56 @@ async def close_shift(ctx: Ctx) -> web.StreamResponse:
         raise redirect(f"{PREFIX}/shift") from None
     ctx.flash("ok", ctx.loc.t("ok_shift_closed"))
     raise redirect(f"{PREFIX}/shift?" + urlencode({"closed": rec["id"]}))
+
+
+# ---------------------------------------------------------------- the catalogue (manager)
+
+CATALOGUE_ROWS = 60
+EXTRA_ROWS = 3
+
+
+def catalogue_from_form(form: dict[str, str]) -> list[dict[str, Any]]:
+    """The ``[[catalogue]]`` list from the form (prices in centimes); empty rows dropped.
+    A price that is not a whole number is passed on as text, so the check names the key."""
+    items: list[dict[str, Any]] = []
+    for i in range(CATALOGUE_ROWS):
+        row = {k: form.get(f"{k}_{i}", "") for k in ("id", "fr", "ar", "price", "unit")}
+        if not any(row[k] for k in ("id", "fr", "ar", "price")):  # a unit is always chosen
+            continue
+        names = {lang: row[lang] for lang in ("fr", "ar") if row[lang]}
+        price: int | str = row["price"]
+        if row["price"].isascii() and row["price"].lstrip("-").isdigit():
+            price = int(row["price"])
+        items.append({"id": row["id"], "name": names, "price": price,
+                      "unit": row["unit"] or "item"})
+    return items
+
+
+def _catalogue_page(ctx: Ctx, items: list[dict[str, Any]], view: dict[str, Any],
+                    status: int = 200) -> web.Response:
+    blank = {"id": "", "name": {}, "price": "", "unit": "item"}
+    rows = (items + [blank] * EXTRA_ROWS)[:CATALOGUE_ROWS]
+    return page(ctx, "catalogue.html", status, active="catalogue",
+                title=ctx.loc.t("catalogue_title"), rows=rows, view=view, units=UNITS)
+
+
+@routes.get("/catalogue")
+@console_view(manager=True)
+async def catalogue(ctx: Ctx) -> web.StreamResponse:
+    view = await call(ctx.request, ctx.state.service.catalogue)
+    return _catalogue_page(ctx, view["catalogue"], view)
+
+
+@routes.post("/catalogue")
+@console_view(manager=True)
+async def catalogue_save(ctx: Ctx) -> web.StreamResponse:
+    raw = catalogue_from_form(await form_of(ctx))
+    svc = ctx.state.service
+    try:
+        view = await call(ctx.request, svc.set_catalogue, raw, f"operator:{ctx.who.name}")
+    except DomainError as exc:
+        ctx.flash("error", ctx.loc.t("err_other", message=exc.message))
+        current = await call(ctx.request, svc.catalogue)
+        return _catalogue_page(ctx, raw, current, 400)  # keep what was typed
+    ctx.flash("ok", ctx.loc.t("ok_catalogue", version=view["version"]))
+    raise redirect(f"{PREFIX}/catalogue")

@@ -177,3 +177,39 @@ def _token(served: ServedAgent, name: str) -> str:
     status, body = served.api("POST", "/login", None, {"name": name, "password": PASSWORD})
     assert status == 200
     return str(body["token"])
+
+
+def test_a_manager_edits_the_catalogue_in_the_browser(till_agent: ServedAgent,
+                                                      browser: Any) -> None:
+    expect.set_options(timeout=TIMEOUT)
+    served, base = till_agent, till_agent.url
+    data = Path(served.cfg.data_dir)
+    ctx = browser.new_context(viewport={"width": 1024, "height": 900}, locale="ar")
+    page = ctx.new_page()
+    page.set_default_timeout(TIMEOUT)
+    login(page, base, "amina")
+    set_lang(page, base, "ar")
+    page.goto(base + "/console/catalogue")
+    n = len(CATALOGUE)
+    expect(page.locator(f"input[name=id_{n - 1}]")).to_have_value("seat-word")
+    page.fill(f"input[name=id_{n}]", "copy")
+    page.fill(f"input[name=fr_{n}]", "Photocopie")
+    page.fill(f"input[name=ar_{n}]", "نسخ")
+    page.fill(f"input[name=price_{n}]", "-50")
+    page.select_option(f"select[name=unit_{n}]", "page")
+    before = (data / "catalogue.json").exists()
+    page.click("#catalogue-form button[type=submit]")
+    expect(page.locator(".flash.error")).to_contain_text(f"catalogue[{n}].price")
+    expect(page.locator(f"input[name=price_{n}]")).to_have_value("-50")  # kept as typed
+    assert (data / "catalogue.json").exists() == before is False
+    shot(page, "ar-catalogue-refused")
+    page.fill(f"input[name=price_{n}]", "50")
+    page.click("#catalogue-form button[type=submit]")
+    expect(page.locator(".flash.ok")).to_be_visible()
+    status, cat = served.api("GET", "/catalogue", _token(served, "amina"))
+    assert status == 200 and cat["catalogue"][-1] == {
+        "id": "copy", "name": {"fr": "Photocopie", "ar": "نسخ"}, "price": 50, "unit": "page"}
+    page.goto(base + "/console/till")
+    expect(page.locator("button.sale-item[data-item='copy'] .sale-name")).to_have_text("نسخ")
+    shot(page, "ar-grid-after-edit")
+    ctx.close()
