@@ -137,6 +137,9 @@ async def test_a_cash_sale_and_a_sale_on_a_session_bill(agent: Agent) -> None:
     _, other = await agent.op("POST", "/sales", json={"item": "print-bw", "quantity": 1,
                                                       "session": s["id"], "category": None})
     agent.clock.advance(20 * 60)  # two blocks at 2.00, half price: 2.00
+    _, live = await agent.op("GET", "/sessions")
+    assert (live[0]["fee_so_far"], live[0]["sales_amount"], live[0]["total_so_far"]) == (
+        200, 425, 625)  # the operator collects the bill, not only the time
     status, rec = await agent.op("POST", f"/sessions/{s['id']}/end")
     assert status == 200
     assert rec["fee"] == 200

@@ -123,8 +123,11 @@ def test_the_till_and_a_shift_in_french_and_arabic(till_agent: ServedAgent,
     expect(mp.locator("#sales-table tr.voided")).to_have_count(1)
     shot(mp, "ar-grid")
 
-    # the session ends (20 min, 2 blocks at 2.00 half price = 2.00) with its bill
+    # the session ends (20 min, 2 blocks at 2.00 half price = 2.00) with its bill; the
+    # grid's "to pay" is the time and the bill
     served.clock.advance(20 * 60)
+    page.goto(base + "/console/")
+    expect(page.locator("#st-s1 [data-f=fee]")).to_contain_text("9,50")
     status, rec = served.api("POST", f"/sessions/{s['id']}/end", _token(served, "amina"))
     assert status == 200 and rec["total"] == 200 + 750, rec
 
