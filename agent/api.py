@@ -331,6 +331,30 @@ async def close_shift(request: web.Request) -> web.Response:
     return ok(await call(request, svc.close_shift, counted, who.name))
 
 
+@routes.get("/api/v1/print/jobs")
+async def print_jobs(request: web.Request) -> web.Response:
+    """Held print jobs of the stations' CUPS queues: ``[{"id", "station", "pages", "color",
+    "submitted_at"}]``; 503 ``print_unavailable`` when CUPS does not answer."""
+    await operator(request)
+    return ok(await call(request, request.app[SERVICE].print_jobs))
+
+
+@routes.post("/api/v1/print/jobs/{id}/release")
+async def release_print(request: web.Request) -> web.Response:
+    who = await operator(request)
+    await json_body(request, allow_empty=True)
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.release_print, request.match_info["id"], who.name))
+
+
+@routes.post("/api/v1/print/jobs/{id}/cancel")
+async def cancel_print(request: web.Request) -> web.Response:
+    who = await operator(request)
+    await json_body(request, allow_empty=True)
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.cancel_print, request.match_info["id"], who.name))
+
+
 @routes.get("/api/v1/reports/day")
 async def report_day(request: web.Request) -> web.Response:
     await operator(request)

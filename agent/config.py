@@ -14,6 +14,7 @@ from agent.meter.catalogue import CatalogueItem, parse_catalogue
 from agent.meter.tariff import CATEGORY_RE as CATEGORY_RE
 from agent.meter.tariff import Band as Band
 from agent.meter.tariff import Tariff as Tariff
+from agent.printing import PrintingConfig, parse_printing
 from agent.uplink import UplinkConfig, parse_uplink
 from common.ids import CAC_ID_RE as CAC_ID_RE
 from common.ids import STATION_ID_RE as STATION_ID_RE
@@ -81,6 +82,7 @@ class AgentConfig:
     uplink: UplinkConfig = field(default_factory=UplinkConfig)
     catalogue: tuple[CatalogueItem, ...] = ()  # CONTRACT §8: [[catalogue]]
     require_shift: bool = False  # CONTRACT §8: no money taken outside an open shift
+    printing: PrintingConfig = field(default_factory=PrintingConfig)  # CONTRACT §8
 
     @property
     def tz(self) -> ZoneInfo:
@@ -172,7 +174,8 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
         raw,
         {"cac_id", "data_dir", "timezone", "mqtt", "http", "stations", "tariff",
          "checkpoint_seconds", "voucher_valid_days", "health_interval_seconds",
-         "resume_within_minutes", "content", "uplink", "catalogue", "require_shift"},
+         "resume_within_minutes", "content", "uplink", "catalogue", "require_shift",
+         "printing"},
         "",
     )
     cac_id = _str(_req(raw, "cac_id", ""), "cac_id")
@@ -244,6 +247,7 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
         uplink=parse_uplink(raw.get("uplink", {})),
         catalogue=parse_catalogue(raw.get("catalogue", [])),
         require_shift=_bool(raw.get("require_shift", False), "require_shift"),
+        printing=parse_printing(raw.get("printing", {})),
     )
 
 

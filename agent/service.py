@@ -233,6 +233,16 @@ class AgentService:
     def void_sale(self, sale_id: str, reason: str, operator: str) -> dict[str, Any]:
         return self.till.void(sale_id, reason, operator)
 
+    def print_jobs(self) -> list[dict[str, Any]]:
+        return self.till.print_jobs()
+
+    def release_print(self, job_id: str, operator: str) -> dict[str, Any]:
+        self.session_cases.tick()
+        return self.till.release(job_id, operator)
+
+    def cancel_print(self, job_id: str, operator: str) -> dict[str, Any]:
+        return self.till.cancel_print(job_id, operator)
+
     def recent_sales(self) -> list[dict[str, Any]]:
         return self.till.recent_sales()
 

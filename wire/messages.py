@@ -152,6 +152,7 @@ class SaleRecord(_Record, tag="sale"):
     category: str | None = None
     operator: str | None = None
     shift: str | None = None
+    print_job: str | None = None  # the CUPS job this sale released (pages x unit price)
 
 
 class SaleVoidRecord(_Record, tag="sale_void"):

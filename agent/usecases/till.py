@@ -33,6 +33,7 @@ from agent.meter.catalogue import (
     sale_amount,
 )
 from agent.meter.tariff import UnknownCategory, concession_percent
+from agent.printing import Cups, HeldJob, PrintUnavailable
 from agent.storage import atomic_write_bytes
 from agent.usecases.state import AgentState, new_id, storage_error
 
@@ -46,6 +47,7 @@ class Till:
     def __init__(self, state: AgentState) -> None:
         self.state = state
         self.items: tuple[CatalogueItem, ...] = state.config.catalogue
+        self.cups = Cups(state.config.printing)
         self.info: dict[str, Any] = {"version": 0, "source": "config", "set_at": None,
                                      "set_by": None}
         self._load()
@@ -122,7 +124,8 @@ class Till:
                                                "(require_shift = true)")
 
     def sell(self, item_id: str, quantity: int, session_id: str | None,
-             category: str | None, operator: str) -> dict[str, Any]:
+             category: str | None, operator: str, print_job: str | None = None
+             ) -> dict[str, Any]:
         st = self.state
         it = self.item(item_id)
         if not 1 <= quantity <= MAX_QUANTITY:
@@ -146,6 +149,8 @@ class Till:
                   "currency": st.tariff.currency, "unit": it.unit, "session": session_id,
                   "category": category or None, "operator": operator,
                   "shift": None if shift is None else shift["id"]}
+        if print_job is not None:
+            record["print_job"] = print_job
         try:
             with st.ledger_write():
                 stored = st.ledger.add_sale(record)
@@ -189,6 +194,58 @@ class Till:
                 voided.add(rec.get("ref"))
         sales.sort(key=lambda r: str(r["at"]), reverse=True)
         return [{**r, "voided": r["id"] in voided} for r in sales[:limit]]
+
+    # ---------------------------------------------------------------- print release
+
+    def _held(self) -> list[HeldJob]:
+        try:
+            return self.cups.held({s.id for s in self.state.config.stations})
+        except PrintUnavailable as exc:
+            raise DomainError("print_unavailable", str(exc)) from None
+
+    def print_jobs(self) -> list[dict[str, Any]]:
+        return [j.view() for j in self._held()]
+
+    def _job(self, job_id: str) -> HeldJob:
+        job = next((j for j in self._held() if j.id == job_id), None)
+        if job is None:
+            raise DomainError("unknown_print_job",
+                              f"id: no held print job {job_id!r} (unknown, or already "
+                              "released or cancelled)")
+        return job
+
+    def release(self, job_id: str, operator: str) -> dict[str, Any]:
+        """Charge the job's pages at the catalogue price (onto its station's running session
+        when there is one, else a cash sale), then let CUPS print it."""
+        st = self.state
+        job = self._job(job_id)
+        today = st.clock.now().astimezone(st.tz).date()
+        if any(r.get("type") == "sale" and r.get("print_job") == job_id
+               for r in st.ledger.records(today, today)):
+            raise DomainError("cannot_void", f"id: print job {job_id} was already charged")
+        cfg = st.config.printing
+        item = cfg.color_item if job.color else cfg.bw_item
+        running = st.session_on(job.station)
+        sale = self.sell(item, job.pages, None if running is None else running.id, None,
+                         operator, print_job=job_id)
+        try:
+            self.cups.release(job_id)
+        except PrintUnavailable as exc:
+            self.void(sale["id"], "the print job could not be released", operator)
+            raise DomainError("print_unavailable", str(exc)) from None
+        st.audit_action(f"operator:{operator}", "print.release", job_id, pages=job.pages,
+                        color=job.color, sale=sale["id"])
+        return {**sale, "station": job.station, "color": job.color}
+
+    def cancel_print(self, job_id: str, operator: str) -> dict[str, Any]:
+        job = self._job(job_id)
+        try:
+            self.cups.cancel(job.id)
+        except PrintUnavailable as exc:
+            raise DomainError("print_unavailable", str(exc)) from None
+        self.state.audit_action(f"operator:{operator}", "print.cancel", job_id,
+                                pages=job.pages, station=job.station)
+        return {"id": job.id, "cancelled": True}
 
     # ---------------------------------------------------------------- shifts
 
