@@ -197,3 +197,46 @@ async def catalogue_save(ctx: Ctx) -> web.StreamResponse:
         return _catalogue_page(ctx, raw, current, 400)  # keep what was typed
     ctx.flash("ok", ctx.loc.t("ok_catalogue", version=view["version"]))
     raise redirect(f"{PREFIX}/catalogue")
+
+
+# ---------------------------------------------------------------- print release
+
+
+@routes.get("/print")
+@console_view()
+async def print_jobs(ctx: Ctx) -> web.StreamResponse:
+    svc, req = ctx.state.service, ctx.request
+    jobs: list[dict[str, Any]] = []
+    down = ""
+    if svc.config.printing.cups is None:
+        down = ctx.loc.t("print_not_configured")
+    else:
+        try:
+            jobs = await call(req, svc.print_jobs)
+        except DomainError as exc:
+            down = ctx.loc.t("print_down", message=exc.message)
+    prices = {it.id: it.price for it in svc.till.items}
+    cfg = svc.config.printing
+    for j in jobs:
+        j["price"] = prices.get(cfg.color_item if j["color"] else cfg.bw_item, 0) * j["pages"]
+    tariff = await call(req, svc.tariff_view)
+    return page(ctx, "print.html", active="print", title=ctx.loc.t("print_title"), jobs=jobs,
+                down=down, currency=tariff["tariff"]["currency"])
+
+
+@routes.post("/print/{id}/{action:release|cancel}")
+@console_view()
+async def print_action(ctx: Ctx) -> web.StreamResponse:
+    await form_of(ctx)
+    svc, job_id = ctx.state.service, ctx.request.match_info["id"]
+    try:
+        if ctx.request.match_info["action"] == "release":
+            sale = await call(ctx.request, svc.release_print, job_id, ctx.who.name)
+            ctx.flash("ok", ctx.loc.t("ok_print_released", pages=sale["quantity"],
+                                      amount=ctx.loc.money(sale["amount"], sale["currency"])))
+        else:
+            await call(ctx.request, svc.cancel_print, job_id, ctx.who.name)
+            ctx.flash("ok", ctx.loc.t("ok_print_cancelled"))
+    except DomainError as exc:
+        ctx.flash("error", ctx.error_text(exc))
+    raise redirect(f"{PREFIX}/print")
