@@ -398,6 +398,14 @@ async def station_end(request: web.Request) -> web.Response:
     return ok(await call(request, svc.end_on_station, sid, EndReason(reason_text)))
 
 
+@routes.get("/api/v1/stations/{sid}/print/jobs")
+async def station_print_jobs(request: web.Request) -> web.Response:
+    """The station's own held print jobs: ``[{"id", "pages", "color", "price", "currency",
+    ...}]`` (the kiosk: "3 pages, 3.00 MAD, collect at the counter")."""
+    sid = await station(request)
+    return ok(await call(request, request.app[SERVICE].station_print_jobs, sid))
+
+
 @routes.get("/api/v1/stations/{sid}/uplink")
 async def station_uplink(request: web.Request) -> web.Response:
     """Whether the site's uplink is up (the kiosk's start page says when the internet is

@@ -236,6 +236,9 @@ class AgentService:
     def print_jobs(self) -> list[dict[str, Any]]:
         return self.till.print_jobs()
 
+    def station_print_jobs(self, station_id: str) -> list[dict[str, Any]]:
+        return self.till.station_print_jobs(station_id)
+
     def release_print(self, job_id: str, operator: str) -> dict[str, Any]:
         self.session_cases.tick()
         return self.till.release(job_id, operator)

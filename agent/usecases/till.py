@@ -206,6 +206,15 @@ class Till:
     def print_jobs(self) -> list[dict[str, Any]]:
         return [j.view() for j in self._held()]
 
+    def station_print_jobs(self, station_id: str) -> list[dict[str, Any]]:
+        """A station's own held jobs with what they will cost, for the kiosk ("3 pages,
+        3.00 MAD, collect at the counter")."""
+        cfg = self.state.config.printing
+        prices = {it.id: it.price for it in self.items}
+        return [{**j.view(), "price": prices.get(cfg.color_item if j.color else cfg.bw_item, 0)
+                 * j.pages, "currency": self.state.tariff.currency}
+                for j in self._held() if j.station == station_id]
+
     def _job(self, job_id: str) -> HeldJob:
         job = next((j for j in self._held() if j.id == job_id), None)
         if job is None:

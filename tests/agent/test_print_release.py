@@ -70,6 +70,13 @@ async def test_release_charges_the_pages_and_prints_cancel_charges_nothing(
     assert (by_id[j3]["station"], by_id[j3]["pages"], by_id[j3]["color"]) == ("s2", 2, True)
     assert by_id[j1]["submitted_at"]
     assert not cups.outputs(j1)  # held: nothing printed yet
+    # the kiosk of s2 sees its own jobs with their price, not s1's
+    status, mine = await agent.st("s2", "GET", "/print/jobs")
+    assert status == 200
+    assert sorted((j["id"], j["pages"], j["price"]) for j in mine) == sorted(
+        [(j2, 3, 300), (j3, 2, 600)])
+    status, _ = await agent.req("GET", "/stations/s1/print/jobs", "station-two-token-0002")
+    assert status in (401, 403)  # a station token acts on its own station only
 
     # s1 has a running session: the pages go on its bill
     _, s = await agent.op("POST", "/sessions", json={"station": "s1", "minutes": None})
