@@ -20,7 +20,7 @@ STATUS: dict[str, int] = {
     "unknown_station": 404, "unknown_session": 404, "no_session": 404,
     "unknown_voucher": 404, "voucher_unknown": 404, "voucher_other_cac": 404,
     "unknown_operator": 404, "not_found": 404, "unknown_sale": 404,
-    "unknown_print_job": 404,
+    "unknown_print_job": 404, "printing_off": 404,
     # the state does not allow it
     "station_busy": 409, "station_locked": 409, "session_changed": 409,
     "voucher_in_use": 409, "voucher_void": 409, "voucher_expired": 409, "voucher_empty": 409,

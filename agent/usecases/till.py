@@ -198,6 +198,9 @@ class Till:
     # ---------------------------------------------------------------- print release
 
     def _held(self) -> list[HeldJob]:
+        if self.state.config.printing.cups is None:
+            raise DomainError("printing_off", "printing is not configured here "
+                                              "([printing] cups in agent.toml)")
         try:
             return self.cups.held({s.id for s in self.state.config.stations})
         except PrintUnavailable as exc:

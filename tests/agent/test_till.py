@@ -368,3 +368,12 @@ async def test_an_edit_of_the_file_wins_over_the_catalogue_set_at_run_time(
                                    config=till_config(data, catalogue=changed)):
         _, cat = await agent.op("GET", "/catalogue")
         assert cat["catalogue"] == changed and cat["source"] == "config"
+
+
+async def test_print_release_without_cups_configured_is_a_404_not_a_fault(agent: Agent) -> None:
+    for method, path in (("GET", "/print/jobs"), ("POST", "/print/jobs/1/release"),
+                         ("POST", "/print/jobs/1/cancel")):
+        status, err = await agent.op(method, path)
+        assert (status, err["error"]) == (404, "printing_off"), (path, err)
+    status, err = await agent.st("s1", "GET", "/print/jobs")
+    assert status == 404
