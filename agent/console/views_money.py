@@ -12,7 +12,14 @@ from markupsafe import Markup
 
 from agent.console.core import PREFIX, Ctx, call, console_view, form_of, page, redirect
 from agent.errors import DomainError
-from agent.reports import Period, day_close_for, day_period, shift_period, to_csv
+from agent.reports import (
+    Period,
+    day_close_for,
+    day_period,
+    shift_period,
+    till_day_for,
+    to_csv,
+)
 from agent.service import AgentService
 
 MAX_BATCH = 50
@@ -173,7 +180,11 @@ async def _report(ctx: Ctx) -> tuple[dict[str, Any] | None, dict[str, str]]:
         ctx.flash("error", ctx.loc.t("err_bad_date"))
         return None, {}
     try:
-        return await call(ctx.request, day_close_for, ctx.state.service, period), params
+        data = await call(ctx.request, day_close_for, ctx.state.service, period)
+        if "day" in params:  # the till's day close (issue 17): sales by item, shifts
+            data["till"] = await call(ctx.request, till_day_for, ctx.state.service,
+                                      date.fromisoformat(params["day"]))
+        return data, params
     except OverflowError:  # a period at the edge of the calendar (year 1 or 9999)
         ctx.flash("error", ctx.loc.t("err_bad_date"))
         return None, {}
@@ -186,7 +197,9 @@ async def report(ctx: Ctx) -> web.StreamResponse:
     tariff = await call(ctx.request, ctx.state.service.tariff_view)
     return page(ctx, "report.html", active="report", title=ctx.loc.t("report_title"),
                 report=data, params=params, csv_query=urlencode(params),
-                tariff_now=tariff["version"])
+                tariff_now=tariff["version"],
+                item_names={it.id: it.label(ctx.loc.lang)
+                            for it in ctx.state.service.till.items})
 
 
 @routes.get("/report.csv")
