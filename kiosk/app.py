@@ -48,6 +48,7 @@ from kiosk.model import (
     poll_delay,
     receipt_from_session,
 )
+from kiosk.prints import PrintWatcher
 from kiosk.screens import modals
 from kiosk.screens.pin import PinEntry
 from kiosk.screens.portal import Library
@@ -96,6 +97,7 @@ class KioskApp(App):
     pdf_file: dict[str, Any] | None = ObjectProperty(None, allownone=True)
     pdf_page: int = NumericProperty(0)
     pdf_zoom: float = NumericProperty(1.0)
+    print_jobs: list[dict[str, Any]] = ObjectProperty([])  # held at the counter (kiosk.prints)
 
     def __init__(self, client: StationClient, cfg: KioskConfig, *, station: str,
                  lang: str | None = None, screenshot: Path | None = None,
@@ -115,6 +117,7 @@ class KioskApp(App):
         self.voucher_entry = VoucherEntry(self)
         self.pin_entry = PinEntry(self)
         self.library = Library(self)
+        self.prints = PrintWatcher(self)
         self.voice = Voice(cfg.state_dir / "voice-cache",
                            cfg.recorded_voice_dir or cfg.state_dir / "recorded-voice")
         self.player = Player()
@@ -240,6 +243,7 @@ class KioskApp(App):
             self.voucher_status = ""
             self.rebuild()
         self._check_idle(now)
+        self.prints.tick(now)
         bar.follow(self)  # citizen desktop hook: bar over the apps, or full screen
 
     def poll_now(self) -> None:

@@ -103,6 +103,17 @@ class StationClient:
         up = out.get("up") if isinstance(out, dict) else None
         return up if isinstance(up, bool) else None
 
+    def print_jobs(self) -> list[dict[str, Any]]:
+        """This station's prints held at the counter, with their price; none from an agent
+        without print release (404)."""
+        try:
+            out = self._call("GET", "/print/jobs")
+        except AgentRefused as exc:
+            if exc.status in (404, 405, 503):
+                return []
+            raise
+        return [j for j in out if isinstance(j, dict)] if isinstance(out, list) else []
+
     def search(self, query: str, lang: str) -> list[dict[str, Any]]:
         """Full-text search of the installed content (best first); none from an agent that
         has no search yet."""

@@ -36,7 +36,7 @@ def wait(cond: Any, what: str, timeout: float = 60.0) -> Any:
 
 
 class ResumeSite:
-    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+    def __init__(self, tmp: Path, env: dict[str, str], extra_toml: str = "") -> None:
         self.tmp, self.env = tmp, env
         port = free_port()
         self.base = f"http://127.0.0.1:{port}/api/v1"
@@ -65,7 +65,7 @@ block_minutes = 15
 block_price = 200
 minimum_blocks = 1
 grace_seconds = 60
-""")
+""" + extra_toml)
         subprocess.run([str(BIN / "cac-agent"), "add-operator", "--config", str(self.config),
                         "--name", "op", "--role", "operator", "--password-stdin"],
                        input=PASSWORD + "\n", text=True, check=True, capture_output=True,

@@ -9,6 +9,7 @@ from kivy.metrics import dp
 from kivy.uix.gridlayout import GridLayout
 from kivy.uix.widget import Widget
 
+from kiosk.prints import summary
 from kiosk.screens.common import btn, lab, page
 from kiosk.widgets import DANGER, MUTED, WARN, hrow, vbox
 
@@ -44,6 +45,13 @@ def session(app: KioskApp) -> Widget:
         body.append(lab(app, "Your session was restored after an interruption; the "
                              "interruption was not counted.", 22, align="center",
                         color=MUTED))
+    held = summary(app.print_jobs)
+    if held is not None:
+        pages, price, currency = held
+        body.append(lab(app, app.L.t(
+            "Your prints: {pages} pages, {price}. Collect them at the counter.",
+            pages=app.L.number(pages), price=app.L.money(price, currency)), 24, raw=True,
+            align="center", color=WARN, icon="print"))
     if app.offline_in_session:
         body.append(lab(app, "Connection to the centre's server lost; your time is still "
                              "counted.", 22, align="center", color=WARN))
