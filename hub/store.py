@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -105,6 +105,44 @@ class UsageResult:
     conflicts: int = 0  # an id known with another CAC or seq, or a new id reusing a seq
 
 
+class UsageStore(Protocol):
+    """What the hub asks of its store, whatever the engine: ``Store`` (SQLite in data_dir)
+    or ``hub.pgstore.PgStore`` (PostgreSQL, ``[store] url``)."""
+
+    def transaction(self) -> contextlib.AbstractContextManager[Any]: ...
+    def store_usage(self, cac_id: str, records: Sequence[Record],
+                    received_at: float) -> UsageResult: ...
+    def watermark(self, cac_id: str) -> int: ...
+    def watermarks(self) -> dict[str, int]: ...
+    def records(self, cac_id: str, after_seq: int = 0) -> list[dict[str, Any]]: ...
+    def sessions(self, cac_id: str) -> list[dict[str, Any]]: ...
+    def sessions_page(self, cac_id: str, after_seq: int, limit: int
+                      ) -> tuple[list[dict[str, Any]], int | None]: ...
+    def count_records(self, cac_id: str | None = None) -> int: ...
+    def has_cac(self, cac_id: str) -> bool: ...
+    def save_cacs(self, rows: Iterable[CacRecord]) -> int: ...
+    def load_cacs(self) -> list[CacRecord]: ...
+    def close(self) -> None: ...
+
+    @property
+    def aux(self) -> Store:
+        """The SQLite store of the tables kept through a raw connection (hub/schema.py)."""
+        ...
+
+    @property
+    def db(self) -> Any: ...
+
+
+def open_store(db_path: Path, url: str | None = None) -> UsageStore:
+    """The hub's store: SQLite at ``db_path``, or PostgreSQL at ``url`` (``[store] url``;
+    its other tables then stay in SQLite at ``db_path``)."""
+    if url is None:
+        return Store(db_path)
+    from hub.pgstore import PgStore  # psycopg is only loaded when it is used
+
+    return PgStore(url, db_path)
+
+
 def _record_type(rec: Record) -> str:
     tag = rec.__struct_config__.tag
     return str(tag)
@@ -160,6 +198,11 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+    @property
+    def aux(self) -> Store:
+        """This store itself: SQLite keeps every table (see ``UsageStore.aux``)."""
+        return self
 
     @property
     def db(self) -> sqlite3.Connection:

@@ -120,7 +120,7 @@ wanted_pkgs=(mosquitto mosquitto-clients xvfb xauth libgl1-mesa-dri fonts-noto-c
     fonts-dejavu-core fonts-material-design-icons-iconfont espeak-ng chromium libxss1 libmtdev1
     nftables systemd debootstrap systemd-container dnsmasq-base
     openbox xdotool wmctrl x11-utils x11-xserver-utils x11-apps libreoffice-writer
-    libreoffice-calc)
+    libreoffice-calc postgresql)
 if [ -n "$venv_pkg" ]; then wanted_pkgs+=("$venv_pkg"); fi
 
 missing=()
