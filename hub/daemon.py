@@ -25,7 +25,7 @@ from hub.dashboard import Dashboard
 from hub.fleet import FleetState
 from hub.ingest import Ingest
 from hub.mqtt import MqttLink
-from hub.store import Store, StoreError
+from hub.store import StoreError, UsageStore, open_store
 from hub.upkeep import Upkeep
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class Hub:
     def __init__(self, config: HubConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
-        self._store: Store | None = None
+        self._store: UsageStore | None = None
         self._ingest: Ingest | None = None
         self._link: MqttLink | None = None
         self._runner: web.AppRunner | None = None
@@ -80,7 +80,7 @@ class Hub:
     async def start(self) -> None:
         cfg = self.config
         try:
-            store = await asyncio.to_thread(Store, cfg.db_path)
+            store = await asyncio.to_thread(open_store, cfg.db_path, cfg.store_url)
             rows = await asyncio.to_thread(store.load_cacs)
         except StoreError as exc:
             raise HubError(str(exc)) from None

@@ -242,13 +242,14 @@ class MqttLink:
         """Publish again the pending commands of CACs that just came online."""
         for cac_id in self.ingest.take_came_online():
             try:
-                rows = commands.pending(self.ingest.store.db, cac_id)
+                aux = self.ingest.store.aux  # commands live in the SQLite store
+                rows = commands.pending(aux.db, cac_id)
                 for cmd in rows:
                     self.publish(*cmd.wire(self.config.dashboard.command_timeout_seconds))
                 if rows:
-                    with self.ingest.store.transaction():
+                    with aux.transaction():
                         for cmd in rows:
-                            commands.mark_sent(self.ingest.store.db, cmd.id, self.clock())
+                            commands.mark_sent(aux.db, cmd.id, self.clock())
                     log.info("cac %s back online: %d pending command(s) sent again", cac_id,
                              len(rows))
             except (StoreError, sqlite3.Error) as exc:

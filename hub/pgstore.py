@@ -192,6 +192,8 @@ class PgStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    shared_reads = True  # each transaction takes a pooled connection for its thread
+
     @property
     def aux(self) -> Store:
         """The SQLite store in data_dir that keeps the hub's other tables (see above)."""

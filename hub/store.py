@@ -132,6 +132,11 @@ class UsageStore(Protocol):
     @property
     def db(self) -> Any: ...
 
+    @property
+    def shared_reads(self) -> bool:
+        """True: any thread may read through this object (else open a reader per thread)."""
+        ...
+
 
 def open_store(db_path: Path, url: str | None = None) -> UsageStore:
     """The hub's store: SQLite at ``db_path``, or PostgreSQL at ``url`` (``[store] url``;
@@ -198,6 +203,8 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+    shared_reads = False  # one connection, one thread at a time: readers use open_reader
 
     @property
     def aux(self) -> Store:
