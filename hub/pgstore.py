@@ -39,6 +39,7 @@ import msgspec
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from hub import lease
 from hub.fleet import CacRecord
 from hub.store import (
     Store,
@@ -331,6 +332,21 @@ class PgStore:
 
     def has_cac(self, cac_id: str) -> bool:
         return bool(self._query("SELECT 1 FROM cacs WHERE cac_id = %s", (cac_id,)))
+
+    # ------------------------------------------------------------------ upkeep lease
+
+    def hold_lease(self, holder: str, ttl: float = lease.TTL_SECONDS,
+                   name: str = lease.NAME) -> bool:
+        """Take or renew the lease (hub/lease.py); True while ``holder`` holds it."""
+        with self.transaction() as conn:
+            row = conn.execute(lease.PG_HOLD, {"name": name, "holder": holder,
+                                               "ttl": ttl}).fetchone()
+        return row is not None
+
+    def release_lease(self, holder: str, name: str = lease.NAME) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM leases WHERE name = %s AND holder = %s",
+                         (name, holder))
 
     # ------------------------------------------------------------------ fleet rows
 

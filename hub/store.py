@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from hub import lease
 from hub.fleet import CacRecord
 from hub.schema import SCHEMA as _EXTRA_SCHEMA
 from wire.messages import Health, Record, Status, WireError, decode, encode
@@ -123,6 +124,8 @@ class UsageStore(Protocol):
     def save_cacs(self, rows: Iterable[CacRecord]) -> int: ...
     def load_cacs(self) -> list[CacRecord]: ...
     def close(self) -> None: ...
+    def hold_lease(self, holder: str, ttl: float = ...) -> bool: ...
+    def release_lease(self, holder: str) -> None: ...
 
     @property
     def aux(self) -> Store:
@@ -203,6 +206,15 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+    def hold_lease(self, holder: str, ttl: float = lease.TTL_SECONDS) -> bool:
+        """Take or renew the upkeep lease (hub/lease.py) on this connection."""
+        with self.transaction():
+            return lease.hold_sqlite(self._db, holder, ttl)
+
+    def release_lease(self, holder: str) -> None:
+        with self.transaction():
+            lease.release_sqlite(self._db, holder)
 
     shared_reads = False  # one connection, one thread at a time: readers use open_reader
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -49,8 +50,10 @@ def write_config(path: Path, url: str, mqtt: int, http: int, worker: str = "") -
 
 
 def start_hub(cfg: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([str(EXE), "--config", str(cfg)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    """``cac-hub --config`` with its output in hub.log beside the config."""
+    with (cfg.parent / "hub.log").open("a") as log:
+        return subprocess.Popen([str(EXE), "--config", str(cfg)], stdout=log,
+                                stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
 
 
 def wait_online(broker: MosquittoBroker, status_id: str) -> None:
@@ -86,7 +89,7 @@ def test_one_hub_on_postgresql(tmp_path: Path, mosquitto: MosquittoBroker, pg_ur
         assert [s["id"] for s in sessions] == [f"{CAC}-rec-{i}" for i in (1, 2, 3, 4)]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=START_TIMEOUT) == 0
-        _, err = proc.communicate()
+        err = (tmp_path / "hub.log").read_text()
         assert "Traceback" not in err, err
     finally:
         cac.close()
@@ -117,3 +120,81 @@ def test_bad_store_table(tmp_path: Path, store: str, needle: str) -> None:
     r = subprocess.run([str(EXE), "--config", str(f), "--check-config"], capture_output=True,
                        text=True, timeout=30, check=False, stdin=subprocess.DEVNULL)
     assert r.returncode != 0 and needle in r.stderr, r.stderr
+
+
+def metric(http: int, token: str, name: str) -> float | None:
+    req = urllib.request.Request(f"http://127.0.0.1:{http}/metrics", headers=auth(token))
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 - loopback
+            text = r.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float) -> float:
+    """Poll ``check`` until true; returns the seconds it took."""
+    t0 = time.monotonic()
+    while not check():
+        assert time.monotonic() - t0 < timeout, f"{what}: not within {timeout} s"
+        time.sleep(0.1)
+    return time.monotonic() - t0
+
+
+def publish_until_acked(cac: FakeCac, payload: bytes, seq: int, timeout: float = 40.0
+                        ) -> None:
+    """As an agent does: send again what is not acknowledged (a dead worker's share)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        cac.publish(Kind.USAGE, payload)
+        try:
+            cac.wait_ack(seq, timeout=3.0)
+            return
+        except AssertionError:
+            assert time.monotonic() < deadline, f"seq {seq} never acknowledged"
+
+
+@pytest.mark.slow
+def test_two_workers_kill_one_the_lease_moves(tmp_path: Path, mosquitto: MosquittoBroker,
+                                              pg_url: str) -> None:
+    """Two cac-hub workers on one PostgreSQL with shared usage: the first holds the upkeep
+    lease; kill -9 it: the other takes the lease within 30 s, usage keeps being stored once."""
+    procs: list[subprocess.Popen[str]] = []
+    ports, tokens = [], []
+    cac = FakeCac(mosquitto.host, mosquitto.port, CAC)
+    try:
+        for w in ("w1", "w2"):
+            d = tmp_path / w
+            d.mkdir()
+            ports.append(free_port())
+            cfg = write_config(d / "hub.toml", pg_url, mosquitto.port, ports[-1],
+                               worker=f'worker_id = "{w}"\nshared_subscription = true\n')
+            tokens.append(add_token_cli(cfg, "reader", "viewer"))
+            procs.append(start_hub(cfg))
+            wait_online(mosquitto, f"hub-pg-{w}")
+            if w == "w1":
+                wait_for("w1 takes the lease",
+                         lambda: metric(ports[0], tokens[0], "cac_hub_upkeep_lease") == 1, 20)
+        publish_until_acked(cac, usage(*[session(i) for i in range(1, 11)]), 10)
+        assert metric(ports[1], tokens[1], "cac_hub_upkeep_lease") == 0
+        assert metric(ports[0], tokens[0], "cac_hub_upkeep_lease") == 1
+        procs[0].kill()  # kill -9 the lease holder
+        procs[0].wait(10)
+        took = wait_for("w2 takes the lease over",
+                        lambda: metric(ports[1], tokens[1], "cac_hub_upkeep_lease") == 1, 30)
+        print(f"lease handover after kill -9: {took:.1f} s")
+        assert "upkeep lease taken" in (tmp_path / "w2" / "hub.log").read_text()
+        publish_until_acked(cac, usage(*[session(i) for i in range(5, 21)]), 20)
+        with psycopg.connect(pg_url) as conn:
+            rows = conn.execute("SELECT seq, COUNT(*) FROM records WHERE cac_id = %s "
+                                "GROUP BY seq ORDER BY seq", (CAC,)).fetchall()
+        assert rows == [(i, 1) for i in range(1, 21)]
+    finally:
+        cac.close()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()

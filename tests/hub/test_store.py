@@ -338,3 +338,36 @@ def test_watermark_exact_when_two_writers_race_on_neighbours(opener: Opener) -> 
     assert lag == [0] * rounds
     assert check.count_records(CAC) == 2 * rounds
     assert check.watermark(CAC) == 2 * rounds
+
+
+def test_one_lease_holder_and_takeover_after_expiry(opener: Opener) -> None:
+    import time
+
+    a, b = opener(), opener()
+    assert a.hold_lease("worker-a", ttl=0.5)
+    assert not b.hold_lease("worker-b", ttl=0.5)  # held by a
+    assert a.hold_lease("worker-a", ttl=0.5)  # renewed
+    deadline = time.monotonic() + 10
+    while not b.hold_lease("worker-b", ttl=30):  # a stopped renewing: b takes it
+        assert time.monotonic() < deadline, "the lease never expired"
+        time.sleep(0.05)
+    assert not a.hold_lease("worker-a", ttl=30)
+    b.release_lease("worker-b")
+    assert a.hold_lease("worker-a", ttl=30)  # released: taken at once
+
+
+def test_two_workers_racing_for_the_lease_get_one_holder(opener: Opener) -> None:
+    stores = [opener() for _ in range(4)]
+    start = threading.Barrier(4)
+    held: list[bool] = [False] * 4
+
+    def grab(i: int) -> None:
+        start.wait(10)
+        held[i] = stores[i].hold_lease(f"worker-{i}", ttl=30)
+
+    threads = [threading.Thread(target=grab, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert held.count(True) == 1
