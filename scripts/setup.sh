@@ -115,7 +115,8 @@ fi
 # (x11-utils), xhost (x11-xserver-utils), xwd for screenshots (x11-apps), LibreOffice;
 # the kiosk's icons (Material Icons font: without it, words only) and its voice (espeak-ng:
 # without it, the listen button plays only recorded files); systemd-container (systemd-nspawn)
-# and dnsmasq-base (DHCP on the test's private network) to boot the built image (slow tests)
+# and dnsmasq-base (DHCP on the test's private network) to boot the built image (slow tests);
+# postgresql: the server the hub store's tests start (tests/pgserver.py; [store] url)
 wanted_pkgs=(mosquitto mosquitto-clients xvfb xauth libgl1-mesa-dri fonts-noto-core
     fonts-dejavu-core fonts-material-design-icons-iconfont espeak-ng chromium libxss1 libmtdev1
     nftables systemd debootstrap systemd-container dnsmasq-base

@@ -371,3 +371,34 @@ def test_two_workers_racing_for_the_lease_get_one_holder(opener: Opener) -> None
     for t in threads:
         t.join(30)
     assert held.count(True) == 1
+
+
+def test_postgres_restart_while_running(tmp_path: Path) -> None:
+    """PostgreSQL stops under a running store: writes fail with StoreError (nothing acked),
+    and once it is back the same store object writes again, each record once."""
+    import time
+
+    from pgserver import PgServer
+
+    server = PgServer.create()
+    try:
+        s = PgStore(server.new_database(), tmp_path / "aux.sqlite3", connect_timeout=2.0)
+        try:
+            assert s.store_usage(CAC, [session(1), session(2)], 1.0).watermark == 2
+            server.stop()
+            with pytest.raises(StoreError):
+                s.store_usage(CAC, [session(3)], 1.0)
+            server.start()
+            deadline = time.monotonic() + 30
+            while True:  # the pool replaces its broken connections
+                try:
+                    r = s.store_usage(CAC, [session(2), session(3)], 1.0)
+                    break
+                except StoreError:
+                    assert time.monotonic() < deadline, "the store never came back"
+                    time.sleep(0.1)
+            assert r.watermark == 3 and s.count_records(CAC) == 3
+        finally:
+            s.close()
+    finally:
+        server.destroy()
