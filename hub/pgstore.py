@@ -10,7 +10,7 @@ Exact under concurrent writers (several workers, several connections):
 
 - a record is stored once: ``records.id`` is the primary key, rows go in with
   ``INSERT ... ON CONFLICT (id) DO NOTHING`` (one statement per batch, ``unnest``);
-- the watermark is advanced while holding its row lock (``SELECT ... FOR UPDATE``, taken
+- the watermark is advanced while holding its row lock (an upsert ``RETURNING`` it, taken
   after the batch's rows are inserted): of two transactions that store seqs of one CAC, the
   one that takes the lock second sees the first one's committed rows and its own, so the
   last to commit always advances over everything stored. READ COMMITTED is enough: each
@@ -131,6 +131,7 @@ def redact(url: str) -> str:
 class _Tx(threading.local):
     conn: psycopg.Connection[Any] | None = None
     depth: int = 0
+    cacs: set[str] | None = None  # rows of ``cacs`` added by the open transaction
 
 
 class PgStore:
@@ -142,6 +143,7 @@ class PgStore:
         self._aux: Store | None = None
         self._where = redact(url)
         self._tx = _Tx()
+        self._known_cacs: set[str] = set()  # CACs known to have a row in ``cacs``
         self._pool = ConnectionPool(url, min_size=1, max_size=max_size, open=False,
                                     timeout=connect_timeout,
                                     kwargs={"autocommit": True})
@@ -221,16 +223,18 @@ class PgStore:
                 tx.depth -= 1
             return
         try:
-            with self._pool.connection() as conn, conn.transaction():
-                tx.conn, tx.depth = conn, 1
-                yield conn
+            with self._pool.connection() as conn:
+                with conn.transaction():
+                    tx.conn, tx.depth, tx.cacs = conn, 1, set()
+                    yield conn
+                self._known_cacs |= tx.cacs  # committed
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store {self._where}: {exc}".strip()) from None
         except PoolTimeout:
             raise StoreError(f"PostgreSQL store {self._where}: no connection within "
                              f"{CONNECT_TIMEOUT_SECONDS:.0f} s") from None
         finally:
-            tx.conn, tx.depth = None, 0
+            tx.conn, tx.depth, tx.cacs = None, 0, None
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self.transaction() as conn:
@@ -242,18 +246,22 @@ class PgStore:
                     received_at: float) -> UsageResult:
         """Store one batch from ``cac_id``; the watermark as it is once this commits."""
         with self.transaction() as conn:
-            conn.execute("INSERT INTO cacs (cac_id, first_seen) VALUES (%s, %s) "
-                         "ON CONFLICT (cac_id) DO NOTHING", (cac_id, received_at))
+            if cac_id not in self._known_cacs:
+                conn.execute("INSERT INTO cacs (cac_id, first_seen) VALUES (%s, %s) "
+                             "ON CONFLICT (cac_id) DO NOTHING", (cac_id, received_at))
+                if self._tx.cacs is not None:
+                    self._tx.cacs.add(cac_id)
             ids = [r.id for r in records]
             inserted = {row[0] for row in conn.execute(_INSERT_RECORDS, (
                 cac_id, received_at, ids, [r.seq for r in records],
                 [_record_type(r) for r in records], [r.at for r in records],
                 [_json_encoder.encode(r).decode() for r in records]))}
-            # the lock is taken after the inserts: see the module docstring
-            conn.execute("INSERT INTO watermarks (cac_id, acked_seq) VALUES (%s, 0) "
-                         "ON CONFLICT (cac_id) DO NOTHING", (cac_id,))
-            wm = int(conn.execute("SELECT acked_seq FROM watermarks WHERE cac_id = %s "
-                                  "FOR UPDATE", (cac_id,)).fetchone()[0])  # type: ignore[index]
+            # the row lock is taken after the inserts (see the module docstring): the upsert
+            # locks the row, new or not, and returns its latest committed value
+            wm = int(conn.execute(
+                "INSERT INTO watermarks (cac_id, acked_seq) VALUES (%s, 0) "
+                "ON CONFLICT (cac_id) DO UPDATE SET acked_seq = watermarks.acked_seq "
+                "RETURNING acked_seq", (cac_id,)).fetchone()[0])  # type: ignore[index]
             stored = duplicates = conflicts = 0
             others = [r for r in records if r.id not in inserted]
             known: dict[str, tuple[str, int]] = {}
