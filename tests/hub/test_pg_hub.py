@@ -4,7 +4,9 @@ served by the API; PostgreSQL down at start is a one-line error and exit 1."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
 import signal
 import subprocess
 import sys
@@ -198,3 +200,56 @@ def test_two_workers_kill_one_the_lease_moves(tmp_path: Path, mosquitto: Mosquit
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def test_postgresql_restarted_during_a_burst(tmp_path: Path, mosquitto: MosquittoBroker
+                                             ) -> None:
+    """PostgreSQL goes down in the middle of a burst and comes back: the hub stops acking
+    (nothing stored is lost, nothing unstored is acked), then resumes; the agent's re-sends
+    end with every record once and the watermark at the top."""
+    from pgserver import PgServer
+
+    server = PgServer.create()
+    url = server.new_database()
+    cfg = write_config(tmp_path / "hub.toml", url, mosquitto.port, free_port())
+    proc = start_hub(cfg)
+    cac = FakeCac(mosquitto.host, mosquitto.port, CAC)
+    n, batch = 200, 10
+    try:
+        wait_online(mosquitto, "hub-pg")
+        for lo in range(1, n + 1, batch):
+            cac.publish(Kind.USAGE, usage(*[session(q) for q in range(lo, lo + batch)]))
+            if lo == n // 2 + 1:
+                server.stop()
+                stopped_at = max(cac.drain_acks(), default=0)
+        acked_while_down = max(cac.drain_acks(), default=0)
+        server.start()
+        publish_until_acked_from(cac, n, batch, timeout=60)
+        with psycopg.connect(url) as conn:
+            counts = conn.execute("SELECT COUNT(*), COUNT(DISTINCT seq) FROM records "
+                                  "WHERE cac_id = %s", (CAC,)).fetchone()
+        assert counts == (n, n)
+        assert acked_while_down <= n // 2 + batch, (stopped_at, acked_while_down)
+        log = (tmp_path / "hub.log").read_text()
+        assert "not stored, not acknowledged" in log
+    finally:
+        cac.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        server.destroy()
+
+
+def publish_until_acked_from(cac: FakeCac, n: int, batch: int, timeout: float) -> None:
+    """As an agent: re-send everything above the last ack until the ack says ``n``."""
+    last = 0
+    deadline = time.monotonic() + timeout
+    while last < n:
+        assert time.monotonic() < deadline, f"acks stopped at {last}"
+        for lo in range(last + 1, n + 1, batch):
+            cac.publish(Kind.USAGE, usage(*[session(q)
+                                            for q in range(lo, min(lo + batch, n + 1))]))
+        round_end = time.monotonic() + 2.0  # the agent's re-send interval, shortened
+        while last < n and (left := round_end - time.monotonic()) > 0:
+            with contextlib.suppress(queue.Empty):
+                last = max(last, cac.next_ack(timeout=left))
