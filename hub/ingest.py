@@ -87,6 +87,7 @@ class Ingest:
         self.came_online: list[str] = []  # CACs that came online (their commands re-sent)
         self._cmd_acks: list[tuple[str, CommandAck]] = []
         self._next_prune = 0.0
+        self.store_down_since: float | None = None  # usage could not be stored since then
 
     # ------------------------------------------------------------------ messages
 
@@ -125,7 +126,10 @@ class Ingest:
             self.counters.add("store_errors")
             log.error("usage from %d CAC(s) not stored, not acknowledged: %s",  # noqa: TRY400
                       len({c for c, _ in usage}), exc)
+            if self.store_down_since is None:
+                self.store_down_since = now
             raise
+        self.store_down_since = None
         self.counters.add("store_commits")
         self.counters.add("records_stored", stored)
         self.counters.add("records_duplicate", duplicates)

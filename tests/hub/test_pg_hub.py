@@ -5,12 +5,14 @@ served by the API; PostgreSQL down at start is a one-line error and exit 1."""
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar as http_cookies
 import json
 import queue
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -211,24 +213,42 @@ def test_postgresql_restarted_during_a_burst(tmp_path: Path, mosquitto: Mosquitt
 
     server = PgServer.create()
     url = server.new_database()
-    cfg = write_config(tmp_path / "hub.toml", url, mosquitto.port, free_port())
+    http = free_port()
+    cfg = write_config(tmp_path / "hub.toml", url, mosquitto.port, http)
+    subprocess.run([str(EXE), "add-user", "--config", str(cfg), "--name", "tech", "--role",
+                    "viewer", "--password-stdin"], input="tech-pass-123\n", text=True,
+                   check=True, capture_output=True, timeout=60)
     proc = start_hub(cfg)
+    browser = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http_cookies.CookieJar()))
+
+    def fleet_page() -> str:
+        with browser.open(f"http://127.0.0.1:{http}/", timeout=10) as r:
+            return str(r.read().decode())
+
     cac = FakeCac(mosquitto.host, mosquitto.port, CAC)
     n, batch = 200, 10
     try:
         wait_online(mosquitto, "hub-pg")
+        browser.open(f"http://127.0.0.1:{http}/login", data=urllib.parse.urlencode(
+            {"name": "tech", "password": "tech-pass-123", "next": "/"}).encode(),
+            timeout=10).close()
+        assert 'id="who"' in fleet_page() and 'id="store-down"' not in fleet_page()
         for lo in range(1, n + 1, batch):
             cac.publish(Kind.USAGE, usage(*[session(q) for q in range(lo, lo + batch)]))
             if lo == n // 2 + 1:
                 server.stop()
                 stopped_at = max(cac.drain_acks(), default=0)
         acked_while_down = max(cac.drain_acks(), default=0)
+        wait_for("the dashboard saying the store is down",
+                 lambda: 'id="store-down"' in fleet_page(), 20)
         server.start()
         publish_until_acked_from(cac, n, batch, timeout=60)
         with psycopg.connect(url) as conn:
             counts = conn.execute("SELECT COUNT(*), COUNT(DISTINCT seq) FROM records "
                                   "WHERE cac_id = %s", (CAC,)).fetchone()
         assert counts == (n, n)
+        assert 'id="store-down"' not in fleet_page()  # stored again: the notice is gone
         assert acked_while_down <= n // 2 + batch, (stopped_at, acked_while_down)
         log = (tmp_path / "hub.log").read_text()
         assert "not stored, not acknowledged" in log
