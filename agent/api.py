@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -31,16 +32,20 @@ from agent.edge import (
     field_str,
     json_body,
     json_errors,
+    json_value,
     manager,
     ok,
     operator,
     station,
 )
+from agent.meter.catalogue import MAX_QUANTITY
 from agent.meter.session import EndReason
 from agent.reporter import Reporter
+from agent.reports import till_day_for
 from agent.runtime import AgentRuntime
 from agent.service import AgentService
 from agent.uplink import UPLINK, UplinkMonitor
+from agent.usecases.till import MAX_CASH
 from wire.api_index import add_index_route
 
 __all__ = ["COMMANDS", "EXECUTOR", "MAX_BODY_BYTES", "REPORTER", "SERVICE", "make_app"]
@@ -260,6 +265,110 @@ async def audit(request: web.Request) -> web.Response:
     return ok(await call(request, svc.audit_entries, None, None, max(1, min(limit, 5000))))
 
 
+# ---------------------------------------------------------------- the till (CONTRACT §8)
+
+
+@routes.get("/api/v1/catalogue")
+async def get_catalogue(request: web.Request) -> web.Response:
+    await operator(request)
+    return ok(await call(request, request.app[SERVICE].catalogue))
+
+
+@routes.put("/api/v1/catalogue")
+async def put_catalogue(request: web.Request) -> web.Response:
+    """Manager only: the body is ``{"catalogue": [...]}`` (the ``[[catalogue]]`` tables)."""
+    who = await manager(request)
+    body = await json_value(request)
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.set_catalogue, body, f"operator:{who.name}"))
+
+
+@routes.post("/api/v1/sales")
+async def sell(request: web.Request) -> web.Response:
+    who = await operator(request)
+    body = await json_body(request)
+    item = field_str(body, "item", max_len=32)
+    quantity = field_int(body, "quantity", 1, MAX_QUANTITY)
+    session = field_str(body, "session", required=False, max_len=64)
+    category = field_str(body, "category", required=False, max_len=32)
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.sell, item, quantity, session, category, who.name), 201)
+
+
+@routes.post("/api/v1/sales/{id}/void")
+async def void_sale(request: web.Request) -> web.Response:
+    who = await manager(request)
+    body = await json_body(request)
+    reason = field_str(body, "reason", max_len=200)
+    if not reason or not reason.strip():
+        raise BadRequest("'reason': a void needs a reason", "missing_field")
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.void_sale, request.match_info["id"], reason.strip(),
+                         who.name))
+
+
+@routes.post("/api/v1/shifts")
+async def open_shift(request: web.Request) -> web.Response:
+    who = await operator(request)
+    body = await json_body(request)
+    opening = field_int(body, "opening_float", 0, MAX_CASH)
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.open_shift, opening, who.name), 201)
+
+
+@routes.get("/api/v1/shifts/current")
+async def current_shift(request: web.Request) -> web.Response:
+    await operator(request)
+    return ok(await call(request, request.app[SERVICE].current_shift))
+
+
+@routes.post("/api/v1/shifts/current/close")
+async def close_shift(request: web.Request) -> web.Response:
+    who = await operator(request)
+    body = await json_body(request)
+    counted = field_int(body, "counted_cash", 0, MAX_CASH)
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.close_shift, counted, who.name))
+
+
+@routes.get("/api/v1/print/jobs")
+async def print_jobs(request: web.Request) -> web.Response:
+    """Held print jobs of the stations' CUPS queues: ``[{"id", "station", "pages", "color",
+    "submitted_at"}]``; 503 ``print_unavailable`` when CUPS does not answer."""
+    await operator(request)
+    return ok(await call(request, request.app[SERVICE].print_jobs))
+
+
+@routes.post("/api/v1/print/jobs/{id}/release")
+async def release_print(request: web.Request) -> web.Response:
+    who = await operator(request)
+    await json_body(request, allow_empty=True)
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.release_print, request.match_info["id"], who.name))
+
+
+@routes.post("/api/v1/print/jobs/{id}/cancel")
+async def cancel_print(request: web.Request) -> web.Response:
+    who = await operator(request)
+    await json_body(request, allow_empty=True)
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.cancel_print, request.match_info["id"], who.name))
+
+
+@routes.get("/api/v1/reports/day")
+async def report_day(request: web.Request) -> web.Response:
+    await operator(request)
+    svc = request.app[SERVICE]
+    text = request.query.get("date")
+    try:
+        day = date.fromisoformat(text) if text else None
+    except ValueError:
+        raise BadRequest("'date' must be YYYY-MM-DD", "bad_field") from None
+    if day is None:
+        day = svc.clock.now().astimezone(svc.tz).date()
+    return ok(await call(request, till_day_for, svc, day))
+
+
 # ---------------------------------------------------------------- station endpoints
 
 
@@ -287,6 +396,14 @@ async def station_end(request: web.Request) -> web.Response:
         raise BadRequest("'reason' must be 'citizen' or 'idle'", "bad_field")
     svc = request.app[SERVICE]
     return ok(await call(request, svc.end_on_station, sid, EndReason(reason_text)))
+
+
+@routes.get("/api/v1/stations/{sid}/print/jobs")
+async def station_print_jobs(request: web.Request) -> web.Response:
+    """The station's own held print jobs: ``[{"id", "pages", "color", "price", "currency",
+    ...}]`` (the kiosk: "3 pages, 3.00 MAD, collect at the counter")."""
+    sid = await station(request)
+    return ok(await call(request, request.app[SERVICE].station_print_jobs, sid))
 
 
 @routes.get("/api/v1/stations/{sid}/uplink")

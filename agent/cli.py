@@ -16,7 +16,7 @@ from agent import __version__
 from agent.config import AgentConfig, ConfigError, load_agent_config
 
 PROG = "cac-agent"
-SUBCOMMANDS = ("quote", "add-operator", "check-config")
+SUBCOMMANDS = ("quote", "add-operator", "check-config", "import-content")
 
 
 class CliError(Exception):
@@ -141,10 +141,38 @@ def cmd_check_config(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_import_content(argv: Sequence[str]) -> int:
+    p = _Parser(f"{PROG} import-content",
+                "Install content packages from a USB stick written by 'cac-hub "
+                "export-content' (DIR or DIR/cac-content), with the same signature, size and "
+                "checksum checks as a sync from the hub. Stop the agent first.")
+    p.add_argument("--config", required=True)
+    p.add_argument("dir", metavar="DIR")
+    args = p.parse_args(argv)
+    config = _config(args.config)
+    from agent.content.sideload import SideloadError, run_import
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        status = run_import(config, Path(args.dir))
+    except SideloadError as exc:
+        raise CliError(str(exc)) from None
+    if not status["signed"]:
+        print(f"{PROG}: warning: no [content] signing_key in {args.config}: the files were "
+              "checked against the stick's own checksums only", file=sys.stderr)
+    for pid in status["imported"]:
+        print(f"installed {pid}")
+    print(f"{len(status['imported'])} packages installed, {status['installed']} in the cache")
+    if status["error"]:
+        print(f"{PROG}: error: {status['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"quote": cmd_quote, "add-operator": cmd_add_operator,
-                "check-config": cmd_check_config}
+                "check-config": cmd_check_config, "import-content": cmd_import_content}
     try:
         if argv and argv[0] in commands:
             return commands[argv[0]](argv[1:])

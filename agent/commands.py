@@ -14,6 +14,7 @@ twice, which matters for ``restart``.
 | ``unlock`` | one or all | | |
 | ``message`` | one or all | ``text``, ``seconds`` (optional) | shown on the kiosk; empty clears |
 | ``set_tariff`` | | ``tariff``: the config's ``[tariff]`` table | for new sessions only |
+| ``set_catalogue`` | | ``catalogue``: the config's ``[[catalogue]]`` list | for new sales |
 | ``resync_content`` | | | starts a content sync now (when the content cache runs) |
 | ``restart`` | | | the agent shuts down cleanly and starts again; sessions resume |
 
@@ -62,6 +63,7 @@ class CommandRunner:
             "unlock": self._unlock,
             "message": self._message,
             "set_tariff": self._set_tariff,
+            "set_catalogue": self._set_catalogue,
             "restart": self._restart,
         }
         self._lock_run = asyncio.Lock()
@@ -179,6 +181,12 @@ class CommandRunner:
             raise CommandFailed("argument 'tariff' (the [tariff] table) is required")
         view = await self._call(self.service.set_tariff, cmd.args["tariff"], ACTOR)
         return f"tariff version {view['version']} in force for new sessions"
+
+    async def _set_catalogue(self, cmd: Command) -> str:
+        if "catalogue" not in cmd.args:
+            raise CommandFailed("argument 'catalogue' (the [[catalogue]] list) is required")
+        view = await self._call(self.service.set_catalogue, cmd.args["catalogue"], ACTOR)
+        return f"catalogue version {view['version']} in force ({len(view['catalogue'])} items)"
 
     async def _restart(self, cmd: Command) -> str:
         if self.request_restart is None:

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent.meter.catalogue import CatalogueItem, parse_catalogue
 from agent.meter.tariff import CATEGORY_RE as CATEGORY_RE
 from agent.meter.tariff import Band as Band
 from agent.meter.tariff import Tariff as Tariff
+from agent.printing import PrintingConfig, parse_printing
 from agent.uplink import UplinkConfig, parse_uplink
 from common.ids import CAC_ID_RE as CAC_ID_RE
 from common.ids import STATION_ID_RE as STATION_ID_RE
@@ -78,6 +80,9 @@ class AgentConfig:
     resume_within_minutes: int = DEFAULT_RESUME_WITHIN_MINUTES
     content: ContentConfig = field(default_factory=ContentConfig)
     uplink: UplinkConfig = field(default_factory=UplinkConfig)
+    catalogue: tuple[CatalogueItem, ...] = ()  # CONTRACT §8: [[catalogue]]
+    require_shift: bool = False  # CONTRACT §8: no money taken outside an open shift
+    printing: PrintingConfig = field(default_factory=PrintingConfig)  # CONTRACT §8
 
     @property
     def tz(self) -> ZoneInfo:
@@ -169,7 +174,8 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
         raw,
         {"cac_id", "data_dir", "timezone", "mqtt", "http", "stations", "tariff",
          "checkpoint_seconds", "voucher_valid_days", "health_interval_seconds",
-         "resume_within_minutes", "content", "uplink"},
+         "resume_within_minutes", "content", "uplink", "catalogue", "require_shift",
+         "printing"},
         "",
     )
     cac_id = _str(_req(raw, "cac_id", ""), "cac_id")
@@ -239,7 +245,16 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
             MAX_RESUME_WITHIN_MINUTES),
         content=parse_content(raw.get("content", {}), default_ca=mqtt.ca_file),
         uplink=parse_uplink(raw.get("uplink", {})),
+        catalogue=parse_catalogue(raw.get("catalogue", [])),
+        require_shift=_bool(raw.get("require_shift", False), "require_shift"),
+        printing=parse_printing(raw.get("printing", {})),
     )
+
+
+def _bool(value: object, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"must be true or false, got {type(value).__name__}")
+    return value
 
 
 def _currency(value: object, key: str) -> str:

@@ -111,6 +111,17 @@ async def json_body(request: web.Request, *, allow_empty: bool = False) -> dict[
         if allow_empty:
             return {}
         raise BadRequest("a JSON object body is required", "bad_json")
+    body = await json_value(request)
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", "bad_json")
+    return body
+
+
+async def json_value(request: web.Request) -> Any:
+    """The body as any JSON value (an object or a list), checked as ``json_body`` does."""
+    raw = await request.read()
+    if not raw.strip():
+        raise BadRequest("a JSON body is required", "bad_json")
     if not _is_json(request.content_type):
         # a browser sends text/plain, form or bodiless-type POSTs across origins without
         # asking first (CORS "simple" requests): only application/json is read
@@ -120,8 +131,6 @@ async def json_body(request: web.Request, *, allow_empty: bool = False) -> dict[
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("the body is not valid JSON", "bad_json") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object", "bad_json")
     _check_value(body)
     return body
 

@@ -336,12 +336,18 @@ class Ledger:
             if record["id"] not in active:
                 raise LedgerError(f"no active session {record['id']}")
             del active[record["id"]]
+            out = dict(record)
+            bill = self._state(data).get("bills", {}).pop(record["id"], None)
+            if bill:  # counter sales on this session's bill (CONTRACT §8)
+                amount = sum(int(a) for a in bill.values())
+                out.update(sales=list(bill), sales_amount=amount,
+                           total=int(record["fee"]) + amount)
             if voucher_code is not None:
                 table = data.get("vouchers", {})
                 key = voucher_doc_id(voucher_code)
                 if key in table:
                     table[key] = _apply(table[key], lambda e: e.release(spent_seconds))
-            return self._append(data, record)
+            return self._append(data, out)
 
         result: dict[str, Any] = self._commit(mutate)
         return result
@@ -369,6 +375,84 @@ class Ledger:
             if key not in table:
                 raise LedgerError("unknown voucher")
             table[key] = _apply(table[key], lambda e: e.void(reason))
+            return self._append(data, record)
+
+        result: dict[str, Any] = self._commit(mutate)
+        return result
+
+    # ---------------------------------------------------------------- the till (§8)
+
+    def bill(self, session_id: str) -> dict[str, int]:
+        """The sales on a running session's bill: sale id -> amount."""
+        bills = self._read_state().get("bills", {})
+        return dict(bills.get(session_id, {}))
+
+    def open_shift_doc(self) -> dict[str, Any] | None:
+        """The open shift (``id``, ``operator``, ``opened_at``, ``opening_float``), if any."""
+        shift = self._read_state().get("shift")
+        return dict(shift) if isinstance(shift, dict) else None
+
+    def find_record(self, record_id: str) -> dict[str, Any] | None:
+        """A record by id, archived or in the outbox (reads every day: for voids)."""
+        for rec in self.records():
+            if rec.get("id") == record_id:
+                return rec
+        return None
+
+    def add_sale(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Append a sale record; a sale with ``session`` goes on that active session's bill
+        in the same write."""
+
+        def mutate(data: Tables) -> dict[str, Any]:
+            state = self._state(data)
+            sid = record.get("session")
+            if sid is not None:
+                if sid not in state["active"]:
+                    raise LedgerError(f"no active session {sid}")
+                state.setdefault("bills", {}).setdefault(sid, {})[record["id"]] = int(
+                    record["amount"])
+            return self._append(data, record)
+
+        result: dict[str, Any] = self._commit(mutate)
+        return result
+
+    def void_sale(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Append a sale's void; a sale still on a running session's bill leaves the bill
+        (the record says ``cash: false``) in the same write."""
+
+        def mutate(data: Tables) -> dict[str, Any]:
+            bills = self._state(data).get("bills", {})
+            sid = record.get("session")
+            bill = bills.get(sid) if sid is not None else None
+            out = {**record, "cash": True}
+            if bill is not None and record["ref"] in bill:
+                del bill[record["ref"]]
+                if not bill:
+                    del bills[sid]
+                out["cash"] = False
+            return self._append(data, out)
+
+        result: dict[str, Any] = self._commit(mutate)
+        return result
+
+    def open_shift(self, shift: dict[str, Any]) -> None:
+        def mutate(data: Tables) -> None:
+            state = self._state(data)
+            if state.get("shift"):
+                raise LedgerError("a shift is already open")
+            state["shift"] = shift
+
+        self._commit(mutate)
+
+    def close_shift(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Close the open shift and append its record in one write."""
+
+        def mutate(data: Tables) -> dict[str, Any]:
+            state = self._state(data)
+            shift = state.get("shift")
+            if not shift or shift.get("id") != record["id"]:
+                raise LedgerError("no such open shift")
+            del state["shift"]
             return self._append(data, record)
 
         result: dict[str, Any] = self._commit(mutate)

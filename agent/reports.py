@@ -254,4 +254,75 @@ def to_csv(report: dict[str, Any]) -> str:
     for item in x["items"]:
         row("void", _cell(f"{item['ref']} {item['operator']}: {item['reason']}"), 1,
             item["minutes"], -item["amount"])
+    till = report.get("till")
+    if till:  # the till's day close (CONTRACT §8)
+        for item_id, line in till["sales"].items():
+            row("sale", item_id, line["quantity"], "", line["amount"])
+        row("till", "voids", till["voids"]["count"], "", till["voids"]["amount"])
+        row("till", "revenue", "", "", till["revenue"])
+        for sh in till["shifts"]:
+            row("shift", _cell(f"{sh['operator']} {sh['opened_at']}/{sh['closed_at']} "
+                               f"expected {_decimal(sh['expected_cash'])}"), 1, "",
+                sh["over_short"])
     return out.getvalue()
+
+
+# ---------------------------------------------------------------- the till's day close (§8)
+
+
+def till_day(records: Iterable[dict[str, Any]], day: date, tz: ZoneInfo,
+             currency: str) -> dict[str, Any]:
+    """``GET /api/v1/reports/day`` (CONTRACT §8): sessions, vouchers, sales by item, voids,
+    shifts and revenue of one local day, from ledger records (deduplicated by id).
+
+    ``revenue = sessions.fees + vouchers.amount + sum of sales + voids.amount`` (voids are
+    negative: a voucher void's refund, a sale void's amount); a sale on a session's bill is
+    counted under sales, the session's own fee under sessions, so nothing counts twice.
+    """
+    period = day_period(day, tz)
+    seen: set[str] = set()
+    sessions = {"count": 0, "fees": 0, "sales_amount": 0}
+    vouchers = {"count": 0, "amount": 0}
+    sales: dict[str, dict[str, int]] = {}
+    voids = {"count": 0, "amount": 0}
+    shifts: list[dict[str, Any]] = []
+    for rec in records:
+        rid, at = rec.get("id"), _at(rec)
+        kind = rec.get("type")
+        key = f"{kind}:{rid}"  # a shift's record has the shift's id
+        if not isinstance(rid, str) or key in seen or at is None or not period.contains(at):
+            continue
+        seen.add(key)
+        if kind == "session":
+            sessions["count"] += 1
+            sessions["fees"] += int(rec.get("fee", 0))
+            sessions["sales_amount"] += int(rec.get("sales_amount", 0))
+        elif kind == "voucher_sale":
+            vouchers["count"] += 1
+            vouchers["amount"] += int(rec.get("price", 0))
+        elif kind == "sale":
+            line = sales.setdefault(str(rec["item"]), {"quantity": 0, "amount": 0})
+            line["quantity"] += int(rec["quantity"])
+            line["amount"] += int(rec["amount"])
+        elif kind == "void":
+            voids["count"] += 1
+            voids["amount"] -= int(rec.get("amount", 0))
+        elif kind == "sale_void":
+            voids["count"] += 1
+            voids["amount"] += int(rec.get("amount", 0))
+        elif kind == "shift":
+            shifts.append({k: rec.get(k) for k in (
+                "id", "operator", "opened_at", "closed_at", "opening_float", "cash_in",
+                "cash_voids", "expected_cash", "counted_cash", "over_short")})
+    shifts.sort(key=lambda s: str(s["closed_at"]))
+    revenue = (sessions["fees"] + vouchers["amount"]
+               + sum(line["amount"] for line in sales.values()) + voids["amount"])
+    return {"date": day.isoformat(), "currency": currency, "sessions": sessions,
+            "vouchers": vouchers, "sales": dict(sorted(sales.items())), "voids": voids,
+            "revenue": revenue, "shifts": shifts}
+
+
+def till_day_for(service: Any, day: date) -> dict[str, Any]:
+    """``till_day`` from the ledger of ``service`` (on its thread)."""
+    return till_day(service.ledger.records(day, day), day, service.tz,
+                    service.tariff.currency)

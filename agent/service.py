@@ -30,6 +30,7 @@ from agent.usecases.sessions import Sessions
 from agent.usecases.state import AgentState
 from agent.usecases.stations import Stations
 from agent.usecases.tariffs import Tariffs
+from agent.usecases.till import Till
 from agent.usecases.vouchers import MAX_VOUCHER_MINUTES, Vouchers
 
 __all__ = ["MAX_VOUCHER_MINUTES", "OPERATOR_TOKEN_TTL", "STATION_ONLINE_SECONDS",
@@ -45,6 +46,7 @@ class AgentService:
         self.vouchers = Vouchers(self.state, self.session_cases)
         self.station_cases = Stations(self.state, self.session_cases)
         self.accounts = Accounts(self.state, operators)
+        self.till = Till(self.state)
 
     # ---------------------------------------------------------------- shared state
 
@@ -127,6 +129,7 @@ class AgentService:
 
     def start_session(self, station_id: str, minutes: int | None, category: str | None,
                       operator: str) -> dict[str, Any]:
+        self.till.require_shift()
         return self.session_cases.start(station_id, minutes, category, operator)
 
     def extend(self, session_id: str, minutes: int, operator: str) -> dict[str, Any]:
@@ -158,6 +161,7 @@ class AgentService:
     # ---------------------------------------------------------------- vouchers
 
     def sell_voucher(self, minutes: int, category: str | None, operator: str) -> dict[str, Any]:
+        self.till.require_shift()
         return self.vouchers.sell(minutes, category, operator)
 
     def voucher_info(self, code_text: str) -> dict[str, Any]:
@@ -212,6 +216,47 @@ class AgentService:
 
     def quote(self, minutes: int, category: str | None, start: datetime | None = None) -> int:
         return self.tariffs.quote(minutes, category, start)
+
+    # ---------------------------------------------------------------- the till (§8)
+
+    def catalogue(self) -> dict[str, Any]:
+        return self.till.catalogue()
+
+    def set_catalogue(self, raw: object, actor: str) -> dict[str, Any]:
+        return self.till.set_catalogue(raw, actor)
+
+    def sell(self, item: str, quantity: int, session_id: str | None, category: str | None,
+             operator: str) -> dict[str, Any]:
+        self.session_cases.tick()  # a session whose time is up is closed, not billed
+        return self.till.sell(item, quantity, session_id, category, operator)
+
+    def void_sale(self, sale_id: str, reason: str, operator: str) -> dict[str, Any]:
+        return self.till.void(sale_id, reason, operator)
+
+    def print_jobs(self) -> list[dict[str, Any]]:
+        return self.till.print_jobs()
+
+    def station_print_jobs(self, station_id: str) -> list[dict[str, Any]]:
+        return self.till.station_print_jobs(station_id)
+
+    def release_print(self, job_id: str, operator: str) -> dict[str, Any]:
+        self.session_cases.tick()
+        return self.till.release(job_id, operator)
+
+    def cancel_print(self, job_id: str, operator: str) -> dict[str, Any]:
+        return self.till.cancel_print(job_id, operator)
+
+    def recent_sales(self) -> list[dict[str, Any]]:
+        return self.till.recent_sales()
+
+    def open_shift(self, opening_float: int, operator: str) -> dict[str, Any]:
+        return self.till.open_shift(opening_float, operator)
+
+    def current_shift(self) -> dict[str, Any]:
+        return self.till.current_shift()
+
+    def close_shift(self, counted_cash: int, operator: str) -> dict[str, Any]:
+        return self.till.close_shift(counted_cash, operator)
 
     # ---------------------------------------------------------------- operators, audit
 

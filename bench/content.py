@@ -117,45 +117,56 @@ async def main(args: argparse.Namespace) -> int:
               f"({resync / size:.3%} of the package; one file = "
               f"{args.file_kb * 1024:,} bytes)")
 
-        # 2. throughput
+        # 2. throughput: a hub of its own holding only the big file, so the cache's figure
+        # is the same 200 MB as the baselines'; best of --rounds, interleaved
+        app2 = web.Application()
+        store2 = hub_setup(app2, tmp / "hub2")
+        runner2 = web.AppRunner(app2, access_log=None)
+        await runner2.setup()
+        await web.TCPSite(runner2, "127.0.0.1", 0).start()
+        direct = f"http://127.0.0.1:{runner2.addresses[0][1]}"
         big = tmp / "src" / "big" / "big.bin"
         big.parent.mkdir(parents=True)
         with big.open("wb") as f:
             for _ in range(args.mb):
                 f.write(os.urandom(1 << 20))
         nbytes = args.mb << 20
-        store.add(write_package(big.parent, "big", {}))
-        direct = f"http://127.0.0.1:{port}"
-
-        t0 = time.perf_counter()
-        shutil.copyfile(big, tmp / "copy.bin")
-        with (tmp / "copy.bin").open("rb+") as f:
-            os.fsync(f.fileno())
-        t_copy = time.perf_counter() - t0
-
-        blob = next(p for p in (tmp / "hub" / "blobs").glob("*/*")
+        store2.add(write_package(big.parent, "big", {}))
+        blob = next(p for p in (tmp / "hub2" / "blobs").glob("*/*")
                     if p.stat().st_size == nbytes)
-        async with aiohttp.ClientSession() as s:
+        t_copy = t_plain = t_cache = float("inf")
+        for r in range(args.rounds):
             t0 = time.perf_counter()
-            async with s.get(f"{direct}/content/blobs/{blob.name}",
-                             headers={"Accept-Encoding": "identity"}) as resp:
-                with (tmp / "plain.bin").open("wb") as f:  # noqa: ASYNC230 - the baseline
-                    async for chunk in resp.content.iter_chunked(1 << 16):
-                        f.write(chunk)
-            t_plain = time.perf_counter() - t0
+            shutil.copyfile(big, tmp / "copy.bin")
+            with (tmp / "copy.bin").open("rb+") as f:
+                os.fsync(f.fileno())
+            t_copy = min(t_copy, time.perf_counter() - t0)
 
-        cache2 = cache_for(tmp / "agent2", direct)
-        t0 = time.perf_counter()
-        st = await cache2.sync()
-        t_cache = time.perf_counter() - t0
-        assert st["error"] is None and "big" in cache2.installed, st
-        if cache2._session is not None:
-            await cache2._session.close()
+            async with aiohttp.ClientSession() as s:
+                t0 = time.perf_counter()
+                async with s.get(f"{direct}/content/blobs/{blob.name}",
+                                 headers={"Accept-Encoding": "identity"}) as resp:
+                    with (tmp / "plain.bin").open("wb") as f:  # noqa: ASYNC230 - baseline
+                        async for chunk in resp.content.iter_chunked(1 << 16):
+                            f.write(chunk)
+                t_plain = min(t_plain, time.perf_counter() - t0)
+
+            cache2 = cache_for(tmp / f"agent2-{r}", direct)
+            t0 = time.perf_counter()
+            st = await cache2.sync()
+            t_cache = min(t_cache, time.perf_counter() - t0)
+            assert st["error"] is None and "big" in cache2.installed, st
+            if cache2._session is not None:
+                await cache2._session.close()
+            shutil.rmtree(tmp / f"agent2-{r}", ignore_errors=True)
+        await runner2.cleanup()
         mbs = args.mb
         print(f"throughput, one {mbs} MB file over loopback:")
         print(f"  agent cache sync (sha256, fsync, atomic install): {mbs / t_cache:8.1f} MB/s")
         print(f"  plain HTTP GET to a file (no checks):             {mbs / t_plain:8.1f} MB/s")
         print(f"  plain file copy (shutil.copyfile + fsync):        {mbs / t_copy:8.1f} MB/s")
+        print(f"cache fill = {t_plain / t_cache:.0%} of the plain HTTP GET (goal >= 60%), "
+              f"best of {args.rounds}")
         await proxy.stop()
         await runner.cleanup()
     finally:
@@ -168,4 +179,5 @@ if __name__ == "__main__":
     p.add_argument("--mb", type=int, default=200, help="size of the throughput file (MB)")
     p.add_argument("--files", type=int, default=100)
     p.add_argument("--file-kb", type=int, default=50)
+    p.add_argument("--rounds", type=int, default=3, help="throughput runs (best is kept)")
     sys.exit(asyncio.run(main(p.parse_args())))

@@ -63,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hub.content import add_content_main
 
         return add_content_main(argv[1:])
+    if argv[:1] == ["export-content"]:  # cac-hub export-content --config HUB.toml --out DIR
+        from hub.content import export_content_main
+
+        return export_content_main(argv[1:])
     if argv[:1] == ["add-user"]:  # cac-hub add-user --config HUB.toml --name N --role R ...
         from hub.usercli import add_user_main
 

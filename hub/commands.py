@@ -15,6 +15,7 @@ Each command carries ``expires_at`` = first sent + that timeout: an agent that g
 | ``unlock`` | |
 | ``message`` | ``text``, ``seconds`` (optional) |
 | ``set_tariff`` | ``tariff``: an agent config's ``[tariff]`` table |
+| ``set_catalogue`` | ``catalogue``: an agent config's ``[[catalogue]]`` list (issue 17) |
 | ``resync_content`` | |
 | ``restart`` | |
 """
@@ -34,7 +35,8 @@ from typing import Any
 from wire.messages import Command, CommandAck, encode
 from wire.topics import Kind, cac_topic
 
-NAMES = ("lock", "unlock", "message", "set_tariff", "resync_content", "restart")
+NAMES = ("lock", "unlock", "message", "set_tariff", "set_catalogue", "resync_content",
+         "restart")
 STATION_NAMES = frozenset({"lock", "unlock", "message"})  # may target one station
 PENDING, DONE, FAILED, EXPIRED = "pending", "done", "failed", "expired"
 STATION_RE = re.compile(r"[a-z0-9-]{1,32}")
@@ -99,7 +101,24 @@ def build_args(name: str, form: Mapping[str, str]) -> tuple[dict[str, Any], str 
             args["seconds"] = int(seconds)
     elif name == "set_tariff":
         args["tariff"] = parse_tariff(form.get("tariff", ""))
+    elif name == "set_catalogue":
+        args["catalogue"] = parse_catalogue(form.get("catalogue", ""))
     return args, station
+
+
+def parse_catalogue(text: str) -> list[Any]:
+    """The ``[[catalogue]]`` tables as TOML; the agent checks each item as its config file
+    (a bad one is answered ``failed`` naming the key)."""
+    if not text.strip():
+        raise CommandError("set_catalogue needs the [[catalogue]] tables (TOML)")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CommandError(f"the catalogue is not valid TOML: {exc}") from None
+    items = raw.get("catalogue")
+    if not isinstance(items, list):
+        raise CommandError("the catalogue needs [[catalogue]] tables (id, name, price, unit)")
+    return items
 
 
 def parse_tariff(text: str) -> dict[str, Any]:

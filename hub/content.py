@@ -20,15 +20,19 @@ Routes: ``GET /api/v1/content/catalogue`` (strong ETag = sha256 of the catalogue
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
 import logging
 import os
 import re
+import shutil
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -52,6 +56,9 @@ from wire.content import (  # noqa: F401 - re-exported for the hub's callers
 )
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from hub.config import HubConfig
 
 KEEP_VERSIONS = 2  # the newest and the one before it (a CAC may be syncing it right now)
 CHUNK = 1 << 20
@@ -343,25 +350,107 @@ def setup(app: web.Application, root: Path,
 # ---------------------------------------------------------------- `cac-hub add-content`
 
 
-def add_content_main(argv: list[str]) -> int:
-    """``cac-hub add-content --config HUB.toml DIR...``: add or replace packages."""
-    import argparse
-    import sys
+EXPORT_DIR = "cac-content"  # on the stick: the store's own layout, signatures beside
 
+
+def _copy_durable(src: Path, dest: Path) -> int:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with src.open("rb") as fin, dest.open("wb") as fout:
+        shutil.copyfileobj(fin, fout, CHUNK)
+        fout.flush()
+        os.fsync(fout.fileno())  # a stick may be pulled as soon as the command returns
+    return dest.stat().st_size
+
+
+def export_store(store: ContentStore, out: Path) -> tuple[int, int]:
+    """Write the current catalogue, its manifests and their files (with the signature files
+    beside) to ``out/cac-content``, replacing an older export there; (packages, bytes).
+    The copy is made next to it and renamed into place, so a stick never holds half an
+    export under the name the agent reads."""
+    if not store.catalogue_path.exists():
+        raise ContentError("the hub has no content to export (cac-hub add-content first)")
+    final, tmp = out / EXPORT_DIR, out / (EXPORT_DIR + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    total = 0
+    files = [store.catalogue_path]
+    pkgs = store.packages()
+    for pkg in pkgs:
+        mpath = store.manifests / pkg["id"] / f"{pkg['version']}.json"
+        files.append(mpath)
+        manifest = json.loads(mpath.read_bytes())
+        files += [store.blob_path(f["sha256"]) for f in manifest["files"]]
+    for src in dict.fromkeys(files):  # a blob shared by two packages is copied once
+        total += _copy_durable(src, tmp / src.relative_to(store.root))
+        sig = src.with_name(src.name + ".sig")
+        if sig.exists():
+            total += _copy_durable(sig, tmp / sig.relative_to(store.root))
+    old = out / (EXPORT_DIR + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return len(pkgs), total
+
+
+def _command(prog: str, description: str, argv: list[str],
+             add: Callable[[argparse.ArgumentParser], Any]) -> tuple[argparse.Namespace,
+                                                                     HubConfig | None]:
+    """A content subcommand's arguments (``--config`` and ``add``'s) and its hub config,
+    None when the config is bad (the one-line error is printed)."""
     from hub.config import ConfigError, load_hub_config
 
-    p = argparse.ArgumentParser(
-        prog="cac-hub add-content",
-        description="Add content packages (directories with a manifest.json giving id, title "
-                    "and language) to the hub's catalogue; a package with a known id replaces "
-                    "it as the next version. CACs pick it up at their next sync.")
+    p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--config", required=True, metavar="HUB.toml")
-    p.add_argument("dirs", nargs="+", metavar="DIR", type=Path)
+    add(p)
     args = p.parse_args(argv)
     try:
-        config = load_hub_config(Path(args.config))
+        return args, load_hub_config(Path(args.config))
     except ConfigError as exc:
         print(f"cac-hub: error: bad config {args.config}: {exc}", file=sys.stderr)
+        return args, None
+
+
+def export_content_main(argv: list[str]) -> int:
+    """``cac-hub export-content --config HUB.toml --out DIR``: the published content, signed,
+    for a USB stick (``cac-agent import-content`` installs it at a CAC)."""
+    args, config = _command(
+        "cac-hub export-content",
+        "Write every published content package (catalogue, manifests, files and their "
+        "signatures) to DIR/cac-content, e.g. a USB stick; a CAC installs it with "
+        "'cac-agent import-content' and the same checks as a sync.", argv,
+        lambda p: p.add_argument("--out", required=True, metavar="DIR", type=Path))
+    if config is None:
+        return 2
+    if not args.out.is_dir():
+        print(f"cac-hub: error: {args.out} is not a directory (mount the stick first)",
+              file=sys.stderr)
+        return 2
+    store = ContentStore(config.data_dir / "content")
+    try:
+        n, size = export_store(store, args.out)
+    except ContentError as exc:
+        print(f"cac-hub: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"cac-hub: error: cannot write {args.out}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    signed = store.signature(store.catalogue_path) is not None
+    print(f"exported {n} packages, {size} bytes, to {args.out / EXPORT_DIR}"
+          + ("" if signed else " (UNSIGNED: this hub has no signing key)"))
+    return 0
+
+
+def add_content_main(argv: list[str]) -> int:
+    """``cac-hub add-content --config HUB.toml DIR...``: add or replace packages."""
+    args, config = _command(
+        "cac-hub add-content",
+        "Add content packages (directories with a manifest.json giving id, title and "
+        "language) to the hub's catalogue; a package with a known id replaces it as the next "
+        "version. CACs pick it up at their next sync.", argv,
+        lambda p: p.add_argument("dirs", nargs="+", metavar="DIR", type=Path))
+    if config is None:
         return 2
     try:
         signer = (signing.load_private(config.signing_key_file)

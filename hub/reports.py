@@ -4,8 +4,9 @@ Per CAC and day (the CAC's local date: each record names the CAC's time zone in 
 the agent writes UTC times, so the day and hour are those of the UTC instant seen in that
 zone; a record without ``tz`` counts by its timestamp's own offset. A session counts on the
 day it ended, a sale or void on the day it happened): sessions,
-billed seconds and minutes, session fees, voucher sales, voids, and revenue = fees +
-sales - voids, in centimes. Sessions by hour of day count sessions by the local hour they
+billed seconds and minutes, session fees, voucher sales, voids, counter sales and their
+voids (issue 17), and revenue = fees + voucher sales - voids + counter sales + sale voids
+(negative), in centimes. Sessions by hour of day count sessions by the local hour they
 started. Station ids, session ids and voucher codes never appear.
 """
 
@@ -38,6 +39,12 @@ class DailyRow:
     voucher_sales_amount: int = 0
     voids: int = 0
     voids_amount: int = 0
+    # the till (issue 17): counter sales (cash or on a session's bill) and their voids
+    # (sale_voids_amount is negative); revenue counts them too, and stays the last column
+    sales: int = 0
+    sales_amount: int = 0
+    sale_voids: int = 0
+    sale_voids_amount: int = 0
     revenue: int = 0
 
 
@@ -111,10 +118,17 @@ def daily(db: sqlite3.Connection, *, since: str | None = None, until: str | None
         elif typ == "void":
             row.voids += n
             row.voids_amount += amount
+        elif typ == "sale":
+            row.sales += n
+            row.sales_amount += amount
+        elif typ == "sale_void":
+            row.sale_voids += n
+            row.sale_voids_amount += amount
     rows = [out[k] for k in sorted(out)]
     for r in rows:
         r.billed_minutes = r.billed_seconds // 60
-        r.revenue = r.session_fees + r.voucher_sales_amount - r.voids_amount
+        r.revenue = (r.session_fees + r.voucher_sales_amount - r.voids_amount
+                     + r.sales_amount + r.sale_voids_amount)
     if region is not None:
         rows = [r for r in rows if region_of(r.cac_id) == region]
     return rows

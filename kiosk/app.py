@@ -92,6 +92,10 @@ class KioskApp(App):
     portal_note: str = StringProperty("")
     portal_hits: list[dict[str, Any]] = ObjectProperty([])  # full-text results ...
     portal_hits_for: str = StringProperty("")  # ... for this query
+    pdf_doc: Any = ObjectProperty(None, allownone=True)  # kiosk.screens.pdf.Document
+    pdf_file: dict[str, Any] | None = ObjectProperty(None, allownone=True)
+    pdf_page: int = NumericProperty(0)
+    pdf_zoom: float = NumericProperty(1.0)
 
     def __init__(self, client: StationClient, cfg: KioskConfig, *, station: str,
                  lang: str | None = None, screenshot: Path | None = None,

@@ -115,6 +115,19 @@ class StationClient:
             raise
         return [h for h in out if isinstance(h, dict)] if isinstance(out, list) else []
 
+    def fetch_bytes(self, url: str, limit: int = 64 * 1024 * 1024) -> bytes:
+        """A content file (public, under /content/...) as bytes; AgentUnreachable if it is
+        bigger than ``limit`` or cannot be fetched."""
+        full = url if url.startswith("http") else self.base + url
+        try:
+            with urllib.request.urlopen(full, timeout=self.timeout * 4) as resp:  # noqa: S310
+                data: bytes = resp.read(limit + 1)
+        except (OSError, ValueError) as exc:
+            raise AgentUnreachable(str(exc)) from None
+        if len(data) > limit:
+            raise AgentUnreachable(f"{url} is larger than {limit} bytes")
+        return data
+
     def fetch_text(self, url: str, limit: int = 512 * 1024) -> str:
         """A text content file (public, under /content/...) as text."""
         full = url if url.startswith("http") else self.base + url

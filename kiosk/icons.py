@@ -36,10 +36,13 @@ CODEPOINTS = {
     "exit_to_app": 0xE879, "apps": 0xE5C3, "open_in_new": 0xE89E, "description": 0xE873,
     "menu_book": 0xEA19, "help": 0xE887, "home": 0xE88A, "chat": 0xE0B7,
     "folder": 0xE2C7, "close": 0xE5CD, "pin": 0xF045, "space_bar": 0xE256, "usb": 0xE1E0,
+    "navigate_before": 0xE408, "navigate_next": 0xE409, "picture_as_pdf": 0xE415,
+    "zoom_in": 0xE8FF, "zoom_out": 0xE900,
 }
 
 # an icon that points one way, and its mirror image for right-to-left reading
 MIRRORED = {"arrow_back": "arrow_forward", "arrow_forward": "arrow_back",
+            "navigate_before": "navigate_next", "navigate_next": "navigate_before",
             "logout": "login", "exit_to_app": "exit_to_app", "backspace": "backspace"}
 CODEPOINTS["login"] = 0xEA77
 
@@ -55,7 +58,8 @@ ICON_FOR_KID = {
     "resume": "play_arrow", "pause": "pause_circle", "print": "print", "files": "folder",
     "your_files": "folder", "close": "close", "search_space": "space_bar",
     "search_del": "backspace", "bar_back": "arrow_back", "bar_end": "logout",
-    "usb_copy": "usb",
+    "usb_copy": "usb", "pdf_prev": "navigate_before", "pdf_next": "navigate_next",
+    "pdf_zoom_in": "zoom_in", "pdf_zoom_out": "zoom_out",
 }
 ICON_FOR_KID_PREFIX = {"app_": "apps", "pkg_": "menu_book", "file_": "description",
                        "hit_": "description"}
@@ -65,7 +69,7 @@ ICON_FOR_SCREEN = {
     "welcome": "home", "voucher": "confirmation_number", "operator": "support_agent",
     "session": "timer", "receipt": "receipt_long", "locked": "lock", "offline": "cloud_off",
     "pin": "pin", "portal": "local_library", "portal_item": "description",
-    "paused": "pause_circle", "printer": "print",
+    "paused": "pause_circle", "printer": "print", "portal_pdf": "picture_as_pdf",
 }
 
 # states shown by a label (its msgid)

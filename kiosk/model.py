@@ -22,10 +22,11 @@ REDEEM_BLOCK_SECONDS = 60     # a 429 without Retry-After blocks redeeming this 
 VOUCHER_SYMBOLS = 10
 
 # screens that belong to a running session (the poll keeps the citizen where they are)
-SESSION_SCREENS = frozenset({"session", "bar", "portal", "portal_item", "pin"})
+SESSION_SCREENS = frozenset({"session", "bar", "portal", "portal_item", "portal_pdf",
+                             "pin"})
 # screens without a session that a poll answer must not interrupt
 IDLE_SCREENS = frozenset({"welcome", "voucher", "operator", "portal", "portal_item",
-                          "receipt", "pin"})
+                          "portal_pdf", "receipt", "pin"})
 
 
 def decide(current: str, poll: dict[str, Any] | None, had_session: bool) -> str:

@@ -112,6 +112,10 @@ class SessionRecord(_Record, tag="session"):
     minutes: int | None = None
     end_reason: str = "citizen"
     paid_by: str = "cash"
+    # CONTRACT §8: a session with counter sales on its bill (absent when it has none)
+    sales: list[str] | msgspec.UnsetType = msgspec.UNSET
+    sales_amount: int | msgspec.UnsetType = msgspec.UNSET
+    total: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class VoucherSaleRecord(_Record, tag="voucher_sale"):
@@ -132,7 +136,58 @@ class VoidRecord(_Record, tag="void"):
     minutes_voided: int = 0
 
 
-Record = SessionRecord | VoucherSaleRecord | VoidRecord
+ItemId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9-]{1,32}\Z")]
+
+
+class SaleRecord(_Record, tag="sale"):
+    """A counter sale (CONTRACT §8): cash now, or on the bill of ``session``."""
+
+    item: ItemId
+    quantity: int
+    unit_price: int
+    amount: int
+    currency: Currency
+    unit: str = "item"
+    session: str | None = None
+    category: str | None = None
+    operator: str | None = None
+    shift: str | None = None
+    print_job: str | None = None  # the CUPS job this sale released (pages x unit price)
+
+
+class SaleVoidRecord(_Record, tag="sale_void"):
+    """A sale voided by a manager: ``amount`` is negative; ``cash`` is false when the sale
+    was still on a running session's bill (no money goes back over the counter)."""
+
+    ref: str
+    item: ItemId
+    quantity: int
+    amount: int
+    currency: Currency
+    reason: str
+    cash: bool = True
+    session: str | None = None
+    operator: str | None = None
+
+
+class ShiftRecord(_Record, tag="shift"):
+    """A closed shift: opening float, cash taken, expected and counted cash."""
+
+    operator: str
+    opened_at: Timestamp
+    closed_at: Timestamp
+    opening_float: int
+    cash_in: int
+    cash_voids: int
+    expected_cash: int
+    counted_cash: int
+    over_short: int
+    currency: Currency
+    closed_by: str | None = None
+
+
+Record = (SessionRecord | VoucherSaleRecord | VoidRecord | SaleRecord | SaleVoidRecord
+          | ShiftRecord)
 
 
 class Usage(_Msg):

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from agent.console import views_grid, views_manager, views_money
+from agent.console import views_grid, views_manager, views_money, views_till
 from agent.console.core import (
     CSP,
     HERE,
@@ -61,6 +61,7 @@ def setup_console(app: web.Application, *, secure_cookies: bool | None = None) -
         env=make_env())
     console.add_routes(views_grid.routes)
     console.add_routes(views_money.routes)
+    console.add_routes(views_till.routes)
     console.add_routes(views_manager.routes)
     console.router.add_static("/static/", HERE / "static", append_version=False)
     console.on_shutdown.append(_stop_streams)

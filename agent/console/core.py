@@ -39,6 +39,7 @@ LANG_COOKIE = "cac_lang"
 COOKIE_PATH = "/console"
 SESSION_COOKIE_MAX_AGE = 12 * 3600  # the token itself expires with the service's TTL
 PREFIX = "/console"
+MAX_HELD = 1000  # logins whose looked-up code / ticket batch is kept
 HERE = Path(__file__).parent
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -52,6 +53,9 @@ class ConsoleState:
     secure_cookies: bool
     env: jinja2.Environment
     flashes: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # voucher codes never travel in a URL (browser history, access logs): what a session
+    # looked up or is about to print is kept here, by session token, for the next GET
+    held: dict[str, dict[str, Any]] = field(default_factory=dict)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -117,6 +121,17 @@ class Ctx:
 
     def flash(self, kind: str, text: str) -> None:
         self.state.flashes.setdefault(self.token, []).append((kind, text))
+
+    def hold(self, key: str, value: Any) -> None:
+        """Keep ``value`` for this login's next page (a looked-up code, a ticket batch)."""
+        held = self.state.held
+        prev = held.pop(self.token, {})  # re-inserted last: the newest login
+        held[self.token] = {**prev, key: value}
+        while len(held) > MAX_HELD:  # oldest logins first (dicts keep insertion order)
+            held.pop(next(iter(held)))
+
+    def held(self, key: str, default: Any = None) -> Any:
+        return self.state.held.get(self.token, {}).get(key, default)
 
     def error_text(self, exc: DomainError) -> str:
         known = f"err_{exc.code}"

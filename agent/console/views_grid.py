@@ -105,6 +105,7 @@ async def logout(ctx: Ctx) -> web.StreamResponse:
     await call(ctx.request, svc.logout, ctx.token)
     await call(ctx.request, svc.audit_action, f"operator:{ctx.who.name}", "logout")
     ctx.state.flashes.pop(ctx.token, None)
+    ctx.state.held.pop(ctx.token, None)
     resp = web.HTTPSeeOther(f"{PREFIX}/login?bye=1")
     clear_cookie(ctx.request, resp, SESSION_COOKIE)
     raise resp
@@ -152,7 +153,8 @@ def station_display(st: dict[str, Any], loc: Locale) -> dict[str, Any]:
                 else "open" if s.get("open_ended") else "fixed")
         out.update(session_id=s["id"], kind=kind,
                    time_left=loc.duration(s.get("remaining_seconds")),
-                   fee=loc.money(s.get("fee_so_far", 0), s.get("currency", "MAD")),
+                   fee=loc.money(s.get("total_so_far", s.get("fee_so_far", 0)),
+                                 s.get("currency", "MAD")),
                    paid=loc.t("paid_by_voucher" if kind == "voucher" else "paid_by_cash"),
                    category=s.get("category") or "",
                    run=s.get("state", "running"),

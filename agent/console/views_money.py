@@ -12,7 +12,14 @@ from markupsafe import Markup
 
 from agent.console.core import PREFIX, Ctx, call, console_view, form_of, page, redirect
 from agent.errors import DomainError
-from agent.reports import Period, day_close_for, day_period, shift_period, to_csv
+from agent.reports import (
+    Period,
+    day_close_for,
+    day_period,
+    shift_period,
+    till_day_for,
+    to_csv,
+)
 from agent.service import AgentService
 
 MAX_BATCH = 50
@@ -46,7 +53,7 @@ def voucher_status(v: dict[str, Any]) -> str:
 async def vouchers(ctx: Ctx) -> web.StreamResponse:
     svc, req = ctx.state.service, ctx.request
     found: dict[str, Any] | None = None
-    code = req.query.get("code", "").strip()
+    code = str(ctx.held("lookup", ""))
     if code:
         try:
             found = await call(req, svc.voucher_info, code)
@@ -58,6 +65,15 @@ async def vouchers(ctx: Ctx) -> web.StreamResponse:
                 found=found, code=code, recent=recent, vstatus=voucher_status,
                 currency=tariff["tariff"]["currency"],
                 categories=sorted(tariff["tariff"].get("concessions", {})))
+
+
+@routes.post("/vouchers/lookup")
+@console_view()
+async def lookup(ctx: Ctx) -> web.StreamResponse:
+    """A code typed at the counter: shown by the next GET of the page, never in its URL."""
+    form = await form_of(ctx)
+    ctx.hold("lookup", form.get("code", "").strip()[:64])
+    raise redirect(f"{PREFIX}/vouchers")
 
 
 def _sell_batch(svc: AgentService, minutes: int, count: int, category: str | None,
@@ -88,14 +104,16 @@ async def sell(ctx: Ctx) -> web.StreamResponse:
         ctx.flash("error", ctx.error_text(exc))
         raise redirect(f"{PREFIX}/vouchers") from None
     ctx.flash("ok", ctx.loc.t("ok_sold", count=len(codes)))
-    raise redirect(f"{PREFIX}/tickets?" + urlencode([("c", c) for c in codes]))
+    ctx.hold("tickets", codes)
+    raise redirect(f"{PREFIX}/tickets")
 
 
-@routes.post("/vouchers/{code}/void")
+@routes.post("/vouchers/void")
+@routes.post("/vouchers/{code}/void")  # the older form, code in the path (access logs)
 @console_view()
 async def void(ctx: Ctx) -> web.StreamResponse:
     form = await form_of(ctx)
-    code = ctx.request.match_info["code"]
+    code = ctx.request.match_info.get("code") or form.get("code", "").strip()[:64]
     reason = form.get("reason", "")[:200]
     if not reason:
         ctx.flash("error", ctx.loc.t("err_reason_required"))
@@ -105,16 +123,27 @@ async def void(ctx: Ctx) -> web.StreamResponse:
             ctx.flash("ok", ctx.loc.t("ok_voided", code=code))
         except DomainError as exc:
             ctx.flash("error", ctx.error_text(exc))
-    raise redirect(f"{PREFIX}/vouchers?" + urlencode({"code": code}))
+    ctx.hold("lookup", code)
+    raise redirect(f"{PREFIX}/vouchers")
+
+
+@routes.post("/tickets")
+@console_view()
+async def print_tickets(ctx: Ctx) -> web.StreamResponse:
+    """Print one voucher's ticket again (its code in the form, not the URL)."""
+    form = await form_of(ctx)
+    ctx.hold("tickets", [form.get("code", "").strip()[:64]])
+    raise redirect(f"{PREFIX}/tickets")
 
 
 @routes.get("/tickets")
 @console_view()
 async def tickets(ctx: Ctx) -> web.StreamResponse:
-    """Printable tickets (code, minutes, price, expiry, QR code) of one or more vouchers."""
+    """Printable tickets (code, minutes, price, expiry, QR code) of the vouchers this login
+    just sold or asked to print again (held server-side: no code in the URL)."""
     svc = ctx.state.service
     items = []
-    for code in ctx.request.query.getall("c", [])[:MAX_BATCH]:
+    for code in list(ctx.held("tickets", []))[:MAX_BATCH]:
         try:
             v = await call(ctx.request, svc.voucher_info, code)
         except DomainError as exc:
@@ -151,7 +180,11 @@ async def _report(ctx: Ctx) -> tuple[dict[str, Any] | None, dict[str, str]]:
         ctx.flash("error", ctx.loc.t("err_bad_date"))
         return None, {}
     try:
-        return await call(ctx.request, day_close_for, ctx.state.service, period), params
+        data = await call(ctx.request, day_close_for, ctx.state.service, period)
+        if "day" in params:  # the till's day close (issue 17): sales by item, shifts
+            data["till"] = await call(ctx.request, till_day_for, ctx.state.service,
+                                      date.fromisoformat(params["day"]))
+        return data, params
     except OverflowError:  # a period at the edge of the calendar (year 1 or 9999)
         ctx.flash("error", ctx.loc.t("err_bad_date"))
         return None, {}
@@ -164,7 +197,9 @@ async def report(ctx: Ctx) -> web.StreamResponse:
     tariff = await call(ctx.request, ctx.state.service.tariff_view)
     return page(ctx, "report.html", active="report", title=ctx.loc.t("report_title"),
                 report=data, params=params, csv_query=urlencode(params),
-                tariff_now=tariff["version"])
+                tariff_now=tariff["version"],
+                item_names={it.id: it.label(ctx.loc.lang)
+                            for it in ctx.state.service.till.items})
 
 
 @routes.get("/report.csv")

@@ -51,6 +51,7 @@ __all__ = ["CONTENT", "MB", "ContentCache", "ContentStore", "DiskFull", "QuotaEx
 log = logging.getLogger(__name__)
 
 WRITE_BATCH = 4 * 1024 * 1024  # bytes gathered before one write on the I/O thread
+READ_BUFSIZE = 1024 * 1024  # aiohttp's read buffer: bigger chunks, fewer loop turns per MB
 ATTEMPTS = 4  # per file and sync: a dropped connection resumes, a bad hash restarts
 RETRY_BASE_SECONDS = 2.0
 CONNECT_TIMEOUT = 15.0
@@ -150,7 +151,8 @@ class ContentCache(ContentStore):
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT,
                                               sock_read=READ_TIMEOUT),
-                connector=aiohttp.TCPConnector(ssl=ssl_ctx))
+                connector=aiohttp.TCPConnector(ssl=ssl_ctx),
+                read_bufsize=READ_BUFSIZE)
         return self._session
 
     async def _get_json(self, url: str, headers: dict[str, str] | None = None
@@ -342,33 +344,35 @@ class ContentCache(ContentStore):
                 f, h, total = await self._run(self._open_part, sha, size, have)
             except OSError as exc:
                 raise self._as_disk_error(exc) from None
-            buf = bytearray()
+            buf: list[bytes] = []  # chunks as received: hashed and written without a copy
+            buffered = 0
             oversize = False
             # one batch is written and hashed on the I/O thread while the next one arrives
             writing: asyncio.Future[int] | None = None
             try:
                 if resp.status != 416:
                     async for chunk in resp.content.iter_any():
-                        if total + len(buf) + len(chunk) > size:
+                        if total + buffered + len(chunk) > size:
                             # more than the manifest declares: stop at once, keep nothing
                             oversize = True
                             break
-                        buf += chunk
+                        buf.append(chunk)
+                        buffered += len(chunk)
                         self.counters["bytes_downloaded"] += len(chunk)
-                        if len(buf) >= WRITE_BATCH:
-                            data = bytes(buf)
-                            buf.clear()
+                        if buffered >= WRITE_BATCH:
+                            data, buf, buffered = buf, [], 0
                             if writing is not None:
                                 total = await writing
                             writing = asyncio.ensure_future(
                                 self._flush(f, h, data, total, sha))
-                        await limiter.consume(len(chunk))
+                        if limiter.rate > 0:
+                            await limiter.consume(len(chunk))
             finally:
                 # keep every byte received, also when the connection dropped mid-file
                 try:
                     if writing is not None:
                         total = await writing
-                    total = await self._flush(f, h, bytes(buf), total, sha)
+                    total = await self._flush(f, h, buf, total, sha)
                     verdict: str = await self._run(self._finish, f, sha, h, total, size)
                     if oversize:
                         verdict = await self._run(self._discard, sha)

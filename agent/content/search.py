@@ -266,12 +266,16 @@ class SearchIndex:
     def _files(manifest: dict[str, Any], blob_path: Callable[[str], Path]
                ) -> Iterator[tuple[str, str, bytes, str]]:
         for f in manifest["files"]:
+            media = str(f.get("media_type", ""))
+            if media.partition(";")[0].strip().lower() not in TEXT_TYPES:
+                continue  # never read a video or an archive just to find it is not text
             try:
-                raw = blob_path(f["sha256"]).read_bytes()
+                with blob_path(f["sha256"]).open("rb") as fh:
+                    raw = fh.read(MAX_TEXT_BYTES)
             except OSError as exc:
                 log.warning("search: cannot read %s/%s: %s", manifest["id"], f["path"], exc)
                 continue
-            yield f["path"], str(f.get("title") or ""), raw, str(f.get("media_type", ""))
+            yield f["path"], str(f.get("title") or ""), raw, media
 
     @staticmethod
     def _drop(db: sqlite3.Connection, pid: str) -> None:

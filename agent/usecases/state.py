@@ -156,7 +156,7 @@ class AgentState:
 
     def session_view(self, s: Session) -> dict[str, Any]:
         now = self.clock.monotonic()
-        return {
+        view: dict[str, Any] = {
             "id": s.id,
             "station": s.station,
             "started_at": s.started_at.isoformat(),
@@ -174,6 +174,11 @@ class AgentState:
             "fee_so_far": s.fee_so_far(now, self.tariff_of(s), self.tz),
             "currency": self.tariff_of(s).currency,
         }
+        # counter sales on its bill (CONTRACT §8): what the citizen pays at the end
+        sales = sum(self.ledger.bill(s.id).values())
+        view["sales_amount"] = sales
+        view["total_so_far"] = int(view["fee_so_far"]) + sales
+        return view
 
     # ---------------------------------------------------------------- audit
 

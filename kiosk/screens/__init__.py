@@ -14,6 +14,7 @@ from kiosk.screens.locked import locked
 from kiosk.screens.offline import offline
 from kiosk.screens.operator import operator
 from kiosk.screens.paused import paused
+from kiosk.screens.pdf import portal_pdf
 from kiosk.screens.pin import pin
 from kiosk.screens.portal import portal, portal_item
 from kiosk.screens.receipt import receipt
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 BUILDERS: dict[str, Callable[[KioskApp], Widget]] = {
     "welcome": welcome, "voucher": voucher, "operator": operator, "session": session,
     "receipt": receipt, "locked": locked, "offline": offline, "pin": pin, "portal": portal,
-    "portal_item": portal_item, "paused": paused,
+    "portal_item": portal_item, "paused": paused, "portal_pdf": portal_pdf,
 }
 
 __all__ = ["BUILDERS", "btn", "lab", "modal_body"]

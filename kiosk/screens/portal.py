@@ -107,6 +107,13 @@ def portal_item(app: KioskApp) -> Widget:
                 footer=[btn(app, "Back", "back", app.library.item_back)])
 
 
+def _load_pdf(client: Any, url: str) -> Any:
+    """Off the UI thread: fetch a PDF from the agent and render its pages."""
+    from kiosk.screens.pdf import render_pages
+
+    return render_pages(client.fetch_bytes(url))
+
+
 class Library:
     """The library screens' actions: the content list and text files from the agent, other
     files in the configured viewer (closed with the session's apps)."""
@@ -192,7 +199,11 @@ class Library:
 
         if bar.open_in_office(app, f):  # citizen desktop hook: templates in LibreOffice
             return
-        if media.startswith("text/"):
+        if media.partition(";")[0].strip() == "application/pdf":
+            app.pdf_file, app.pdf_doc, app.pdf_page, app.pdf_zoom = f, None, 0, 1.0
+            app.show("portal_pdf")
+            app.run_bg(_load_pdf, self._on_pdf, app.client, url)
+        elif media.startswith("text/"):
             app.run_bg(app.client.fetch_text, self._on_text, url)
         elif app.cfg.open_command:
             full = url if url.startswith("http") else app.client.base + url
@@ -206,6 +217,46 @@ class Library:
         else:
             app.portal_note = CANNOT_OPEN
             app.show("portal_item")
+
+    def _on_pdf(self, fut: Future[Any]) -> None:
+        app = self.app
+        try:
+            app.pdf_doc = fut.result()
+        except (AgentUnreachable, ValueError) as exc:
+            log.warning("pdf %s: %s", (app.pdf_file or {}).get("url"), exc)
+            app.portal_note = CANNOT_OPEN
+            if app.screen == "portal_pdf":
+                app.show("portal_item")
+            return
+        app.trace("pdf_open", pages=len(app.pdf_doc.pages), total=app.pdf_doc.total)
+        if app.screen == "portal_pdf":
+            app.show("portal_pdf")
+
+    def turn(self, step: int) -> None:
+        app = self.app
+        doc = app.pdf_doc
+        if doc is None:
+            return
+        n = min(max(app.pdf_page + step, 0), len(doc.pages) - 1)
+        if n != app.pdf_page:
+            app.pdf_page, app.pdf_zoom = n, 1.0
+            app.trace("pdf_page", page=n)
+            app.show("portal_pdf")
+
+    def zoom(self, step: int) -> None:
+        from kiosk.screens.pdf import ZOOMS
+
+        app = self.app
+        i = min(max(ZOOMS.index(app.pdf_zoom) + step if app.pdf_zoom in ZOOMS else 0, 0),
+                len(ZOOMS) - 1)
+        app.pdf_zoom = ZOOMS[i]
+        app.trace("pdf_zoom", zoom=app.pdf_zoom)
+        app.show("portal_pdf")
+
+    def pdf_back(self) -> None:
+        app = self.app
+        app.pdf_doc = None  # the pixels go with the screen
+        app.show("portal_item")
 
     def _on_text(self, fut: Future[Any]) -> None:
         app = self.app

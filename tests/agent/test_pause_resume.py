@@ -143,7 +143,8 @@ async def test_bad_pause_resume_and_move_requests_change_nothing(agent: Agent) -
         ("POST", "/stations/pause-all", {}, TOKENS["s1"], 401, "unauthorized"),
     ]
     for method, path, body, token, want, code in cases:
-        kw: dict[str, Any] = ({"data": body} if isinstance(body, str) else {"json": body})
+        kw: dict[str, Any] = ({"data": body, "headers": {"Content-Type": "application/json"}}
+                              if isinstance(body, str) else {"json": body})
         status, answer = await agent.req(method, path, token or agent.token, **kw)
         assert (status, answer["error"]) == (want, code), (path, body, answer)
         assert answer["message"]

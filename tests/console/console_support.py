@@ -33,8 +33,8 @@ START = datetime(2026, 6, 10, 9, 0, tzinfo=UTC)  # 10:00 in Casablanca
 class ServedAgent:
     """An agent app on a real TCP port, its loop in a thread of its own."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.cfg = parse_agent_config(config_dict(data_dir))
+    def __init__(self, data_dir: Path, config: dict[str, Any] | None = None) -> None:
+        self.cfg = parse_agent_config(config or config_dict(data_dir))
         self.clock = FakeClock(START)
         self.ledger = Ledger(self.cfg.data_dir, self.cfg.cac_id, self.cfg.tz)
         self.operators = OperatorStore(self.cfg.data_dir)

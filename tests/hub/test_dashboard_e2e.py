@@ -372,7 +372,8 @@ def test_the_fleet_shows_each_cacs_uplink(stack: Stack, browser: Any) -> None:
     """The real agent probes a closed port of this machine ([uplink] probe): "internet down"
     in its fleet row and on its page; the simulated CACs (no uplink in their health) show -."""
     until(lambda: any(c["cac_id"] == AGENT_CAC and (c["health"].get("uplink") or {})
-                      .get("internet") is False for c in get_json(f"{stack.hub}/api/v1/cacs")),
+                      .get("internet") is False for c in get_json(f"{stack.hub}/api/v1/cacs",
+                                                                 stack.api_token)),
           "the real agent's uplink at the hub")
     page = login(browser, stack, VIEWER)
     page.goto(f"{stack.hub}/")

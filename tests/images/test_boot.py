@@ -39,6 +39,7 @@ import pytest
 from helpers import find_mosquitto
 from image_support import Built, scratch_root
 
+from tests.hub.apitoken import add_token_cli
 from tests.kiosk.xshot import write_png, xwd_pixels
 
 pytestmark = pytest.mark.slow
@@ -129,6 +130,7 @@ class HostSide:
         self.prov = work / "prov"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: dict[str, Path] = {}
+        self.token = ""  # a viewer's hub API token (cac-hub add-token)
 
     def _start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log = self.logs[name] = self.work / f"{name}.log"
@@ -166,6 +168,7 @@ class HostSide:
         self._start("mosquitto", [mosquitto, "-c", str(self.prov / "mosquitto.conf")])
         until(lambda: probe(HUB_ADDR, 1883, HUB_ADDR) == "open", "the broker",
               log=lambda: self.log("mosquitto"))
+        self.token = add_token_cli(self.prov / "hub.toml", "boot-test", "viewer")
         self._start("hub", [str(BIN / "cac-hub"), "--config", str(self.prov / "hub.toml")])
         until(lambda: self.hub("/api/v1/cacs")[0] == 200, "the hub", log=lambda: self.log("hub"))
 
@@ -179,7 +182,7 @@ class HostSide:
         return self.prov / "cacs" / CAC / f"enrol-{CAC}.tar.gz"
 
     def hub(self, path: str) -> tuple[int, Any]:
-        return http("GET", HUB_ADDR, HUB_PORT, path)
+        return http("GET", HUB_ADDR, HUB_PORT, path, tok=self.token)
 
     def hub_cac(self) -> dict[str, Any] | None:
         status, body = self.hub("/api/v1/cacs")

@@ -119,6 +119,28 @@ class Driver:
         self.ui(go)
         time.sleep(0.05)
 
+    def swipe(self, kid: str, dx: float, steps: int = 8) -> None:
+        """A finger moved ``dx`` pixels across widget ``kid`` (negative: to the left), at a
+        finger's pace (one move per frame: Kivy's scroll effects need real time between)."""
+        touch: list[UnitTestTouch] = []
+        start: list[float] = []
+
+        def down() -> None:
+            w = self.find(kid)
+            if w is None:
+                raise Failed(f"no widget {kid!r} on screen {self.app.screen!r}")
+            x, y = w.to_window(*w.center)
+            start[:] = [x, y]
+            touch.append(UnitTestTouch(x, y))
+            touch[0].touch_down()
+        self.ui(down)
+        for i in range(1, steps + 1):
+            time.sleep(0.02)
+            self.ui(lambda i=i: touch[0].touch_move(start[0] + dx * i / steps, start[1]))
+        time.sleep(0.02)
+        self.ui(lambda: touch[0].touch_up())
+        time.sleep(0.05)
+
     def text(self, kid: str) -> str:
         return str(self.ui(lambda: self.find(kid).src))
 
@@ -375,6 +397,75 @@ def sc_portal(d: Driver, agent: AgentThread) -> None:
     d.shot("portal-empty-fr")
     d.tap("back")
     d.screen("welcome")
+
+
+def sc_pdf(d: Driver, agent: AgentThread) -> None:
+    """A PDF of the library read inside the kiosk: rendered pages, the page buttons, a
+    swipe (mirrored in Arabic), zoom (a zoomed page scrolls instead of turning), back; a
+    file that is not a PDF gives the "cannot be opened" note."""
+    import http.server
+    from functools import partial
+
+    from pdf_sample import sample_pdf
+
+    from kiosk.screens.portal import CANNOT_OPEN
+
+    app = d.app
+    root = OUT / "pdf-files"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "guide.pdf").write_bytes(sample_pdf(3))
+    (root / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a PDF")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    files = [{"path": name, "title": title, "media_type": "application/pdf",
+              "url": f"{base}/{name}", "size": 1, "sha256": "0" * 64}
+             for name, title in (("guide.pdf", "Guide (PDF)"), ("broken.pdf", "Broken"))]
+    pkg = {"id": "pdfs", "version": 1, "title": "PDF", "language": "fr", "description": "",
+           "files": files}
+    try:
+        d.screen("welcome")
+        for lang in ("fr", "ar"):
+            def setup(lang: str = lang) -> None:
+                app.L = Localizer(lang)
+                app.portal_packages = [pkg]
+                app.library.open_package(pkg)
+            d.ui(setup)
+            d.screen("portal_item")
+            app.events.clear()
+            d.tap("file_guide.pdf")
+            d.event("pdf_open", pages=3, total=3)
+            d.screen("portal_pdf")
+            check(d.find("pdf_page") is not None, "no page image")
+            check(not d.enabled("pdf_prev") and d.enabled("pdf_next"), "page buttons")
+            d.shot(f"pdf-{lang}-page1")
+            d.tap("pdf_next")
+            d.event("pdf_page", page=1)
+            # a swipe towards the reading direction's start brings the next page
+            d.swipe("pdf_view", -300 if lang == "fr" else 300)
+            d.event("pdf_page", page=2)
+            check(not d.enabled("pdf_next"), "the last page has no next")
+            d.swipe("pdf_view", 300 if lang == "fr" else -300)
+            d.event("pdf_page", page=1)
+            d.tap("pdf_zoom_in")
+            d.event("pdf_zoom", zoom=1.5)
+            wide = d.ui(lambda: d.find("pdf_page").width > d.find("pdf_view").width)
+            check(bool(wide), "a zoomed page is wider than its view")
+            d.shot(f"pdf-{lang}-zoomed-top")
+            d.swipe("pdf_view", -300 if lang == "fr" else 300)  # scrolls, does not turn
+            check(app.pdf_page == 1, "a zoomed page must scroll, not turn")
+            time.sleep(1.0)  # the scroll's kinetic effect settles
+            d.shot(f"pdf-{lang}-zoomed")
+            d.tap("back")
+            d.screen("portal_item")
+            check(app.pdf_doc is None, "the pixels stay in memory after back")
+            d.tap("file_broken.pdf")
+            d.until("the broken PDF's note", lambda: app.portal_note == CANNOT_OPEN)
+            d.screen("portal_item")
+            app.portal_note = ""
+    finally:
+        server.shutdown()
 
 
 def sc_screens(d: Driver, agent: AgentThread) -> None:
@@ -657,7 +748,7 @@ def sc_bench(d: Driver, agent: AgentThread) -> None:
 
 
 SCENARIOS = {"flow": sc_flow, "wrong": sc_wrong, "down": sc_down, "control": sc_control,
-             "pause": sc_pause,
+             "pause": sc_pause, "pdf": sc_pdf,
              "idle": sc_idle, "apps": sc_apps, "portal": sc_portal, "screens": sc_screens,
              "bench": sc_bench, "voice": sc_voice, "voice_arrival": sc_voice_arrival}
 

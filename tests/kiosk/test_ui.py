@@ -29,7 +29,7 @@ def run_scenario(name: str, env: dict[str, str], artifacts: Path) -> dict:
 
 
 @pytest.mark.parametrize("scenario", ["flow", "wrong", "down", "control", "pause", "idle",
-                                      "apps", "portal"])
+                                      "apps", "portal", "pdf"])
 def test_scenario(scenario: str, kiosk_env: dict[str, str], artifacts: Path) -> None:
     """flow: language, good voucher, 5/1-minute warnings, end, receipt; wrong: bad codes and
     the rate limit; down: agent down and back; control: lock, unlock, message, fee so far;

@@ -123,4 +123,4 @@ def test_uplink_state_reaches_the_kiosk_api_and_the_hub(site: Site, broker: Mosq
     broker.stop()  # the hub's broker is gone: the hub link is down, the kiosk knows
     until(lambda: station_uplink(site)["hub"] is False, "the agent to see the hub link down",
           procs=procs)
-    assert CAC in {c["cac_id"] for c in http("GET", f"{site.h}/cacs")[1]}
+    assert CAC in {c["cac_id"] for c in http("GET", f"{site.h}/cacs", tok=site.hub_token)[1]}
