@@ -57,6 +57,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 import psutil  # noqa: E402
 from helpers import MosquittoBroker, free_port  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+from pgserver import PgServer  # noqa: E402
 
 from hub.sim.cac import SimCac, SimSettings, cac_ids  # noqa: E402
 from wire.topics import Kind, cac_topic, hub_subscriptions  # noqa: E402
@@ -238,17 +239,19 @@ class HubProcess:
     """
 
     def __init__(self, broker: MosquittoBroker, workdir: Path, *,
-                 offline_after: int = 90) -> None:
+                 offline_after: int = 90, store_url: str | None = None,
+                 hub_id: str = HUB_ID) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.http_port = free_port()
         self.config = workdir / "hub.toml"
         self.config.write_text(
-            f'hub_id = "{HUB_ID}"\n'
+            f'hub_id = "{hub_id}"\n'
             f'data_dir = "{workdir / "data"}"\n'
             f"offline_after_seconds = {offline_after}\n"
             f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
-            f'[http]\nhost = "127.0.0.1"\nport = {self.http_port}\n')
+            f'[http]\nhost = "127.0.0.1"\nport = {self.http_port}\n'
+            + (f'[store]\nurl = "{store_url}"\n' if store_url else ""))
         self.proc: subprocess.Popen[bytes] | None = None
         self.ps: psutil.Process | None = None
         made = subprocess.run(  # an API token, as a scraper gets one (CONTRACT §9)
@@ -483,7 +486,7 @@ def mosquitto_version(broker: MosquittoBroker) -> str:
     return "?"
 
 
-def run_throughput(plan: Plan, workdir: Path) -> None:
+def run_throughput(plan: Plan, workdir: Path, postgres: bool = True) -> None:
     print(f"\n(a)+(b) ingest of a backlog of {plan.messages} messages "
           f"(health:usage ~{HEALTH_PER_USAGE}:1, {PAYLOAD_CACS} CACs, QoS 1)")
     t = time.perf_counter()
@@ -495,7 +498,16 @@ def run_throughput(plan: Plan, workdir: Path) -> None:
     broker = MosquittoBroker(workdir / "broker-ab", extra_config=plan.broker)
     broker.start()
     hub = HubProcess(broker, workdir / "hub-ab")
+    pg: PgServer | None = None
+    hub_pg: HubProcess | None = None
+    drain_pg: HubDrain | None = None
     try:
+        if postgres:  # (b2): the same hub on PostgreSQL (fsync on, as SQLite's FULL sync)
+            pg = PgServer.create(fsync=True)
+            hub_pg = HubProcess(broker, workdir / "hub-pg", store_url=pg.new_database(),
+                                hub_id=HUB_ID + "-pg")
+            hub_pg.start()
+            hub_pg.stop()
         print(f"  broker: mosquitto {mosquitto_version(broker)}, {', '.join(plan.broker)}")
         raw = RawSubscriber(broker)
         raw.subscribe_and_leave()
@@ -506,14 +518,24 @@ def run_throughput(plan: Plan, workdir: Path) -> None:
               "both sessions hold the backlog")
         rate_raw = raw.drain(len(mix))
         drain = measure_hub(hub, len(mix), usage_records)
+        hub.stop()
+        if hub_pg is not None:
+            drain_pg = measure_hub(hub_pg, len(mix), usage_records)
     finally:
         hub.stop()
+        if hub_pg is not None:
+            hub_pg.stop()
+        if pg is not None:
+            pg.destroy()
         broker.stop()
     print()
     print(f"  {'consumer':<44} {'msg/s':>9} {'% of raw':>9}")
     print(f"  {'(a) bare paho subscriber, json decode':<44} {rate_raw:>9,.0f} {100:>8.0f}%")
     print(f"  {'(b) hub: validate, store usage, fleet, acks':<44} {drain.rate:>9,.0f} "
           f"{100 * drain.rate / rate_raw:>8.0f}%")
+    if drain_pg is not None:
+        print(f"  {'(b2) the same hub, [store] url PostgreSQL':<44} {drain_pg.rate:>9,.0f} "
+              f"{100 * drain_pg.rate / rate_raw:>8.0f}%   ({drain_pg.records} records stored)")
     print(f"  hub: {drain.messages} messages, {drain.records} records stored, "
           f"{drain.rejected} rejected, {drain.seconds:.1f} s, CPU {drain.cpu_percent:.0f}%"
           f" of one core over its start and drain")
@@ -557,6 +579,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="a short run (about a minute)")
     ap.add_argument("--only", choices=["throughput", "fleet"], help="run one part only")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
+    ap.add_argument("--no-postgres", action="store_true",
+                    help="leave out (b2), the hub on a throwaway PostgreSQL server")
     ap.add_argument("--inflight", type=int, default=BROKER_INFLIGHT,
                     help="the broker's max_inflight_messages (default %(default)s)")
     args = ap.parse_args()
@@ -567,7 +591,7 @@ def main() -> int:
     t0 = time.monotonic()
     with workspace(args.keep) as workdir:
         if args.only in (None, "throughput"):
-            run_throughput(plan, workdir)
+            run_throughput(plan, workdir, postgres=not args.no_postgres)
         if args.only in (None, "fleet"):
             run_fleet(plan, workdir)
     print(f"\ndone in {time.monotonic() - t0:.0f} s")

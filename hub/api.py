@@ -8,6 +8,7 @@ thread on a connection of the request's own, so a large answer never blocks inge
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -24,7 +25,7 @@ from hub.config import HUB_ID_RE
 from hub.fleet import CacView
 from hub.ingest import Ingest
 from hub.metrics import CONTENT_TYPE, collect, render
-from hub.store import StoreError, open_reader
+from hub.store import StoreError, UsageStore, open_reader
 from hub.tokens import TokenCache, make_guard
 
 if TYPE_CHECKING:
@@ -129,9 +130,12 @@ SESSIONS_PAGE_MAX = 10_000
 _INT_RE = re.compile(r"[0-9]{1,15}")  # ASCII digits only: str.isdigit() accepts "²"
 
 
-def _read_sessions(db_path: Path, cac_id: str, after: int, limit: int
+def _read_sessions(db_path: Path, cac_id: str, after: int, limit: int,
+                   shared: UsageStore | None = None
                    ) -> tuple[list[dict[str, Any]], int | None] | None:
-    with open_reader(db_path) as store:
+    """From ``shared`` (a store any thread may read: PostgreSQL), else a SQLite reader."""
+    with contextlib.ExitStack() as stack:
+        store = shared if shared is not None else stack.enter_context(open_reader(db_path))
         if not store.has_cac(cac_id):
             return None
         return store.sessions_page(cac_id, after, limit)
@@ -157,8 +161,10 @@ async def get_sessions(request: web.Request) -> web.Response:
     after = _query_int(request, "after", 0, 0, 10**15)
     limit = _query_int(request, "limit", SESSIONS_PAGE, 1, SESSIONS_PAGE_MAX)
     try:
+        ingest_store = request.app[INGEST].store
         found = await asyncio.to_thread(_read_sessions, request.app[DB_PATH], cac_id,
-                                        after, limit)
+                                        after, limit,
+                                        ingest_store if ingest_store.shared_reads else None)
     except StoreError as exc:
         log.error("sessions of %s: %s", cac_id, exc)  # noqa: TRY400
         return error_response(503, "store_unavailable", "the store cannot be read right now")

@@ -11,6 +11,9 @@ Optional keys beyond the contract (all have defaults):
 - ``[alarms]``: alarm thresholds (``AlarmConfig``; see hub/alarms.py).
 - ``[dashboard]``: technician sessions, login lockout, command timeout (``DashboardConfig``).
 - ``[http] tls_cert``, ``tls_key`` (HTTPS), ``metrics_public`` (CONTRACT §2).
+- ``[store] url`` (CONTRACT §2, §9): ``postgresql://user:password@host:port/dbname``: usage,
+  watermarks and fleet rows go to PostgreSQL (hub/pgstore.py), shared by the workers; the
+  other tables stay in SQLite in ``data_dir``. Without it, everything is SQLite in data_dir.
 - ``[content] signing_key_file``: the Ed25519 private key (PEM) that signs the content
   catalogue and manifests (made by ``cac-provision init-hub``; CONTRACT §10).
 """
@@ -103,6 +106,7 @@ class HubConfig:
     alarms: AlarmConfig = field(default_factory=AlarmConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     signing_key_file: Path | None = None  # [content] signing_key_file: signs content
+    store_url: str | None = None  # [store] url: PostgreSQL; None: SQLite in data_dir
 
     @property
     def client_id(self) -> str:
@@ -143,7 +147,7 @@ def parse_hub_config(raw: Mapping[str, object]) -> HubConfig:
         raw,
         {"hub_id", "data_dir", "offline_after_seconds", "mqtt", "http",
          "shared_subscription", "worker_id", "flush_seconds", "alarms", "dashboard",
-         "content"},
+         "content", "store"},
         "",
     )
     hub_id = _str(_req(raw, "hub_id", ""), "hub_id")
@@ -192,7 +196,16 @@ def parse_hub_config(raw: Mapping[str, object]) -> HubConfig:
         if not signing_key_file.is_file():
             raise ConfigError("content.signing_key_file",
                               f"no such file {str(signing_key_file)!r}")
+    st = _table(raw.get("store", {}), "store")
+    _no_unknown(st, {"url"}, "store")
+    store_url: str | None = None
+    if "url" in st:
+        store_url = _str(st["url"], "store.url")
+        if not store_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("store.url", "must be a postgresql://user:password@host:port/"
+                                           "dbname url (leave [store] out for SQLite)")
     return HubConfig(
+        store_url=store_url,
         signing_key_file=signing_key_file,
         hub_id=hub_id,
         data_dir=data_dir,

@@ -14,18 +14,20 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
 from common import signing
+from hub import lease
 from hub.api import make_app
 from hub.config import HubConfig
 from hub.dashboard import Dashboard
 from hub.fleet import FleetState
 from hub.ingest import Ingest
 from hub.mqtt import MqttLink
-from hub.store import Store, StoreError
+from hub.store import StoreError, UsageStore, open_store
 from hub.upkeep import Upkeep
 
 log = logging.getLogger(__name__)
@@ -43,12 +45,16 @@ class Hub:
     def __init__(self, config: HubConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
-        self._store: Store | None = None
+        self._store: UsageStore | None = None
         self._ingest: Ingest | None = None
         self._link: MqttLink | None = None
         self._runner: web.AppRunner | None = None
         self._dashboard: Dashboard | None = None
         self._upkeep: Upkeep | None = None
+        # the upkeep lease is used by workers (worker_id) and on a shared store ([store] url)
+        self.lease_holder = (f"{config.status_id}-{uuid.uuid4().hex[:8]}"
+                             if config.worker_id is not None or config.store_url is not None
+                             else None)
 
     @property
     def ingest(self) -> Ingest:
@@ -75,12 +81,14 @@ class Hub:
                                1 if link is not None and link.connected else 0),
             "ingest_queue": ("messages waiting for the ingest worker",
                              link.queue_depth if link is not None else 0),
+            "upkeep_lease": ("1 if this worker holds the upkeep lease (alarms, command expiry)",
+                             1 if self._upkeep is not None and self._upkeep.leader else 0),
         }
 
     async def start(self) -> None:
         cfg = self.config
         try:
-            store = await asyncio.to_thread(Store, cfg.db_path)
+            store = await asyncio.to_thread(open_store, cfg.db_path, cfg.store_url)
             rows = await asyncio.to_thread(store.load_cacs)
         except StoreError as exc:
             raise HubError(str(exc)) from None
@@ -95,7 +103,7 @@ class Hub:
             raise HubError(f"cannot set up the mqtt connection: {exc}") from None
         self._dashboard = Dashboard(cfg, self._ingest, self._link.publish, self.clock)
         self._upkeep = Upkeep(cfg, self._ingest.views, self._dashboard.db,
-                              self._dashboard.alarms_changed)
+                              self._dashboard.alarms_changed, self._lease_holder_fn(store))
         try:
             await self._dashboard.start()
             await self._upkeep.start()
@@ -134,6 +142,26 @@ class Hub:
         self._link.start()
         log.info("hub %s: %d CACs known from the store", cfg.hub_id, len(fleet))
 
+    def _lease_holder_fn(self, store: UsageStore) -> Callable[[], Awaitable[bool]] | None:
+        holder, dashboard = self.lease_holder, self._dashboard
+        if holder is None or dashboard is None:
+            return None
+        if store.shared_reads:  # PostgreSQL: any thread
+            return lambda: asyncio.to_thread(store.hold_lease, holder)
+        return lambda: dashboard.db(lease.hold_sqlite, holder, write=True)
+
+    async def _release_lease(self) -> None:
+        holder = self.lease_holder
+        if holder is None or self._upkeep is None or not self._upkeep.leader:
+            return
+        try:
+            if self._store is not None and self._store.shared_reads:
+                await asyncio.to_thread(self._store.release_lease, holder)
+            elif self._dashboard is not None:
+                await self._dashboard.db(lease.release_sqlite, holder, write=True)
+        except StoreError as exc:
+            log.error("upkeep lease not released (it expires by itself): %s", exc)  # noqa: TRY400
+
     def _ssl_context(self) -> ssl.SSLContext | None:
         """HTTPS with ``[http] tls_cert``/``tls_key`` (TLS 1.2 or newer), else None."""
         http = self.config.http
@@ -169,6 +197,7 @@ class Hub:
             # stop MQTT intake, drain + flush the store, retained offline, disconnect
             await asyncio.to_thread(self._link.stop)
             self._link = None
+        await self._release_lease()
         self._upkeep = None  # it runs on the dashboard's store thread, closed next
         if self._dashboard is not None:
             await self._dashboard.close()

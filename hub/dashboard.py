@@ -156,6 +156,7 @@ class Dashboard:
         who = request.get(WHO)
         page = self.env.get_template(template).render(
             who=who, version=__version__, hub_id=self.config.hub_id, path=request.path,
+            store_down=self.ingest.store_down_since is not None,
             **i18n.page_context(request), **ctx)
         return web.Response(text=page, content_type="text/html", status=status,
                             headers={"Cache-Control": "no-store",

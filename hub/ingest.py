@@ -25,7 +25,7 @@ from common.logonce import LogOnce
 from hub import commands, history
 from hub.fleet import CacView, FleetState, Transition
 from hub.metrics import Counters
-from hub.store import Store, StoreError
+from hub.store import StoreError, UsageStore
 from wire.messages import (
     MAX_BATCH,
     Ack,
@@ -74,7 +74,7 @@ class Ingest:
     read from others through ``views``/``view``/``evaluate``, which take ``lock``.
     """
 
-    def __init__(self, store: Store, fleet: FleetState, counters: Counters | None = None
+    def __init__(self, store: UsageStore, fleet: FleetState, counters: Counters | None = None
                  ) -> None:
         self.store = store
         self.fleet = fleet
@@ -87,6 +87,7 @@ class Ingest:
         self.came_online: list[str] = []  # CACs that came online (their commands re-sent)
         self._cmd_acks: list[tuple[str, CommandAck]] = []
         self._next_prune = 0.0
+        self.store_down_since: float | None = None  # usage could not be stored since then
 
     # ------------------------------------------------------------------ messages
 
@@ -113,7 +114,8 @@ class Ingest:
         stored = duplicates = 0
         try:
             with self.store.transaction():
-                for cac_id, records in usage:
+                # in cac_id order: workers sharing a store lock watermark rows in one order
+                for cac_id, records in sorted(usage, key=lambda u: u[0]):
                     result = self.store.store_usage(cac_id, records, now)
                     watermarks[cac_id] = result.watermark
                     stored += result.stored
@@ -124,7 +126,10 @@ class Ingest:
             self.counters.add("store_errors")
             log.error("usage from %d CAC(s) not stored, not acknowledged: %s",  # noqa: TRY400
                       len({c for c, _ in usage}), exc)
+            if self.store_down_since is None:
+                self.store_down_since = now
             raise
+        self.store_down_since = None
         self.counters.add("store_commits")
         self.counters.add("records_stored", stored)
         self.counters.add("records_duplicate", duplicates)
@@ -190,10 +195,11 @@ class Ingest:
 
     def _store_command_acks(self, now: float) -> None:
         acks, self._cmd_acks = self._cmd_acks, []
+        aux = self.store.aux  # commands live in the SQLite store (hub/pgstore.py)
         try:
-            with self.store.transaction():
+            with aux.transaction():
                 for cac_id, ack in acks:
-                    if not commands.record_ack(self.store.db, cac_id, ack, now):
+                    if not commands.record_ack(aux.db, cac_id, ack, now):
                         self._log_once("answer to an unknown command", cac_id,
                                        f"command id {ack.id[:64]!r}")
         except StoreError as exc:
@@ -254,11 +260,12 @@ class Ingest:
         prune = now >= self._next_prune
         if not buckets and not prune:
             return 0
+        aux = self.store.aux
         try:
-            with self.store.transaction():
-                n = history.write(self.store.db, buckets)
+            with aux.transaction():
+                n = history.write(aux.db, buckets)
                 if prune:
-                    history.prune(self.store.db, now)
+                    history.prune(aux.db, now)
                     self._next_prune = now + PRUNE_SECONDS
         except StoreError as exc:
             self.counters.add("store_errors")

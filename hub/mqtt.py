@@ -14,7 +14,11 @@ Threads:
 - the asyncio thread (HTTP API, fleet tick) reads fleet state under ``Ingest.lock``.
 
 The session is persistent (clean_session false, a stable client id): what CACs send while
-the hub is away waits in the broker. The hub's own status is retained on
+the hub is away waits in the broker. Not so for a worker of several (``shared_subscription``):
+a broker keeps dealing shared usage to a dead worker's persistent session (Mosquitto does,
+eclipse-mosquitto/mosquitto#1747), where it would wait until that worker comes back; with a
+clean session the others get it, and what was in flight to the dead one the agents send
+again (they keep every record until it is acknowledged). The hub's own status is retained on
 ``hub/v1/{id}/status``, ``online`` on connect and ``offline`` as last will and at shutdown.
 """
 
@@ -109,7 +113,8 @@ class MqttLink:
     def _make_client(self) -> paho.Client:
         cfg = self.config.mqtt
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
-                             clean_session=False, protocol=paho.MQTTv311, manual_ack=True)
+                             clean_session=self.config.shared_subscription,
+                             protocol=paho.MQTTv311, manual_ack=True)
         if cfg.username is not None:
             client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls:
@@ -242,13 +247,14 @@ class MqttLink:
         """Publish again the pending commands of CACs that just came online."""
         for cac_id in self.ingest.take_came_online():
             try:
-                rows = commands.pending(self.ingest.store.db, cac_id)
+                aux = self.ingest.store.aux  # commands live in the SQLite store
+                rows = commands.pending(aux.db, cac_id)
                 for cmd in rows:
                     self.publish(*cmd.wire(self.config.dashboard.command_timeout_seconds))
                 if rows:
-                    with self.ingest.store.transaction():
+                    with aux.transaction():
                         for cmd in rows:
-                            commands.mark_sent(self.ingest.store.db, cmd.id, self.clock())
+                            commands.mark_sent(aux.db, cmd.id, self.clock())
                     log.info("cac %s back online: %d pending command(s) sent again", cac_id,
                              len(rows))
             except (StoreError, sqlite3.Error) as exc:

@@ -28,10 +28,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
+from hub import lease
 from hub.fleet import CacRecord
 from hub.schema import SCHEMA as _EXTRA_SCHEMA
 from wire.messages import Health, Record, Status, WireError, decode, encode
@@ -105,6 +106,51 @@ class UsageResult:
     conflicts: int = 0  # an id known with another CAC or seq, or a new id reusing a seq
 
 
+class UsageStore(Protocol):
+    """What the hub asks of its store, whatever the engine: ``Store`` (SQLite in data_dir)
+    or ``hub.pgstore.PgStore`` (PostgreSQL, ``[store] url``)."""
+
+    def transaction(self) -> contextlib.AbstractContextManager[Any]: ...
+    def store_usage(self, cac_id: str, records: Sequence[Record],
+                    received_at: float) -> UsageResult: ...
+    def watermark(self, cac_id: str) -> int: ...
+    def watermarks(self) -> dict[str, int]: ...
+    def records(self, cac_id: str, after_seq: int = 0) -> list[dict[str, Any]]: ...
+    def sessions(self, cac_id: str) -> list[dict[str, Any]]: ...
+    def sessions_page(self, cac_id: str, after_seq: int, limit: int
+                      ) -> tuple[list[dict[str, Any]], int | None]: ...
+    def count_records(self, cac_id: str | None = None) -> int: ...
+    def has_cac(self, cac_id: str) -> bool: ...
+    def save_cacs(self, rows: Iterable[CacRecord]) -> int: ...
+    def load_cacs(self) -> list[CacRecord]: ...
+    def close(self) -> None: ...
+    def hold_lease(self, holder: str, ttl: float = ...) -> bool: ...
+    def release_lease(self, holder: str) -> None: ...
+
+    @property
+    def aux(self) -> Store:
+        """The SQLite store of the tables kept through a raw connection (hub/schema.py)."""
+        ...
+
+    @property
+    def db(self) -> Any: ...
+
+    @property
+    def shared_reads(self) -> bool:
+        """True: any thread may read through this object (else open a reader per thread)."""
+        ...
+
+
+def open_store(db_path: Path, url: str | None = None) -> UsageStore:
+    """The hub's store: SQLite at ``db_path``, or PostgreSQL at ``url`` (``[store] url``;
+    its other tables then stay in SQLite at ``db_path``)."""
+    if url is None:
+        return Store(db_path)
+    from hub.pgstore import PgStore  # psycopg is only loaded when it is used
+
+    return PgStore(url, db_path)
+
+
 def _record_type(rec: Record) -> str:
     tag = rec.__struct_config__.tag
     return str(tag)
@@ -160,6 +206,22 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+    def hold_lease(self, holder: str, ttl: float = lease.TTL_SECONDS) -> bool:
+        """Take or renew the upkeep lease (hub/lease.py) on this connection."""
+        with self.transaction():
+            return lease.hold_sqlite(self._db, holder, ttl)
+
+    def release_lease(self, holder: str) -> None:
+        with self.transaction():
+            lease.release_sqlite(self._db, holder)
+
+    shared_reads = False  # one connection, one thread at a time: readers use open_reader
+
+    @property
+    def aux(self) -> Store:
+        """This store itself: SQLite keeps every table (see ``UsageStore.aux``)."""
+        return self
 
     @property
     def db(self) -> sqlite3.Connection:

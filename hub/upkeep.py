@@ -1,8 +1,9 @@
 """Fleet upkeep: alarm rules run over the fleet, raised and cleared alarms saved, unanswered
 commands expired. Run by the hub's tick (``hub.daemon``), not by a web module.
 
-DESIGN (Scale): with several hub workers, one holding a lease in the store runs the upkeep;
-today every hub process runs it, which is right for the one worker of a single-machine hub.
+DESIGN (Scale), CONTRACT §9: with several hub workers, only the one holding the lease in
+the store (hub/lease.py) runs the upkeep; when it dies another takes the lease over and first
+reloads the active alarms from the store, so an alarm is not raised twice.
 The rules themselves are pure (``hub.alarms.conditions``, ``AlarmBook``); this module only
 decides when they run and stores what they found.
 """
@@ -10,10 +11,10 @@ decides when they run and stores what they found.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Protocol, TypeVar
 
-from hub import alarms, commands
+from hub import alarms, commands, lease
 from hub.config import HubConfig
 from hub.fleet import CacView
 from hub.store import StoreError
@@ -37,9 +38,14 @@ class Upkeep:
     """When the fleet rules run, and what becomes of their results."""
 
     def __init__(self, config: HubConfig, views: Callable[[], Iterable[CacView]], db: Db,
-                 on_alarms: Callable[[dict[str, int]], None] = lambda counts: None) -> None:
-        """``on_alarms`` gets the active alarm count of each CAC whenever it may have changed."""
+                 on_alarms: Callable[[dict[str, int]], None] = lambda counts: None,
+                 hold_lease: Callable[[], Awaitable[bool]] | None = None) -> None:
+        """``on_alarms`` gets the active alarm count of each CAC whenever it may have changed.
+        ``hold_lease`` takes or renews the upkeep lease (True: held); None: always run."""
         self.config = config
+        self.hold_lease = hold_lease
+        self.leader = hold_lease is None  # holds the lease (as of the last renewal)
+        self._next_lease = 0.0
         self.views = views
         self.db = db
         self.on_alarms = on_alarms
@@ -51,8 +57,30 @@ class Upkeep:
         self.alarm_book = alarms.AlarmBook(self.config.alarms, await self.db(alarms.load_active))
         self.on_alarms(self.alarm_book.count_by_cac())
 
+    async def renew(self, now: float) -> bool:
+        """Take or renew the lease when due; on taking it, reload the active alarms."""
+        if self.hold_lease is None or now < self._next_lease:
+            return self.leader
+        self._next_lease = now + lease.RENEW_SECONDS
+        try:
+            held = await self.hold_lease()
+        except StoreError as exc:  # the store is down: not the leader until it is back
+            log.error("upkeep lease not renewed: %s", exc)  # noqa: TRY400
+            held = False
+        if held and not self.leader:
+            log.warning("upkeep lease taken: this worker now raises alarms and expires "
+                        "commands")
+            await self.start()
+            self._next_alarms = self._next_expiry = 0.0
+        elif self.leader and not held:
+            log.warning("upkeep lease lost to another worker")
+        self.leader = held
+        return held
+
     async def tick(self, now: float) -> None:
         try:
+            if not await self.renew(now):
+                return
             if now >= self._next_alarms:
                 self._next_alarms = now + ALARM_SECONDS
                 await self.evaluate_alarms(now)

@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     wk.add_argument("--http-port", type=_port, default=None, metavar="P",
                     help="the worker's dashboard/API port (default: the hub's + 1 + the "
                          "number of workers, so workers on one machine do not collide)")
+    wk.add_argument("--store-url", default=None, metavar="URL",
+                    help="the PostgreSQL store the workers share: postgresql://user:password@"
+                         "host:port/dbname (written as [store] url; default: SQLite in "
+                         "data_dir)")
     return p
 
 
@@ -183,7 +187,8 @@ def _run(args: argparse.Namespace) -> None:
             print("no QR code: too many stations to fit in one; use the bundle")
         print(_reload_hint(root))
     elif args.command == "add-hub-worker":
-        path = add_hub_worker(root, args.name, http_port=args.http_port)
+        path = add_hub_worker(root, args.name, http_port=args.http_port,
+                              store_url=args.store_url)
         print(f"hub worker {args.name}: wrote {path} (0600); run: cac-hub --config {path}")
         print(_reload_hint(root))
     else:

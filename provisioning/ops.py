@@ -236,12 +236,15 @@ def _add_cac(layout: Layout, cac_id: str, *, stations: int, timezone: str, agent
 WORKER_RE = re.compile(r"[a-z0-9-]{1,32}")
 
 
-def add_hub_worker(root: Path, name: str, http_port: int | None = None) -> Path:
+def add_hub_worker(root: Path, name: str, http_port: int | None = None,
+                   store_url: str | None = None) -> Path:
     """One more hub worker (CONTRACT §1, §9): broker credentials of its own (user
     ``hub.NAME``, the hub's rights; a '.' no CAC id has, so it can never be a CAC's) and
     ``DIR/NAME.toml``, the hub's config with those credentials, ``worker_id = NAME`` and
     the shared subscriptions. Its own identity means its own client id and session: two
-    workers never knock each other off the broker. Running it again issues new ones."""
+    workers never knock each other off the broker. Running it again issues new ones.
+    ``store_url`` (a ``postgresql://`` url) becomes the worker's ``[store] url`` (CONTRACT §9:
+    workers share one PostgreSQL store)."""
     layout = Layout(root.resolve())
     Registry.load(layout)
     if not WORKER_RE.fullmatch(name):
@@ -260,6 +263,11 @@ def add_hub_worker(root: Path, name: str, http_port: int | None = None) -> Path:
         doc["mqtt"]["username"], doc["mqtt"]["password"] = user, password
         doc["worker_id"] = name
         doc["shared_subscription"] = True
+        if store_url is not None:
+            if not store_url.startswith(("postgresql://", "postgres://")):
+                raise ProvisionError(f"--store-url must be a postgresql:// url, got "
+                                     f"{store_url.split(':', 1)[0]!r}")
+            doc["store"] = {"url": store_url}
         others = [w for w in reg.workers if w != name]
         doc["http"]["port"] = http_port or reg.http_port + 1 + len(others)
         path = layout.root / f"{name}.toml"

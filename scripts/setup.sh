@@ -117,12 +117,13 @@ fi
 # without it, the listen button plays only recorded files); systemd-container (systemd-nspawn)
 # and dnsmasq-base (DHCP on the test's private network) to boot the built image (slow tests);
 # the till's print release (issue 17): CUPS with a PDF printer for the tests, pdfinfo
-# (poppler-utils) for page counts and Ghostscript for colour
+# (poppler-utils) for page counts and Ghostscript for colour; postgresql: the server the
+# hub store's tests start (tests/pgserver.py; [store] url)
 wanted_pkgs=(mosquitto mosquitto-clients xvfb xauth libgl1-mesa-dri fonts-noto-core
     fonts-dejavu-core fonts-material-design-icons-iconfont espeak-ng chromium libxss1 libmtdev1
     nftables systemd debootstrap systemd-container dnsmasq-base
     openbox xdotool wmctrl x11-utils x11-xserver-utils x11-apps libreoffice-writer
-    libreoffice-calc cups printer-driver-cups-pdf poppler-utils ghostscript)
+    libreoffice-calc cups printer-driver-cups-pdf poppler-utils ghostscript postgresql)
 if [ -n "$venv_pkg" ]; then wanted_pkgs+=("$venv_pkg"); fi
 
 missing=()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from helpers import MosquittoBroker, start_broker
+from pgserver import PgMissing, PgServer
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +57,26 @@ def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[..., MosquittoBroker]
     finally:
         for broker in started:
             broker.stop()
+
+
+# ---------------------------------------------------------------- PostgreSQL (issue 19)
+# `pg_server`: one real PostgreSQL server for the session (tests/pgserver.py, fsync off),
+# started on first use; missing server binaries FAIL the test with the command that
+# installs them (never a silent skip). `pg_url`: a fresh, empty database for this test.
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    try:
+        server = PgServer.create()
+    except PgMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    return pg_server.new_database()

@@ -49,12 +49,13 @@ def hub_status_topic(hub_id: str) -> str:
 def hub_subscriptions(shared: bool = False) -> list[str]:
     """Topic filters the hub subscribes to; ``shared`` spreads them over hub workers.
 
-    Status stays unshared: every worker keeps the whole fleet's online state.
+    Only usage is shared (CONTRACT §9: each record handled by one worker); status, health
+    and command answers reach every worker, so each serves the whole fleet view.
     """
     out = []
     for kind in FROM_CAC:
         flt = f"{CAC_ROOT}/+/{kind}"
-        if shared and kind is not Kind.STATUS:
+        if shared and kind is Kind.USAGE:
             flt = f"$share/{SHARED_GROUP}/{flt}"
         out.append(flt)
     return out
