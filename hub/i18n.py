@@ -14,7 +14,8 @@ from functools import cache
 from pathlib import Path
 
 from aiohttp import web
-from babel.messages.pofile import read_po
+
+from common.pocatalogue import read_catalogue
 
 LANGS = ("en", "fr", "ar")
 DEFAULT_LANG = "en"
@@ -29,13 +30,7 @@ COOKIE_SECONDS = 365 * 24 * 3600
 @cache
 def catalogue(lang: str) -> dict[str, str]:
     """msgid -> translation for ``lang`` (untranslated and fuzzy entries left out)."""
-    path = LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
-    if not path.is_file():
-        return {}
-    with path.open("rb") as f:
-        cat = read_po(f, locale=None)
-    return {str(m.id): str(m.string) for m in cat if m.id and isinstance(m.string, str)
-            and m.string and not m.fuzzy}
+    return read_catalogue(LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po")
 
 
 def translator(lang: str) -> Callable[..., str]:

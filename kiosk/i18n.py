@@ -18,9 +18,10 @@ from pathlib import Path
 
 import arabic_reshaper
 from babel.dates import format_time
-from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
 from bidi import get_display
+
+from common.pocatalogue import read_catalogue
 
 LANGS = ("ar", "fr", "zgh", "en")
 RTL_LANGS = frozenset({"ar"})
@@ -77,13 +78,7 @@ def check_fonts() -> None:
 @cache
 def catalogue(lang: str) -> dict[str, str]:
     """msgid -> translated text for ``lang`` (empty translations are left out)."""
-    path = LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
-    if not path.is_file():
-        return {}
-    with path.open("rb") as f:
-        cat = read_po(f, locale=None)
-    return {str(m.id): str(m.string) for m in cat if m.id and isinstance(m.string, str)
-            and m.string and not m.fuzzy}
+    return read_catalogue(LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po")
 
 
 class Localizer:
