@@ -99,6 +99,19 @@ class _Record(msgspec.Struct, kw_only=True, tag_field="type"):
     tz: Zone | None = None
 
 
+# CONTRACT §9b: a profile value is one token from the agent's [impact] lists ("<18", "55+",
+# "egov"): never free text; the hub does not know each site's lists, so it checks the shape
+ProfileValue = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9<>+_.-]{1,24}\Z")]
+
+
+class Profile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """The anonymous visit profile of a session (each part optional, all from lists)."""
+
+    purpose: ProfileValue | None = None
+    age_band: ProfileValue | None = None
+    gender: ProfileValue | None = None
+
+
 class SessionRecord(_Record, tag="session"):
     station: str
     started_at: Timestamp
@@ -116,6 +129,8 @@ class SessionRecord(_Record, tag="session"):
     sales: list[str] | msgspec.UnsetType = msgspec.UNSET
     sales_amount: int | msgspec.UnsetType = msgspec.UNSET
     total: int | msgspec.UnsetType = msgspec.UNSET
+    # CONTRACT §9b: the visit profile given at the counter or the kiosk (absent if skipped)
+    profile: Profile | msgspec.UnsetType = msgspec.UNSET
 
 
 class VoucherSaleRecord(_Record, tag="voucher_sale"):
@@ -186,8 +201,26 @@ class ShiftRecord(_Record, tag="shift"):
     closed_by: str | None = None
 
 
+Count = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
+ContentKey = Annotated[str, msgspec.Meta(pattern=r"^[^\x00-\x1f]{1,200}\Z")]
+DayStr = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")]
+
+
+class ContentUseRecord(_Record, tag="content_use"):
+    """CONTRACT §9b: content opened at the site on the CAC's local ``day``, as increments
+    since the previous content_use record (the hub sums every record of a day).
+
+    ``opens`` maps a content package id to its opens; ``pages`` maps "<package>/<path>" of
+    the most opened pages (at most 50 per record) to their opens. No search query, no
+    station or session id: aggregates only."""
+
+    day: DayStr
+    opens: dict[ContentKey, Count] = {}
+    pages: dict[ContentKey, Count] = {}
+
+
 Record = (SessionRecord | VoucherSaleRecord | VoidRecord | SaleRecord | SaleVoidRecord
-          | ShiftRecord)
+          | ShiftRecord | ContentUseRecord)
 
 
 class Usage(_Msg):
