@@ -32,7 +32,7 @@ from hub import __version__, alarms, charts, commands, history, i18n, reports, u
 from hub.config import HUB_ID_RE, HubConfig
 from hub.ingest import Ingest
 from hub.model import FleetModel, region_of, sessions_today
-from hub.store import Store, StoreError
+from hub.store import AdminStore, StoreError, open_admin
 from hub.tokens import Caller
 
 log = logging.getLogger(__name__)
@@ -87,14 +87,15 @@ class Dashboard:
         # password checks (scrypt, ~50 ms each) on a thread of their own: a flood of
         # logins waits its turn there instead of starving the default executor
         self.scrypt = ThreadPoolExecutor(1, thread_name_prefix="hub-scrypt")
-        self._store: Store | None = None
+        self._store: AdminStore | None = None
         self._next_today = 0.0
         self._next_prune = 0.0
 
     # ------------------------------------------------------------ lifecycle and store
 
     async def start(self) -> None:
-        self._store = await self.db_raw(lambda: Store(self.config.db_path))
+        self._store = await self.db_raw(
+            lambda: open_admin(self.config.db_path, self.config.store_url))
 
     async def close(self) -> None:
         store, self._store = self._store, None
@@ -171,7 +172,10 @@ class Dashboard:
         who = self.sessions.get(request.cookies.get(COOKIE), time.monotonic())
         if who is None:
             return None
-        account = await self.db(users.lookup, who.name)
+        try:
+            account = await self.db(users.lookup, who.name)
+        except StoreError:  # the store is down (PostgreSQL): the login stands until the
+            return who      # account can be checked again; the fleet view is in memory
         if not self.sessions.still_valid(who, account):
             log.info("session of %s ended: the account changed since its login", who.name)
             self.sessions.close(who.token)
