@@ -23,7 +23,7 @@ def _fmt_t(t: float, span: float) -> str:
 
 
 def svg(points: Sequence[Point], metric: str, title: str, unit: str, t0: float, t1: float,
-        step: int, top: float | None = None) -> str:
+        step: int, top: float | None = None, *, empty_text: str = "no data") -> str:
     vals = [(p.t, *p.values[metric]) for p in points if p.values[metric][1] is not None]
     hi = top if top is not None else max([v[3] or 0.0 for v in vals] + [1.0]) * 1.1
     w, h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
@@ -63,6 +63,6 @@ def svg(points: Sequence[Point], metric: str, title: str, unit: str, t0: float, 
         parts.append(f'<polyline class="avg" points="{line}"/>')
     if not vals:
         parts.append(f'<text x="{PAD_L + w / 2:.0f}" y="{PAD_T + h / 2:.0f}" class="none">'
-                     "no data</text>")
+                     f"{html.escape(empty_text)}</text>")
     parts.append("</svg>")
     return "".join(parts)

@@ -31,8 +31,32 @@ def template_msgids() -> set[str]:
     for p in sorted(TEMPLATES.glob("*.html")):
         with p.open("rb") as f:
             for _line, _func, msg, _comments in babel_extract(f, ("_",), [], {}):
-                ids.add(msg if isinstance(msg, str) else msg[0])
+                m = msg if isinstance(msg, str) or msg is None else msg[0]
+                if m:  # _(variable): a msgid marked N_() in Python (python_msgids)
+                    ids.add(m)
     return ids
+
+
+HUB = Path(i18n.__file__).parent
+
+
+def python_msgids() -> set[str]:
+    """``N_("...")`` and ``_("...")`` msgids of the hub's Python modules (Babel)."""
+    from babel.messages.extract import extract_python
+
+    ids: set[str] = set()
+    for p in sorted(HUB.glob("*.py")):
+        with p.open("rb") as f:
+            for _line, _func, msg, _comments in extract_python(f, ("N_", "_"), [], {}):
+                m = msg if isinstance(msg, str) or msg is None else msg[0]
+                if m:
+                    ids.add(m)
+    return ids
+
+
+def all_msgids() -> set[str]:
+    """Every msgid of the hub: templates, JS string tables (t() in hub/static), Python."""
+    return template_msgids() | set(i18n.js_msgids()) | python_msgids()
 
 
 def _fields(s: str) -> list[str]:
@@ -104,7 +128,7 @@ async def test_pages_in_each_language_and_the_switch(hub: Hub) -> None:
         # the switch on the login page: remembered in a cookie, over Accept-Language
         assert 'href="/lang?to=fr&amp;next=/login"' in page
         async with http.get(url(hub, "/lang?to=ar&next=/login"), allow_redirects=False) as r:
-            assert r.status == 303 and r.headers["Location"] == "/login"
+            assert r.status == 303 and r.headers["Location"] == "/login?lang=ar"
         cookie = next(c for c in http.cookie_jar if c.key == i18n.COOKIE)
         assert cookie.value == "ar" and cookie["httponly"]
         assert '<html lang="ar" dir="rtl">' in await get("/login", "fr")
