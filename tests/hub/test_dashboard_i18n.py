@@ -47,7 +47,7 @@ def python_msgids() -> set[str]:
     ids: set[str] = set()
     for p in sorted(HUB.glob("*.py")):
         with p.open("rb") as f:
-            for _line, _func, msg, _comments in extract_python(f, ("N_", "_"), [], {}):
+            for _line, _func, msg, _comments in extract_python(f, {"N_": None, "_": None}, [], {}):
                 m = msg if isinstance(msg, str) or msg is None else msg[0]
                 if m:
                     ids.add(m)
