@@ -45,8 +45,9 @@ def svg(points: Sequence[Point], metric: str, title: str, unit: str, t0: float, 
         parts.append(f'<text x="{PAD_L - 4}" y="{yy + 4:.0f}" class="cy">{hi * frac:.3g}</text>')
     for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
         t = t0 + frac * span
-        parts.append(f'<text x="{x(t):.0f}" y="{HEIGHT - 4}" class="cx">{_fmt_t(t, span)}'
-                     "</text>")
+        cls = "cx ce" if frac == 1.0 else "cx"  # the last one ends at the edge, not cut
+        parts.append(f'<text x="{x(t):.0f}" y="{HEIGHT - 4}" class="{cls}">'
+                     f"{_fmt_t(t, span)}</text>")
     runs: list[list[tuple[int, float | None, float, float | None]]] = []
     for t, lo, avg, mx in vals:
         if not runs or t - runs[-1][-1][0] > 2 * step:

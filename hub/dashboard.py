@@ -69,13 +69,20 @@ def _num(value: float | None, digits: int = 0) -> str:
 @jinja2.pass_context
 def _ts_shown(ctx: jinja2.runtime.Context, value: float | None) -> str:
     """``_ts`` in a page: "never" in the page's language."""
-    return ctx["_"]("never") if value is None else _ts(value)
+    return ctx["_"]("never") if value is None else _ltr(ctx, _ts(value))
+
+
+@jinja2.pass_context
+def _ltr(ctx: jinja2.runtime.Context, value: object) -> str:
+    """A date, an ISO time or an id kept left to right inside an Arabic sentence (Unicode
+    isolates: the digits and dashes of "2026-12-03 12:27" would otherwise be reordered)."""
+    return f"\u2066{value}\u2069" if ctx.get("dir") == "rtl" else str(value)
 
 
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters.update(ts=_ts_shown, money=_money, num=_num)
+    env.filters.update(ts=_ts_shown, ltr=_ltr, money=_money, num=_num)
     return env
 
 
