@@ -190,8 +190,8 @@ def sc_desktop(d: Driver, agent: AgentThread) -> None:
     check(not red_pixels_outside_dialog(), f"red of the bar's End button under the dialog "
           f"(see {shot})")
     d.tap("end_no")
-    d.until("bar again after No", lambda: d.app.stacking.mode == "bar" and d.ui(
-        lambda: all(w.opacity == 1 for w in d.app.content.children)), 10)
+    d.until("bar again after No", lambda: d.app.stacking.mode == "bar" and all(
+        w.opacity == 1 for w in d.app.content.children), 10)
 
     # a page visited, then a download that lands in the session's Downloads (policy
     # DownloadDirectory)
