@@ -89,6 +89,10 @@ def test_accounts_and_tokens_made_once_work_on_every_worker(worker: Opener,
         token = add_token(a.db, "probe", "viewer", 3000.0)
     found = users.lookup(b.db, "amina")
     assert found is not None and found[0] == "technician"
+    with b.transaction():
+        users.ensure_language_column(b.db)
+        assert users.set_language(b.db, "amina", "ar")
+    assert users.language(a.db, "amina") == "ar"  # the choice follows the account
     shared = b if isinstance(b, PgAux) else None  # SQLite: the cache reads the file
     cache = TokenCache(tmp_path / "hub.sqlite3", shared)
     assert asyncio.run(cache.lookup(token)) == ("probe", "viewer")
