@@ -135,6 +135,19 @@ class Dashboard:
                 return fn(store.db, *args)
         return await self.db_raw(run)
 
+    async def usage_db(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(connection, *args)`` reading the usage records (reports, sessions today):
+        on PostgreSQL (``[store] url``) a connection of the shared usage store, else the
+        dashboard's own SQLite connection (issue 17: reports on both stores)."""
+        usage = self.ingest.store
+        if not usage.shared_reads:
+            return await self.db(fn, *args)
+
+        def run() -> T:
+            with usage.transaction() as conn:
+                return fn(conn, *args)
+        return await self.db_raw(run)
+
     # ------------------------------------------------------------ periodic work
 
     async def tick(self, now: float) -> None:
@@ -145,7 +158,7 @@ class Dashboard:
             if now >= self._next_today:
                 self._next_today = now + TODAY_SECONDS
                 day = datetime.fromtimestamp(now, UTC).astimezone().date().isoformat()
-                self.model.sessions_today = await self.db(sessions_today, day)
+                self.model.sessions_today = await self.usage_db(sessions_today, day)
         except StoreError as exc:
             log.error("dashboard upkeep failed: %s", exc)  # noqa: TRY400
 
@@ -484,10 +497,11 @@ def _hourly(db: Any, a: dict[str, str | None]) -> list[int]:
 async def reports_page(request: web.Request) -> web.Response:
     dash = _dash(request)
     a = _report_args(request)
-    rows = await dash.db(_daily, a)
-    hours = await dash.db(_hourly, a)
+    rows = await dash.usage_db(_daily, a)
+    hours = await dash.usage_db(_hourly, a)
     qs = urlencode({k: v for k, v in a.items() if v})
     return dash.render(request, "reports.html", rows=rows, totals=reports.totals(rows),
+                       item_totals=reports.item_totals(rows),
                        hours=hours, hours_max=max(hours + [1]), args=a, qs=qs)
 
 
@@ -499,15 +513,27 @@ def _csv(text: str, name: str) -> web.Response:
 @routes.get("/reports/daily.csv")
 @page()
 async def daily_csv(request: web.Request) -> web.Response:
-    rows = await _dash(request).db(_daily, _report_args(request))
-    return _csv(reports.daily_csv(rows), "cac-usage-daily.csv")
+    rows = await _dash(request).usage_db(_daily, _report_args(request))
+    return _csv(reports.daily_csv(rows, _csv_tr(request)), "cac-usage-daily.csv")
+
+
+@routes.get("/reports/items.csv")
+@page()
+async def items_csv(request: web.Request) -> web.Response:
+    rows = await _dash(request).usage_db(_daily, _report_args(request))
+    return _csv(reports.items_csv(rows, _csv_tr(request)), "cac-sales-by-item.csv")
 
 
 @routes.get("/reports/hourly.csv")
 @page()
 async def hourly_csv(request: web.Request) -> web.Response:
-    hours = await _dash(request).db(_hourly, _report_args(request))
-    return _csv(reports.hourly_csv(hours), "cac-sessions-by-hour.csv")
+    hours = await _dash(request).usage_db(_hourly, _report_args(request))
+    return _csv(reports.hourly_csv(hours, _csv_tr(request)), "cac-sessions-by-hour.csv")
+
+
+def _csv_tr(request: web.Request) -> Callable[[str], str]:
+    """CSV headers in the language of the pages (hub/i18n.py)."""
+    return i18n.translator(i18n.request_lang(request))
 
 
 # ---------------------------------------------------------------- machine-readable
@@ -546,5 +572,5 @@ async def api_commands(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/reports/daily")
 async def api_daily(request: web.Request) -> web.Response:
-    rows = await _dash(request).db(_daily, _report_args(request))
+    rows = await _dash(request).usage_db(_daily, _report_args(request))
     return web.json_response([r.__dict__ for r in rows])

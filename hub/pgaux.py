@@ -14,7 +14,7 @@ holder (``db``, ``transaction()``, ``close()``) that the dashboard, the CLI and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -58,10 +58,11 @@ class PgConnection:
     def __init__(self, store: PgStore) -> None:
         self._store = store
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Rows:
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> _Rows:
         text = sql.replace("?", "%s")
+        args = params if isinstance(params, Mapping) else tuple(params)
         with self._store.transaction() as conn:
-            cur = conn.execute(text.encode(), tuple(params))
+            cur = conn.execute(text.encode(), args)
             rows = cur.fetchall() if cur.description is not None else []
             return _Rows([tuple(r) for r in rows], cur.rowcount)
 
