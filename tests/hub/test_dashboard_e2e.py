@@ -336,6 +336,11 @@ def test_the_csv_report_totals_equal_the_stored_records(stack: Stack, browser: A
     assert resp.status == 200 and resp.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(resp.text())))
     assert rows and {r["cac_id"] for r in rows} <= set(sim_ids()) | {AGENT_CAC}
+    page.goto(f"{stack.hub}/reports")
+    assert page.query_selector("table#items") and page.query_selector("a#csv-items")
+    items = page.request.get(f"{stack.hub}/reports/items.csv")
+    assert items.status == 200
+    assert items.text().splitlines()[0].startswith("cac_id,day,currency,item,unit")
     for key in ("sessions", "session_fees", "billed_seconds", "voucher_sales_amount",
                 "voids_amount", "revenue"):
         assert all(r[key].lstrip("-").isdigit() for r in rows), key

@@ -107,3 +107,15 @@ def test_both_engines_give_the_same_report(tmp_path: Path, pg_url: str) -> None:
         finally:
             s.close()
     assert rows[0] == rows[1]
+
+
+def test_csv_headers_in_french_and_arabic(store: UsageStore) -> None:
+    from hub import i18n
+
+    store.store_usage(CAC, the_records(), 1.0)
+    rows = report(store)
+    fr = reports.daily_csv(rows, i18n.translator("fr")).splitlines()[0].split(",")
+    ar = reports.items_csv(rows, i18n.translator("ar")).splitlines()[0].split(",")
+    assert fr[1] == "jour" and fr[-1] == "recette"
+    assert ar[3] == "الصنف" and len(ar) == len(reports.ITEM_COLUMNS)
+    assert reports.daily_csv(rows).splitlines()[0].split(",")[1] == "day"  # English as is
