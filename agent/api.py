@@ -93,7 +93,8 @@ async def start_session(request: web.Request) -> web.Response:
     minutes = field_int(body, "minutes", 1, 24 * 60, nullable=True)
     category = field_str(body, "category", required=False, max_len=32)
     svc = request.app[SERVICE]
-    return ok(await call(request, svc.start_session, sid, minutes, category, who.name), 201)
+    return ok(await call(request, svc.start_session, sid, minutes, category, who.name,
+                         body.get("profile")), 201)
 
 
 @routes.post("/api/v1/sessions/{id}/extend")
@@ -168,6 +169,9 @@ async def sell_voucher(request: web.Request) -> web.Response:
     body = await json_body(request)
     minutes = field_int(body, "minutes", 1, 24 * 60)
     category = field_str(body, "category", required=False, max_len=32)
+    if "profile" in body:  # CONTRACT §9b: a profile belongs to a session, never a sale
+        raise BadRequest("profile: a voucher sale takes no profile; the citizen may give "
+                         "one when redeeming it", "bad_profile")
     svc = request.app[SERVICE]
     return ok(await call(request, svc.sell_voucher, minutes, category, who.name), 201)
 
@@ -378,7 +382,19 @@ async def redeem(request: web.Request) -> web.Response:
     body = await json_body(request)
     code = field_str(body, "code", max_len=64)
     svc = request.app[SERVICE]
-    return ok(await call(request, svc.redeem, sid, code), 201)
+    return ok(await call(request, svc.redeem, sid, code, body.get("profile")), 201)
+
+
+@routes.post("/api/v1/stations/{sid}/session/profile")
+async def station_profile(request: web.Request) -> web.Response:
+    """``{"profile": {"purpose", "age_band", "gender"}}``, each optional, from the
+    ``[impact]`` lists (CONTRACT §9b); once per session (again: 409 ``profile_given``)."""
+    sid = await station(request)
+    body = await json_body(request)
+    if "profile" not in body:
+        raise BadRequest("'profile' is required", "missing_field")
+    svc = request.app[SERVICE]
+    return ok(await call(request, svc.set_profile, sid, body["profile"]))
 
 
 @routes.get("/api/v1/stations/{sid}/session")

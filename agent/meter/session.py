@@ -15,7 +15,7 @@ which billing restarted after a pause or a restart. Block pricing (§3) and a re
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -58,6 +58,8 @@ class Session:
     # a wall instant and the monotonic reading then (default: the start)
     anchor_at: datetime | None = None
     anchor_mono: float | None = None
+    # CONTRACT §9b: the anonymous visit profile (checked parts), None when not given
+    profile: dict[str, str] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if self.started_at.tzinfo is None:
@@ -184,6 +186,7 @@ class Session:
             operator=self.operator,
             minutes=None if self.limit_seconds is None else self.limit_seconds // 60,
             end_reason=reason,
+            profile=self.profile,
         )
 
     def to_checkpoint(self, mono_now: float) -> dict[str, Any]:
@@ -202,6 +205,7 @@ class Session:
             "pause_reason": self.pause_reason,
             "segments": [[at.isoformat(), billed] for at, billed in self.segments],
             "at": self.wall_at(mono_now).isoformat(),
+            **({"profile": dict(self.profile)} if self.profile else {}),
         }
 
     @classmethod
@@ -240,6 +244,7 @@ class Session:
             segments=segments,
             anchor_at=at,
             anchor_mono=mono_now,
+            profile=_profile_of(cp),
         )
         if paused:
             return session
@@ -267,6 +272,14 @@ def resume_instant(cp: dict[str, Any], now: datetime, boot: tuple[str, float] | 
     if boot is not None and cp.get("boot_id") == boot[0] and "boot_seconds" in cp:
         return at + timedelta(seconds=outage)
     return max(now, at)
+
+
+def _profile_of(cp: dict[str, Any]) -> dict[str, str] | None:
+    """A checkpoint's stored profile (written by this agent, checked when it was given)."""
+    raw = cp.get("profile")
+    if not isinstance(raw, dict):
+        return None
+    return {str(k): str(v) for k, v in raw.items() if isinstance(v, str)} or None
 
 
 def _aware(at: datetime) -> datetime:
@@ -306,9 +319,10 @@ class ClosedSession:
     operator: str | None
     minutes: int | None
     end_reason: EndReason
+    profile: dict[str, str] | None = field(default=None, hash=False)
 
     def to_record(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "type": "session",
             "id": self.id,
             "station": self.station,
@@ -324,3 +338,6 @@ class ClosedSession:
             "end_reason": str(self.end_reason),
             "paid_by": "voucher" if self.voucher_id else "cash",
         }
+        if self.profile:  # CONTRACT §9b: left out when none was given
+            record["profile"] = dict(self.profile)
+        return record
