@@ -21,6 +21,7 @@ from agent.console import setup_console
 from agent.content.routes import setup as setup_content
 from agent.edge import (
     COMMANDS,
+    CONTENT_USE,
     EXECUTOR,
     MAX_BODY_BYTES,
     REPORTER,
@@ -38,6 +39,7 @@ from agent.edge import (
     operator,
     station,
 )
+from agent.impact import ContentUse
 from agent.meter.catalogue import MAX_QUANTITY
 from agent.meter.session import EndReason
 from agent.reporter import Reporter
@@ -461,8 +463,11 @@ def make_app(service: AgentService, reporter_enabled: bool = False,
     app.cleanup_ctx.append(app[UPLINK].lifecycle)
     app.add_routes(routes)
     setup_console(app)  # the operator console at /console/
+    app[CONTENT_USE] = ContentUse(service.ledger, service.clock, service.tz,
+                                  service.config.impact.flush_minutes)
     content = setup_content(app)  # portal content cache, its routes, resync_content
-    runtime = AgentRuntime(service, app[EXECUTOR], app.get(REPORTER), content)
+    runtime = AgentRuntime(service, app[EXECUTOR], app.get(REPORTER), content,
+                           content_use=app[CONTENT_USE])
     app.cleanup_ctx.append(runtime.lifecycle)
     add_index_route(app, "cac-agent", __version__,
                     {"console": "/console/", "health": "/api/v1/health"})

@@ -416,6 +416,11 @@ class Ledger:
         result: dict[str, Any] = self._commit(mutate)
         return result
 
+    def add_record(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Append a record that changes no other state (a ``content_use`` aggregate)."""
+        result: dict[str, Any] = self._commit(lambda data: self._append(data, record))
+        return result
+
     def void_sale(self, record: dict[str, Any]) -> dict[str, Any]:
         """Append a sale's void; a sale still on a running session's bill leaves the bill
         (the record says ``cash: false``) in the same write."""
