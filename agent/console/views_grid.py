@@ -8,6 +8,7 @@ import hmac
 import json
 import logging
 import secrets
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -31,9 +32,10 @@ from agent.console.core import (
     set_cookie,
     state,
 )
-from agent.console.i18n import LANGS, Locale
+from agent.console.i18n import LANGS, MESSAGES, Locale
 from agent.errors import DomainError
 from agent.http_errors import headers_of, status_of
+from agent.impact import PROFILE_KEYS
 from agent.meter.session import EndReason
 from agent.service import AgentService
 from common.httpform import read_form
@@ -178,7 +180,25 @@ async def grid(ctx: Ctx) -> web.StreamResponse:
     return page(ctx, "grid.html", active="grid", title=ctx.loc.t("grid_title"),
                 stations=[station_display(s, ctx.loc) for s in stations],
                 station_ids=[s["id"] for s in stations],
-                categories=sorted(tariff["tariff"].get("concessions", {})))
+                categories=sorted(tariff["tariff"].get("concessions", {})),
+                impact_rows=impact_rows(svc, ctx.loc))
+
+
+def impact_rows(svc: AgentService, loc: Locale) -> list[dict[str, Any]]:
+    """The start form's three rows of big buttons (CONTRACT §9b): each value of the
+    ``[impact]`` lists with its words (the token itself when the list has a local value)."""
+    imp = svc.config.impact
+    rows = []
+    for key in PROFILE_KEYS:
+        choices = [(v, loc.t(f"impact_{key}_{v}") if f"impact_{key}_{v}" in MESSAGES else v)
+                   for v in imp.choices(key)]
+        rows.append({"key": key, "label": loc.t(f"impact_{key}"), "choices": choices})
+    return rows
+
+
+def _form_profile(form: Mapping[str, str]) -> dict[str, str] | None:
+    """The profile the start form's buttons chose; "skip" is the empty value."""
+    return {k: form[k] for k in PROFILE_KEYS if form.get(k)} or None
 
 
 @routes.get("/events")
@@ -269,7 +289,8 @@ async def station_action(ctx: Ctx) -> web.StreamResponse:
     try:
         if action == "start":
             minutes = None if form.get("mode") == "open" else _minutes(form.get("minutes", ""))
-            await call(req, svc.start_session, sid, minutes, form.get("category") or None, who)
+            await call(req, svc.start_session, sid, minutes, form.get("category") or None, who,
+                       _form_profile(form))
             ctx.flash("ok", loc.t("ok_started", station=sid))
         elif action == "extend":
             await call(req, _extend, svc, sid, form.get("session_id", ""),
