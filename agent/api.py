@@ -38,6 +38,7 @@ from agent.edge import (
     operator,
     station,
 )
+from agent.impact import check_profile
 from agent.meter.catalogue import MAX_QUANTITY
 from agent.meter.session import EndReason
 from agent.reporter import Reporter
@@ -93,7 +94,9 @@ async def start_session(request: web.Request) -> web.Response:
     minutes = field_int(body, "minutes", 1, 24 * 60, nullable=True)
     category = field_str(body, "category", required=False, max_len=32)
     svc = request.app[SERVICE]
-    return ok(await call(request, svc.start_session, sid, minutes, category, who.name), 201)
+    profile = _profile(request, body)
+    return ok(await call(request, svc.start_session, sid, minutes, category, who.name,
+                         profile), 201)
 
 
 @routes.post("/api/v1/sessions/{id}/extend")
@@ -168,6 +171,9 @@ async def sell_voucher(request: web.Request) -> web.Response:
     body = await json_body(request)
     minutes = field_int(body, "minutes", 1, 24 * 60)
     category = field_str(body, "category", required=False, max_len=32)
+    if "profile" in body:  # a voucher is sold, not used: the visit is profiled at redeem
+        raise BadRequest("profile: not taken on a voucher sale (give it when the voucher "
+                         "is used, at the kiosk)", "bad_profile")
     svc = request.app[SERVICE]
     return ok(await call(request, svc.sell_voucher, minutes, category, who.name), 201)
 
@@ -378,7 +384,22 @@ async def redeem(request: web.Request) -> web.Response:
     body = await json_body(request)
     code = field_str(body, "code", max_len=64)
     svc = request.app[SERVICE]
-    return ok(await call(request, svc.redeem, sid, code), 201)
+    profile = _profile(request, body)
+    return ok(await call(request, svc.redeem, sid, code, profile), 201)
+
+
+@routes.post("/api/v1/stations/{sid}/session/profile")
+async def station_profile(request: web.Request) -> web.Response:
+    """CONTRACT §9b: the kiosk's "help us count" answer, once per session."""
+    sid = await station(request)
+    body = await json_body(request)
+    profile = _profile(request, {"profile": body})
+    return ok(await call(request, request.app[SERVICE].set_profile, sid, profile))
+
+
+def _profile(request: web.Request, body: dict[str, Any]) -> dict[str, str] | None:
+    """The body's optional ``profile``, checked against [impact]; 400 naming the part."""
+    return check_profile(body.get("profile"), request.app[SERVICE].config.impact)
 
 
 @routes.get("/api/v1/stations/{sid}/session")

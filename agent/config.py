@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent.impact import ImpactConfig, parse_impact
 from agent.meter.catalogue import CatalogueItem, parse_catalogue
 from agent.meter.tariff import CATEGORY_RE as CATEGORY_RE
 from agent.meter.tariff import Band as Band
@@ -83,6 +84,7 @@ class AgentConfig:
     catalogue: tuple[CatalogueItem, ...] = ()  # CONTRACT §8: [[catalogue]]
     require_shift: bool = False  # CONTRACT §8: no money taken outside an open shift
     printing: PrintingConfig = field(default_factory=PrintingConfig)  # CONTRACT §8
+    impact: ImpactConfig = field(default_factory=ImpactConfig)  # CONTRACT §9b
 
     @property
     def tz(self) -> ZoneInfo:
@@ -175,7 +177,7 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
         {"cac_id", "data_dir", "timezone", "mqtt", "http", "stations", "tariff",
          "checkpoint_seconds", "voucher_valid_days", "health_interval_seconds",
          "resume_within_minutes", "content", "uplink", "catalogue", "require_shift",
-         "printing"},
+         "printing", "impact"},
         "",
     )
     cac_id = _str(_req(raw, "cac_id", ""), "cac_id")
@@ -248,6 +250,7 @@ def parse_agent_config(raw: Mapping[str, object]) -> AgentConfig:
         catalogue=parse_catalogue(raw.get("catalogue", [])),
         require_shift=_bool(raw.get("require_shift", False), "require_shift"),
         printing=parse_printing(raw.get("printing", {})),
+        impact=parse_impact(raw.get("impact", {})),
     )
 
 

@@ -27,7 +27,7 @@ STATUS: dict[str, int] = {
     "cannot_void": 409, "own_account": 409,
     "voucher_session": 409, "open_ended": 409, "session_over": 409, "too_long": 409,
     "session_paused": 409, "session_running": 409,
-    "shift_open": 409, "no_open_shift": 409,
+    "shift_open": 409, "no_open_shift": 409, "profile_given": 409, "bad_profile": 400,
     # slow down
     "too_many_attempts": 429, "locked_out": 429,
     # the disk

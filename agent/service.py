@@ -128,9 +128,12 @@ class AgentService:
         return self.session_cases.active()
 
     def start_session(self, station_id: str, minutes: int | None, category: str | None,
-                      operator: str) -> dict[str, Any]:
+                      operator: str, profile: dict[str, str] | None = None) -> dict[str, Any]:
         self.till.require_shift()
-        return self.session_cases.start(station_id, minutes, category, operator)
+        return self.session_cases.start(station_id, minutes, category, operator, profile)
+
+    def set_profile(self, station_id: str, profile: dict[str, str] | None) -> dict[str, Any]:
+        return self.session_cases.set_profile(station_id, profile)
 
     def extend(self, session_id: str, minutes: int, operator: str) -> dict[str, Any]:
         return self.session_cases.extend(session_id, minutes, operator)
@@ -173,8 +176,9 @@ class AgentService:
     def void_voucher(self, code_text: str, reason: str, operator: str) -> dict[str, Any]:
         return self.vouchers.void(code_text, reason, operator)
 
-    def redeem(self, station_id: str, code_text: str) -> dict[str, Any]:
-        return self.vouchers.redeem(station_id, code_text)
+    def redeem(self, station_id: str, code_text: str,
+               profile: dict[str, str] | None = None) -> dict[str, Any]:
+        return self.vouchers.redeem(station_id, code_text, profile)
 
     # ---------------------------------------------------------------- stations
 

@@ -58,6 +58,7 @@ class Session:
     # a wall instant and the monotonic reading then (default: the start)
     anchor_at: datetime | None = None
     anchor_mono: float | None = None
+    profile: dict[str, str] | None = None  # CONTRACT §9b: the anonymous visit profile
 
     def __post_init__(self) -> None:
         if self.started_at.tzinfo is None:
@@ -184,6 +185,7 @@ class Session:
             operator=self.operator,
             minutes=None if self.limit_seconds is None else self.limit_seconds // 60,
             end_reason=reason,
+            profile=self.profile,
         )
 
     def to_checkpoint(self, mono_now: float) -> dict[str, Any]:
@@ -202,6 +204,7 @@ class Session:
             "pause_reason": self.pause_reason,
             "segments": [[at.isoformat(), billed] for at, billed in self.segments],
             "at": self.wall_at(mono_now).isoformat(),
+            **({"profile": dict(self.profile)} if self.profile else {}),
         }
 
     @classmethod
@@ -240,10 +243,21 @@ class Session:
             segments=segments,
             anchor_at=at,
             anchor_mono=mono_now,
+            profile=_profile(cp.get("profile")),
         )
         if paused:
             return session
         return replace(session, paused_mono=mono_now)._restarted(mono_now, mono_now - billed)
+
+
+def _profile(raw: object) -> dict[str, str] | None:
+    """A checkpoint's profile as written by ``to_checkpoint`` (anything else: none; the
+    values were checked against [impact] when the profile was given)."""
+    if not isinstance(raw, dict):
+        return None
+    out = {str(k): v for k, v in raw.items()
+           if k in ("purpose", "age_band", "gender") and isinstance(v, str)}
+    return out or None
 
 
 def outage_seconds(cp: dict[str, Any], now: datetime,
@@ -306,6 +320,7 @@ class ClosedSession:
     operator: str | None
     minutes: int | None
     end_reason: EndReason
+    profile: dict[str, str] | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -323,4 +338,5 @@ class ClosedSession:
             "minutes": self.minutes,
             "end_reason": str(self.end_reason),
             "paid_by": "voucher" if self.voucher_id else "cash",
+            **({"profile": dict(self.profile)} if self.profile else {}),
         }

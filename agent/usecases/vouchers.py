@@ -115,7 +115,8 @@ class Vouchers:
                         refund=v.refund)
         return stored
 
-    def redeem(self, station_id: str, code_text: str) -> dict[str, Any]:
+    def redeem(self, station_id: str, code_text: str,
+               profile: dict[str, str] | None = None) -> dict[str, Any]:
         """Start a session on a station from a voucher; failures count toward a 429."""
         st = self.state
         st.require_station(station_id)
@@ -145,7 +146,7 @@ class Vouchers:
             raise DomainError("voucher_in_use", "this voucher is in use on another station")
         s = Session(id=new_id(), station=station_id, started_at=st.clock.now(),
                     mono_start=mono, limit_seconds=v.seconds_left, category=v.category,
-                    voucher_id=entry.sale_id)
+                    voucher_id=entry.sale_id, profile=profile)
         st.voucher_codes[s.id] = code
         st.session_tariffs[s.id] = st.tariff
         try:
