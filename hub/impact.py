@@ -47,7 +47,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import msgspec
@@ -99,7 +99,7 @@ def months_between(start: str, end: str) -> list[str]:
 def parse_args(query: Mapping[str, str], today: date | None = None) -> tuple[str, str, str]:
     """(from, to, by) from a request's query; ImpactError names the bad field. Without
     ``from``/``to``: the last 12 months up to this one."""
-    now = today or date.today()
+    now = today or datetime.now(UTC).date()
     this = f"{now.year:04d}-{now.month:02d}"
     end = parse_month(query["to"], "to") if "to" in query else this
     start = (parse_month(query["from"], "from") if "from" in query
