@@ -45,7 +45,7 @@ import io
 import re
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -454,3 +454,55 @@ def to_csv(report_: Mapping[str, Any], header: Iterable[str] | None = None) -> s
             w.writerow([row["month"], csv_cell(row[by]), measure, csv_cell(key),
                         csv_cell(value)])
     return buf.getvalue()
+
+
+# ---------------------------------------------------------------- cac-hub purge
+
+PURGE_PROG = "cac-hub purge"
+
+
+def _purge_month(value: str, now: date) -> str:
+    before = parse_month(value, "before")
+    if month_index(before) > now.year * 12 + now.month - 1:
+        raise ImpactError("before", f"--before {before} is after this month: the records "
+                                    "of the month under way are kept")
+    return before
+
+
+def purge_main(argv: Sequence[str], today: date | None = None) -> int:
+    """``cac-hub purge --config HUB.toml --before YYYY-MM``: keep the monthly impact counts
+    of the months before, delete their records (exit 0; 2: bad arguments; 1: store)."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    from hub.config import ConfigError, load_hub_config
+    from hub.store import Store, StoreError
+
+    p = argparse.ArgumentParser(prog=PURGE_PROG, description=(
+        "Delete the usage records of the months before --before (CAC local months), "
+        "keeping each CAC's monthly impact counts so that the impact report stays the same."))
+    p.add_argument("--config", required=True, metavar="HUB.toml")
+    p.add_argument("--before", required=True, metavar="YYYY-MM",
+                   help="the first month to keep")
+    args = p.parse_args(argv)
+    now = today or datetime.now(UTC).date()
+    try:
+        before = _purge_month(args.before, now)
+        config = load_hub_config(Path(args.config))
+    except (ImpactError, ConfigError) as exc:
+        print(f"{PURGE_PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    if config.store_url is not None:
+        print(f"{PURGE_PROG}: error: the records are in PostgreSQL ([store] url); purge "
+              "works on the SQLite store only for now", file=sys.stderr)
+        return 2
+    try:
+        with Store(config.db_path, create=False) as store, store.transaction():
+            deleted, months = purge(store.db, before)
+    except StoreError as exc:
+        print(f"{PURGE_PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{config.db_path}: {deleted} record(s) of the months before {before} deleted; "
+          f"{months} CAC-month(s) of impact counts kept in impact_months")
+    return 0

@@ -301,3 +301,39 @@ def test_no_published_count_is_under_min_cell_and_totals_agree(
                     assert sum(shown) == truth.visits
         else:
             assert 0 < truth.visits < m and row["withheld"] == list(impact.BREAKDOWNS)
+
+
+def test_cac_hub_purge_as_an_operator_runs_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.hub.factories import hub_config_dict
+
+    data = tmp_path / "hub"
+    cfg = hub_config(str(data))
+    toml = tmp_path / "hub.toml"
+    raw = hub_config_dict(str(data))
+    toml.write_text(f'hub_id = "{raw["hub_id"]}"\ndata_dir = "{data}"\n'
+                    "offline_after_seconds = 90\n[mqtt]\nhost = \"127.0.0.1\"\nport = 1883\n"
+                    "[http]\nhost = \"127.0.0.1\"\nport = 0\n")
+    with Store(cfg.db_path) as s:
+        fleet(s)
+        before = impact.report(s.db, "2024-04", "2024-06", "region", 5)
+        total = s.count_records()
+
+    def purge(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "hub.cli", "purge", "--config",
+                               str(toml), *args], capture_output=True, text=True,
+                              timeout=60, check=False)
+
+    for bad in ("2024-13", "2024/06", "2999-01"):
+        r = purge("--before", bad)
+        assert r.returncode == 2 and "before" in r.stderr, r.stderr
+    with Store(cfg.db_path) as s:
+        assert s.count_records() == total  # nothing changed
+    r = purge("--before", "2024-06")
+    assert r.returncode == 0, r.stderr
+    assert f"{total - 2} record(s)" in r.stdout
+    with Store(cfg.db_path) as s:
+        assert s.count_records() == 2
+        assert impact.report(s.db, "2024-04", "2024-06", "region", 5) == before
