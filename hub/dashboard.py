@@ -576,5 +576,6 @@ async def impact_page(request: web.Request) -> web.Response:
     rep = await dash.db(_impact_report, args, dash.config.reports.min_cell)
     qs = urlencode({"from": args[0], "to": args[1], "by": args[2]})
     return dash.render(request, "impact.html", status=400 if error else 200, rep=rep,
-                       qs=qs, charts=_impact_charts(rep, _), labels=IMPACT_LABELS,
+                       qs=qs, charts=_impact_charts(rep, _),
+                       labels={k: _(v) for k, v in IMPACT_LABELS.items()},
                        error=None if error is None else (error.field, str(error)))
