@@ -75,14 +75,22 @@ PALETTE = ("#4a7fb5", "#d9822b", "#5a9e6f", "#b5485d", "#7b68a6", "#8c7b4f", "#3
 HIDDEN_FILL = "#d8dde3"  # a suppressed part of a bar
 
 
-def _legend(names: Sequence[str], x0: float, y: float) -> list[str]:
-    parts, x = [], x0
+def _legend(names: Sequence[str], x0: float, y: float, last: str | None = None
+            ) -> tuple[list[str], int]:
+    """Colour keys in the palette's order (``last``: the colour of the last name), wrapped
+    to the chart's width; also how many lines they took (12 px each, from ``y`` down)."""
+    parts, x, lines = [], x0, 1
     for i, name in enumerate(names):
-        parts.append(f'<rect x="{x:.0f}" y="{y - 8:.0f}" width="9" height="9" '
-                     f'fill="{PALETTE[i % len(PALETTE)]}"/>'
-                     f'<text x="{x + 12:.0f}" y="{y:.0f}" class="cl">{html.escape(name)}</text>')
-        x += 22 + 6.5 * len(name)
-    return parts
+        colour = last if last is not None and i == len(names) - 1 else PALETTE[i % len(PALETTE)]
+        width = 22 + 6.5 * len(name)
+        if x + width > WIDTH and x > x0:
+            x, lines = x0, lines + 1
+        yy = y + (lines - 1) * 12
+        parts.append(f'<rect x="{x:.0f}" y="{yy - 8:.0f}" width="9" height="9" '
+                     f'fill="{colour}"/>'
+                     f'<text x="{x + 12:.0f}" y="{yy:.0f}" class="cl">{html.escape(name)}</text>')
+        x += width
+    return parts, lines
 
 
 def share_by_month(series: Sequence[tuple[str, Sequence[float | None]]],
@@ -128,7 +136,7 @@ def share_by_month(series: Sequence[tuple[str, Sequence[float | None]]],
     if not drawn:
         parts.append(f'<text x="{PAD_L + w / 2:.0f}" y="{PAD_T + h / 2:.0f}" class="none">'
                      f"{html.escape(empty)}</text>")
-    parts += _legend([name for name, _ in series], PAD_L, HEIGHT - 3)
+    parts += _legend([name for name, _ in series], PAD_L, HEIGHT - 3)[0]
     parts.append("</svg>")
     return "".join(parts)
 
@@ -138,7 +146,9 @@ def stacked_bars(rows: Sequence[tuple[str, Sequence[int], int]], keys: Sequence[
     """One horizontal bar per row (label, a count per key, the hidden rest): segments in
     the palette's colours, the part hidden by suppression in grey, the total at the end."""
     bar, gap, label_w = 14, 6, 150
-    height = PAD_T + len(rows) * (bar + gap) + 30
+    legend, lines = _legend([*keys, hidden_label], 4, PAD_T + len(rows) * (bar + gap) + 18,
+                            HIDDEN_FILL)
+    height = PAD_T + len(rows) * (bar + gap) + 18 + 12 * lines
     w = WIDTH - label_w - PAD_R - 40
     top = max([sum(c) + hid for _, c, hid in rows] + [1])
     parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" '
@@ -168,7 +178,6 @@ def stacked_bars(rows: Sequence[tuple[str, Sequence[int], int]], keys: Sequence[
     if not rows:
         parts.append(f'<text x="{WIDTH / 2:.0f}" y="{PAD_T + 10}" class="none">'
                      f"{html.escape(empty)}</text>")
-    legend_y = height - 6
-    parts += _legend([*keys, hidden_label], 4, legend_y)
+    parts += legend
     parts.append("</svg>")
     return "".join(parts)
