@@ -517,26 +517,29 @@ def _impact_report(db: Any, args: tuple[str, str, str], min_cell: int) -> dict[s
     return impact.report(db, *args, min_cell)
 
 
+async def _impact(request: web.Request) -> tuple[tuple[str, str, str], dict[str, Any]]:
+    """The request's report; ImpactError for a bad argument (answered 400 by the caller)."""
+    dash = _dash(request)
+    args = impact.parse_args(request.query)
+    return args, await dash.db(_impact_report, args, dash.config.reports.min_cell)
+
+
 @routes.get("/api/v1/reports/impact")
 async def api_impact(request: web.Request) -> web.Response:
-    dash = _dash(request)
     try:
-        args = impact.parse_args(request.query)
+        _args, rep = await _impact(request)
     except impact.ImpactError as exc:
         return _impact_error(exc)
-    rep = await dash.db(_impact_report, args, dash.config.reports.min_cell)
     return web.json_response(rep)
 
 
 @routes.get("/reports/impact.csv")
 @page()
 async def impact_csv(request: web.Request) -> web.Response:
-    dash = _dash(request)
     try:
-        args = impact.parse_args(request.query)
+        args, rep = await _impact(request)
     except impact.ImpactError as exc:
         return _impact_error(exc)
-    rep = await dash.db(_impact_report, args, dash.config.reports.min_cell)
     return _csv(impact.to_csv(rep), f"cac-impact-{args[0]}-{args[1]}-{args[2]}.csv")
 
 

@@ -7,14 +7,9 @@ published as its agent would. Screenshots: test-artifacts/hub/impact-*.png.
 from __future__ import annotations
 
 import itertools
-import json
 import signal
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,40 +23,16 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hub import impact
 from tests.hub.apitoken import add_token_cli
 from tests.hub.factories import usage
+from tests.hub.test_dashboard_e2e import BIN, CHROMIUM, CHROMIUM_ARGS, get_json, until
 from tests.hub.test_impact import seat_sale, visit
 from wire.messages import Record
 from wire.topics import Kind, cac_topic
 
 pytestmark = pytest.mark.system
 
-BIN = Path(sys.executable).parent
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "hub"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 HISTORY_CAC = "ma-oriental-history-001"
 PASSWORD = "impact-pass-123"
-WAIT = 40.0
-
-
-def until(cond: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            got = cond()
-        except (OSError, urllib.error.URLError, ValueError):
-            got = None
-        if got:
-            return got
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def get_json(url: str, token: str) -> Any:
-    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - loopback only
-        return json.loads(resp.read())
 
 
 def months_back(n: int) -> list[str]:
