@@ -519,9 +519,16 @@ def _impact_report(db: Any, args: tuple[str, str, str], min_cell: int) -> dict[s
 
 async def _impact(request: web.Request) -> tuple[tuple[str, str, str], dict[str, Any]]:
     """The request's report; ImpactError for a bad argument (answered 400 by the caller)."""
-    dash = _dash(request)
     args = impact.parse_args(request.query)
-    return args, await dash.db(_impact_report, args, dash.config.reports.min_cell)
+    return args, await _impact_of(_dash(request), args)
+
+
+async def _impact_of(dash: Dashboard, args: tuple[str, str, str]) -> dict[str, Any]:
+    store = dash.ingest.store
+    if store.shared_reads:  # PostgreSQL ([store] url): the records are there
+        return await asyncio.to_thread(impact.report_postgres, store, *args,
+                                       dash.config.reports.min_cell)
+    return await dash.db(_impact_report, args, dash.config.reports.min_cell)
 
 
 @routes.get("/api/v1/reports/impact")
@@ -576,7 +583,7 @@ async def impact_page(request: web.Request) -> web.Response:
     except impact.ImpactError as exc:
         error = exc
         args = impact.parse_args({})
-    rep = await dash.db(_impact_report, args, dash.config.reports.min_cell)
+    rep = await _impact_of(dash, args)
     qs = urlencode({"from": args[0], "to": args[1], "by": args[2]})
     return dash.render(request, "impact.html", status=400 if error else 200, rep=rep,
                        qs=qs, charts=_impact_charts(rep, _),

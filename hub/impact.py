@@ -180,6 +180,37 @@ GROUP BY r.cac_id, m, o.key
 """
 
 
+# the same on PostgreSQL ([store] url, hub/pgstore.py: ``json`` is TEXT there too)
+_PG = {
+    "sessions": """
+SELECT cac_id, MIN(j->>'ended_at'), j->>'tz', j->>'voucher_id', j->'profile'->>'purpose',
+       j->'profile'->>'age_band', j->'profile'->>'gender',
+       COUNT(*), COALESCE(SUM((j->>'billed_seconds')::bigint), 0)
+FROM (SELECT cac_id, json::jsonb AS j FROM records WHERE type = 'session') AS s
+GROUP BY cac_id, substr(j->>'ended_at', 1, 16), substr(j->>'ended_at', 20), j->>'tz',
+         j->>'voucher_id', j->'profile'->>'purpose', j->'profile'->>'age_band',
+         j->'profile'->>'gender'
+""",
+    "seats": """
+SELECT cac_id, id, at, j->>'tz', j->>'item', (j->>'quantity')::bigint
+FROM (SELECT cac_id, id, at, json::jsonb AS j FROM records WHERE type = 'sale') AS s
+WHERE j->>'unit' = 'seat'
+""",
+    "seat_voids": """
+SELECT cac_id, j->>'ref', (j->>'quantity')::bigint
+FROM (SELECT cac_id, json::jsonb AS j FROM records WHERE type = 'sale_void') AS s
+""",
+    "content": """
+SELECT r.cac_id, substr(r.j->>'day', 1, 7) AS m, o.key, SUM(o.value::bigint)
+FROM (SELECT cac_id, json::jsonb AS j FROM records WHERE type = 'content_use') AS r,
+     jsonb_each_text(r.j->'opens') AS o
+GROUP BY r.cac_id, m, o.key
+""",
+}
+_SQLITE = {"sessions": _SESSIONS_SQL, "seats": _SEATS_SQL, "seat_voids": _SEAT_VOIDS_SQL,
+           "content": _CONTENT_SQL}
+
+
 def local_month(ts: object, tz: object) -> str | None:
     when = local_time(ts, tz)
     return None if when is None else f"{when.year:04d}-{when.month:02d}"
@@ -189,8 +220,11 @@ def _token(value: object) -> str:
     return value if isinstance(value, str) and value else NOT_GIVEN
 
 
-def collect(db: sqlite3.Connection, months: set[str] | None = None) -> dict[Key, Counts]:
-    """Raw counts per (CAC, month) from the records in the store (``months``: only those)."""
+def collect(db: Any, months: set[str] | None = None, *, postgres: bool = False
+            ) -> dict[Key, Counts]:
+    """Raw counts per (CAC, month) from the records in the store (``months``: only those);
+    ``db``: a sqlite3 connection, or with ``postgres`` a psycopg one."""
+    sql = _PG if postgres else _SQLITE
     out: dict[Key, Counts] = {}
 
     def at(cac: str, month: str | None) -> Counts | None:
@@ -202,7 +236,7 @@ def collect(db: sqlite3.Connection, months: set[str] | None = None) -> dict[Key,
         return c
 
     seen: set[tuple[str, str, str]] = set()
-    for cac, ended, tz, voucher, purpose, age, gender, n, secs in db.execute(_SESSIONS_SQL):
+    for cac, ended, tz, voucher, purpose, age, gender, n, secs in db.execute(sql["sessions"]):
         month = local_month(ended, tz)
         c = at(cac, month)
         if c is None or month is None:
@@ -222,17 +256,17 @@ def collect(db: sqlite3.Connection, months: set[str] | None = None) -> dict[Key,
         c.age_band[_token(age)] += n
         c.gender[_token(gender)] += n
     seat_sales: dict[tuple[str, str], tuple[Counts, str]] = {}
-    for cac, rec_id, ts, tz, item, qty in db.execute(_SEATS_SQL):
+    for cac, rec_id, ts, tz, item, qty in db.execute(sql["seats"]):
         c = at(cac, local_month(ts, tz))
         if c is not None and isinstance(item, str):
             c.seats[item] += int(qty)
             seat_sales[(cac, rec_id)] = (c, item)
     if seat_sales:
-        for cac, ref, qty in db.execute(_SEAT_VOIDS_SQL):
+        for cac, ref, qty in db.execute(sql["seat_voids"]):
             hit = seat_sales.get((cac, ref))
             if hit is not None:
                 hit[0].seats[hit[1]] -= abs(int(qty))
-    for cac, month, package, opens in db.execute(_CONTENT_SQL):
+    for cac, month, package, opens in db.execute(sql["content"]):
         c = at(cac, month if isinstance(month, str) else None)
         if c is not None:
             c.content[str(package)] += int(opens)
@@ -417,6 +451,15 @@ def report(db: sqlite3.Connection, start: str, end: str, by: str,
            min_cell: int) -> dict[str, Any]:
     months = set(months_between(start, end))
     return build(raw_counts(db, months), start, end, by, min_cell)
+
+
+def report_postgres(store: Any, start: str, end: str, by: str,
+                    min_cell: int) -> dict[str, Any]:
+    """The report from a ``hub.pgstore.PgStore`` (records in PostgreSQL; the aggregates
+    of ``purge``, SQLite only for now, are not there). Any thread may call it."""
+    months = set(months_between(start, end))
+    with store.transaction() as conn:
+        return build(collect(conn, months, postgres=True), start, end, by, min_cell)
 
 
 def women_share(row: Mapping[str, Any]) -> float | None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from agent.ledger import stamp
 from hub import impact
 from hub.config import ConfigError
-from hub.store import Store
+from hub.store import Store, UsageStore
 from tests.hub.factories import CAC, OTHER, TZ, hub_config, session
 from wire.messages import (
     ContentUseRecord,
@@ -72,7 +72,7 @@ def content(seq: int, day: str, opens: dict[str, int], cac: str = CAC) -> Conten
     return rec
 
 
-def put(store: Store, *records: Record) -> None:
+def put(store: UsageStore, *records: Record) -> None:
     by_cac: dict[str, list[Record]] = {}
     for r in records:
         by_cac.setdefault(r.cac_id, []).append(r)
@@ -87,7 +87,7 @@ def store(tmp_path: Path) -> Any:
     s.close()
 
 
-def fleet(store: Store) -> None:
+def fleet(store: UsageStore) -> None:
     """May 2024: CAC has 12 visits (3 vouchers used twice, 6 cash), OTHER (same region)
     6, SOUSS 2; seats; content; a June visit; and an April-local session that ended at
     23:30 UTC on 30 April (00:30 in Casablanca on 1 May: May)."""
