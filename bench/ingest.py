@@ -240,7 +240,7 @@ class HubProcess:
 
     def __init__(self, broker: MosquittoBroker, workdir: Path, *,
                  offline_after: int = 90, store_url: str | None = None,
-                 hub_id: str = HUB_ID) -> None:
+                 hub_id: str = HUB_ID, worker_id: str | None = None) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.http_port = free_port()
@@ -249,14 +249,17 @@ class HubProcess:
             f'hub_id = "{hub_id}"\n'
             f'data_dir = "{workdir / "data"}"\n'
             f"offline_after_seconds = {offline_after}\n"
-            f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+            + (f'worker_id = "{worker_id}"\nshared_subscription = true\n' if worker_id
+               else "")
+            +             f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
             f'[http]\nhost = "127.0.0.1"\nport = {self.http_port}\n'
             + (f'[store]\nurl = "{store_url}"\n' if store_url else ""))
         self.proc: subprocess.Popen[bytes] | None = None
         self.ps: psutil.Process | None = None
         made = subprocess.run(  # an API token, as a scraper gets one (CONTRACT §9)
             [sys.executable, "-m", "hub.cli", "add-token", "--config", str(self.config),
-             "--name", "bench", "--role", "viewer"], cwd=ROOT, capture_output=True, text=True,
+             "--name", f"bench-{worker_id or 'hub'}", "--role", "viewer"],  # one each
+            cwd=ROOT, capture_output=True, text=True,
             check=True, timeout=60)
         self.token = made.stdout.strip().splitlines()[-1]
 
@@ -347,6 +350,28 @@ def measure_hub(hub: HubProcess, expect_messages: int, expect_records: int) -> H
     start = next((t, n) for t, n in samples if n > 0)
     seconds = max(1e-9, t_end - start[0])
     return HubDrain((msgs - start[1]) / seconds, seconds, msgs, records, rejected, cpu)
+
+
+def measure_live(hubs: list[HubProcess], broker: MosquittoBroker,
+                 mix: list[tuple[str, bytes]], expect_records: int) -> tuple[float, float, float]:
+    """Workers already running (shared usage: they use clean sessions, so no backlog can
+    wait for them): publish the mix, poll until every usage record is stored by one of
+    them. (messages per second publish to stored, publish rate, seconds from the last
+    publish to the last record stored)."""
+    t0 = time.perf_counter()
+    rate_pub = publish_all(broker, mix)
+    t_pub = time.perf_counter()
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    stored = 0
+    while time.monotonic() < deadline:
+        stored = sum(counted(h.metrics())[1] for h in hubs)
+        if stored >= expect_records:
+            break
+        time.sleep(0.05)
+    else:
+        raise RuntimeError(f"{len(hubs)} worker(s) stored {stored}/{expect_records} records")
+    t_end = time.perf_counter()
+    return len(mix) / (t_end - t0), rate_pub, t_end - t_pub
 
 
 # ---------------------------------------------------------------- (c) fleet capacity
@@ -501,6 +526,7 @@ def run_throughput(plan: Plan, workdir: Path, postgres: bool = True) -> None:
     pg: PgServer | None = None
     hub_pg: HubProcess | None = None
     drain_pg: HubDrain | None = None
+    live: dict[int, tuple[float, float, float]] = {}
     try:
         if postgres:  # (b2): the same hub on PostgreSQL (fsync on, as SQLite's FULL sync)
             pg = PgServer.create(fsync=True)
@@ -521,6 +547,23 @@ def run_throughput(plan: Plan, workdir: Path, postgres: bool = True) -> None:
         hub.stop()
         if hub_pg is not None:
             drain_pg = measure_hub(hub_pg, len(mix), usage_records)
+            hub_pg.stop()
+        if pg is not None:  # (b3) one and (b4) two workers, live (shared subscriptions)
+            for n in (1, 2):  # each on a broker of its own, as fresh as (a)'s
+                url = pg.new_database()
+                lb = MosquittoBroker(workdir / f"broker-live{n}", extra_config=plan.broker)
+                lb.start()
+                workers = [HubProcess(lb, workdir / f"hub-live{n}-w{i}", store_url=url,
+                                      hub_id=HUB_ID + f"-live{n}", worker_id=f"w{i}")
+                           for i in range(1, n + 1)]
+                try:
+                    for w in workers:
+                        w.start()
+                    live[n] = measure_live(workers, lb, mix, usage_records)
+                finally:
+                    for w in workers:
+                        w.stop()
+                    lb.stop()
     finally:
         hub.stop()
         if hub_pg is not None:
@@ -536,6 +579,14 @@ def run_throughput(plan: Plan, workdir: Path, postgres: bool = True) -> None:
     if drain_pg is not None:
         print(f"  {'(b2) the same hub, [store] url PostgreSQL':<44} {drain_pg.rate:>9,.0f} "
               f"{100 * drain_pg.rate / rate_raw:>8.0f}%   ({drain_pg.records} records stored)")
+    for n, (rate, pub, tail) in sorted(live.items()):
+        label = f"(b{2 + n}) live, PostgreSQL, {n} worker{'s' if n > 1 else ''}"
+        print(f"  {label:<44} {rate:>9,.0f} {100 * rate / rate_raw:>8.0f}%   (published at "
+              f"{pub:,.0f} msg/s; last record stored {tail:.1f} s after the last publish)")
+    if live:
+        print("  (b3)/(b4): the workers run while the mix is published (shared subscriptions "
+              "keep no backlog for absent workers); the figure is publish start to last "
+              "record stored")
     print(f"  hub: {drain.messages} messages, {drain.records} records stored, "
           f"{drain.rejected} rejected, {drain.seconds:.1f} s, CPU {drain.cpu_percent:.0f}%"
           f" of one core over its start and drain")

@@ -173,10 +173,10 @@ def save(db: sqlite3.Connection, raised: Iterable[Condition], cleared: Iterable[
     for a in cleared:
         db.execute("UPDATE alarms SET cleared_at = ? WHERE id = ?", (a.cleared_at, a.id))
     for cond in raised:
-        cur = db.execute("INSERT INTO alarms (cac_id, kind, message, raised_at) "
-                         "VALUES (?, ?, ?, ?)", (cond.cac_id, cond.kind, cond.message, now))
-        assert cur.lastrowid is not None
-        out.append(Alarm(cur.lastrowid, cond.cac_id, cond.kind, cond.message, now))
+        row = db.execute("INSERT INTO alarms (cac_id, kind, message, raised_at) "
+                         "VALUES (?, ?, ?, ?) RETURNING id",
+                         (cond.cac_id, cond.kind, cond.message, now)).fetchone()
+        out.append(Alarm(int(row[0]), cond.cac_id, cond.kind, cond.message, now))
     return out
 
 

@@ -63,6 +63,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             raise
         return error_response(exc.status, _HTTP_CODES.get(exc.status, "http_error"),
                               exc.text or exc.reason)
+    except StoreError as exc:  # PostgreSQL down or restarting: try again, nothing is lost
+        log.error("store unavailable on %s %s: %s", request.method, request.path, exc)  # noqa: TRY400
+        return error_response(503, "store_unavailable",
+                              "the hub's store does not answer now; try again shortly")
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return error_response(500, "internal", "internal error; it has been logged")
@@ -195,7 +199,8 @@ def make_app(ingest: Ingest, db_path: Path, gauges: GaugeSource = dict,
     """The hub's HTTP app; with ``dashboard`` also the technicians' pages (hub/dashboard.py).
     Every ``/api/v1`` path and ``/metrics`` needs a token or a login (``hub.tokens``)."""
     cookie_check = dashboard.caller if dashboard is not None else None
-    guard = make_guard(TokenCache(db_path), cookie_check, metrics_public)
+    shared = ingest.store.aux if ingest.store.shared_reads else None  # PostgreSQL
+    guard = make_guard(TokenCache(db_path, shared), cookie_check, metrics_public)
     app = web.Application(client_max_size=64 * 1024, middlewares=[json_errors, guard])
     app[INGEST] = ingest
     app[DB_PATH] = db_path

@@ -23,7 +23,7 @@ def _fmt_t(t: float, span: float) -> str:
 
 
 def svg(points: Sequence[Point], metric: str, title: str, unit: str, t0: float, t1: float,
-        step: int, top: float | None = None) -> str:
+        step: int, top: float | None = None, *, empty_text: str = "no data") -> str:
     vals = [(p.t, *p.values[metric]) for p in points if p.values[metric][1] is not None]
     hi = top if top is not None else max([v[3] or 0.0 for v in vals] + [1.0]) * 1.1
     w, h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
@@ -45,8 +45,9 @@ def svg(points: Sequence[Point], metric: str, title: str, unit: str, t0: float, 
         parts.append(f'<text x="{PAD_L - 4}" y="{yy + 4:.0f}" class="cy">{hi * frac:.3g}</text>')
     for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
         t = t0 + frac * span
-        parts.append(f'<text x="{x(t):.0f}" y="{HEIGHT - 4}" class="cx">{_fmt_t(t, span)}'
-                     "</text>")
+        cls = "cx ce" if frac == 1.0 else "cx"  # the last one ends at the edge, not cut
+        parts.append(f'<text x="{x(t):.0f}" y="{HEIGHT - 4}" class="{cls}">'
+                     f"{_fmt_t(t, span)}</text>")
     runs: list[list[tuple[int, float | None, float, float | None]]] = []
     for t, lo, avg, mx in vals:
         if not runs or t - runs[-1][-1][0] > 2 * step:
@@ -63,7 +64,7 @@ def svg(points: Sequence[Point], metric: str, title: str, unit: str, t0: float, 
         parts.append(f'<polyline class="avg" points="{line}"/>')
     if not vals:
         parts.append(f'<text x="{PAD_L + w / 2:.0f}" y="{PAD_T + h / 2:.0f}" class="none">'
-                     "no data</text>")
+                     f"{html.escape(empty_text)}</text>")
     parts.append("</svg>")
     return "".join(parts)
 

@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,7 +33,7 @@ from hub import __version__, alarms, charts, commands, history, i18n, impact, re
 from hub.config import HUB_ID_RE, HubConfig
 from hub.ingest import Ingest
 from hub.model import FleetModel, region_of, sessions_today
-from hub.store import Store, StoreError
+from hub.store import AdminStore, StoreError, open_admin
 from hub.tokens import Caller
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,10 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 COOKIE = "cac_hub_session"
 TODAY_SECONDS = 10.0  # how often the sessions-today counts are refreshed
-CHART_SERIES = (("cpu", "CPU", "%", 100.0), ("mem", "Memory", "%", 100.0),
-                ("disk", "Disk", "%", 100.0), ("temp", "Temperature", "°C", None),
-                ("backlog", "Outbox backlog", "records", None))
+N_ = i18n.N_
+CHART_SERIES = (("cpu", N_("CPU"), "%", 100.0), ("mem", N_("Memory"), "%", 100.0),
+                ("disk", N_("Disk"), "%", 100.0), ("temp", N_("Temperature"), "°C", None),
+                ("backlog", N_("Outbox backlog"), N_("records"), None))
 
 T = TypeVar("T")
 Publish = Callable[[str, bytes], None]
@@ -64,10 +66,23 @@ def _num(value: float | None, digits: int = 0) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+@jinja2.pass_context
+def _ts_shown(ctx: jinja2.runtime.Context, value: float | None) -> str:
+    """``_ts`` in a page: "never" in the page's language."""
+    return ctx["_"]("never") if value is None else _ltr(ctx, _ts(value))
+
+
+@jinja2.pass_context
+def _ltr(ctx: jinja2.runtime.Context, value: object) -> str:
+    """A date, an ISO time or an id kept left to right inside an Arabic sentence (Unicode
+    isolates: the digits and dashes of "2026-12-03 12:27" would otherwise be reordered)."""
+    return f"\u2066{value}\u2069" if ctx.get("dir") == "rtl" else str(value)
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters.update(ts=_ts, money=_money, num=_num)
+    env.filters.update(ts=_ts_shown, ltr=_ltr, money=_money, num=_num)
     return env
 
 
@@ -87,14 +102,16 @@ class Dashboard:
         # password checks (scrypt, ~50 ms each) on a thread of their own: a flood of
         # logins waits its turn there instead of starving the default executor
         self.scrypt = ThreadPoolExecutor(1, thread_name_prefix="hub-scrypt")
-        self._store: Store | None = None
+        self._store: AdminStore | None = None
         self._next_today = 0.0
         self._next_prune = 0.0
 
     # ------------------------------------------------------------ lifecycle and store
 
     async def start(self) -> None:
-        self._store = await self.db_raw(lambda: Store(self.config.db_path))
+        self._store = await self.db_raw(
+            lambda: open_admin(self.config.db_path, self.config.store_url))
+        await self.db(users.ensure_language_column, write=True)
 
     async def close(self) -> None:
         store, self._store = self._store, None
@@ -118,6 +135,19 @@ class Dashboard:
                 return fn(store.db, *args)
         return await self.db_raw(run)
 
+    async def usage_db(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(connection, *args)`` reading the usage records (reports, sessions today):
+        on PostgreSQL (``[store] url``) a connection of the shared usage store, else the
+        dashboard's own SQLite connection (issue 17: reports on both stores)."""
+        usage = self.ingest.store
+        if not usage.shared_reads:
+            return await self.db(fn, *args)
+
+        def run() -> T:
+            with usage.transaction() as conn:
+                return fn(conn, *args)
+        return await self.db_raw(run)
+
     # ------------------------------------------------------------ periodic work
 
     async def tick(self, now: float) -> None:
@@ -128,7 +158,7 @@ class Dashboard:
             if now >= self._next_today:
                 self._next_today = now + TODAY_SECONDS
                 day = datetime.fromtimestamp(now, UTC).astimezone().date().isoformat()
-                self.model.sessions_today = await self.db(sessions_today, day)
+                self.model.sessions_today = await self.usage_db(sessions_today, day)
         except StoreError as exc:
             log.error("dashboard upkeep failed: %s", exc)  # noqa: TRY400
 
@@ -156,8 +186,8 @@ class Dashboard:
         who = request.get(WHO)
         page = self.env.get_template(template).render(
             who=who, version=__version__, hub_id=self.config.hub_id, path=request.path,
-            store_down=self.ingest.store_down_since is not None,
-            **i18n.page_context(request), **ctx)
+            path_qs=request.path_qs, store_down=self.ingest.store_down_since is not None,
+            **i18n.page_context(request, who.language if who else None), **ctx)
         return web.Response(text=page, content_type="text/html", status=status,
                             headers={"Cache-Control": "no-store",
                                      "Content-Security-Policy":
@@ -171,12 +201,21 @@ class Dashboard:
         who = self.sessions.get(request.cookies.get(COOKIE), time.monotonic())
         if who is None:
             return None
-        account = await self.db(users.lookup, who.name)
+        try:
+            account, lang = await self.db(_account_and_language, who.name)
+        except StoreError:  # the store is down (PostgreSQL): the login stands until the
+            return who      # account can be checked again; the fleet view is in memory
         if not self.sessions.still_valid(who, account):
             log.info("session of %s ended: the account changed since its login", who.name)
             self.sessions.close(who.token)
             return None
-        return who
+        return replace(who, language=lang)
+
+    async def remember_lang(self, request: web.Request, lang: str) -> None:
+        """The switch while logged in: the choice is the user's (``users.language``)."""
+        who = await self.who(request)
+        if who is not None:
+            await self.db(users.set_language, who.name, lang, write=True)
 
     async def caller(self, request: web.Request) -> Caller | None:
         """The dashboard login of an API request (its cookie), if any."""
@@ -186,7 +225,7 @@ class Dashboard:
     def setup(self, app: web.Application) -> None:
         app[DASHBOARD] = self
         app.add_routes(routes)
-        i18n.setup(app)  # GET /lang: the language switch
+        i18n.setup(app, self.remember_lang)  # GET /lang: the language switch
         app.router.add_static("/static", HERE / "static", append_version=False)
 
 
@@ -198,6 +237,16 @@ routes = web.RouteTableDef()
 
 def _dash(request: web.Request) -> Dashboard:
     return request.app[DASHBOARD]
+
+
+def _account_and_language(db: Any, name: str) -> tuple[tuple[str, str] | None, str | None]:
+    return users.lookup(db, name), users.language(db, name)
+
+
+def _t(request: web.Request, msgid: str) -> str:
+    """``msgid`` in the request's language, for words built here rather than in a page."""
+    who = request.get(WHO)
+    return i18n.translator(i18n.request_lang(request, who.language if who else None))(msgid)
 
 
 def _login_redirect(request: web.Request) -> web.HTTPSeeOther:
@@ -212,7 +261,7 @@ def page(*, technician: bool = False, form: bool = False) -> Callable[[Handler],
             who = await dash.who(request)
             if who is None:
                 if form:
-                    return web.Response(status=403, text="log in first")
+                    return web.Response(status=403, text=_t(request, N_("log in first")))
                 raise _login_redirect(request)
             request[WHO] = who
             if technician and not who.technician:
@@ -221,8 +270,8 @@ def page(*, technician: bool = False, form: bool = False) -> Callable[[Handler],
                 data = await read_form(request)
                 request[FORM] = {k: v for k, v in data.items() if isinstance(v, str)}
                 if not users.Sessions.csrf_ok(who, request[FORM].get("csrf")):
-                    return web.Response(status=403, text="stale or missing form token; "
-                                                         "reload the page")
+                    return web.Response(status=403, text=_t(request, N_(
+                        "stale or missing form token; reload the page")))
             return await handler(request)
         return inner
     return wrap
@@ -250,7 +299,13 @@ def _safe_next(value: str | None) -> str:
 @routes.get("/login")
 async def login_page(request: web.Request) -> web.Response:
     return _dash(request).render(request, "login.html", error=None,
-                                 next=_safe_next(request.query.get("next")))
+                                 next=_safe_next(request.query.get("next")),
+                                 chosen=_chosen_lang(request.query.get("lang")))
+
+
+def _chosen_lang(value: object) -> str | None:
+    """The language picked on the login page (``/login?lang=ar``, the switch adds it)."""
+    return value if isinstance(value, str) and value in i18n.LANGS else None
 
 
 @routes.post("/login")
@@ -260,11 +315,13 @@ async def login(request: web.Request) -> web.StreamResponse:
     name = str(data.get("name", ""))[:64]
     password = str(data.get("password", ""))
     nxt = _safe_next(str(data.get("next", "/")))
+    chosen = _chosen_lang(data.get("lang"))
     now = time.monotonic()
     address = request.remote or ""
     if dash.sessions.locked(name, now, address):
-        return dash.render(request, "login.html", status=429, next=nxt,
-                           error="Too many failed logins: this account is locked for a while.")
+        return dash.render(request, "login.html", status=429, next=nxt, chosen=chosen,
+                           error=_t(request, N_("Too many failed logins: this account is "
+                                                "locked for a while.")))
     account = await dash.db(users.lookup, name)
     ok = await asyncio.get_running_loop().run_in_executor(
         dash.scrypt, dash.sessions.check_password, account, password)
@@ -272,11 +329,16 @@ async def login(request: web.Request) -> web.StreamResponse:
         locked = dash.sessions.failed(name, time.monotonic(), address)
         log.warning("failed dashboard login for %r from %s%s", name, address,
                     " (now locked out)" if locked else "")
-        return dash.render(request, "login.html", status=401, next=nxt,
-                           error="Wrong name or password.")
+        return dash.render(request, "login.html", status=401, next=nxt, chosen=chosen,
+                           error=_t(request, N_("Wrong name or password.")))
     who = dash.sessions.open(name, account[0], time.monotonic(), address, account[1])
     await dash.db(commands.audit, name, "login", "dashboard", dash.clock(), write=True)
+    if chosen is not None:  # picked on the login page: the account's language from now on
+        await dash.db(users.set_language, name, chosen, write=True)
+    lang = chosen or await dash.db(users.language, name)
     resp = _see_other(nxt)
+    if lang is not None:  # this browser's login page speaks it too after a logout
+        i18n.set_cookie(resp, lang)
     resp.set_cookie(COOKIE, who.token, httponly=True, samesite="Strict", path="/",
                     max_age=dash.config.dashboard.session_hours * 3600,
                     secure=dash.config.http.tls_cert is not None)  # HTTPS: never sent in clear
@@ -333,11 +395,15 @@ async def cac_page(request: web.Request) -> web.Response:
     view = dash.ingest.view(cac_id)
     now = dash.clock()
     data = await dash.db(_cac_data, cac_id, now)
-    day_charts = [charts.svg(data["day"], m, f"{title}, last 24 h", unit,
-                             now - history.MINUTE_KEEP_SECONDS, now, history.MINUTE, top)
+    _ = i18n.translator(i18n.request_lang(request, request[WHO].language))
+    no_data = _("no data")
+    day_charts = [charts.svg(data["day"], m, _("{what}, last 24 h", what=_(title)), _(unit),
+                             now - history.MINUTE_KEEP_SECONDS, now, history.MINUTE, top,
+                             empty_text=no_data)
                   for m, title, unit, top in CHART_SERIES]
-    month_charts = [charts.svg(data["month"], m, f"{title}, last 30 days", unit,
-                               now - history.HOUR_KEEP_SECONDS, now, history.HOUR, top)
+    month_charts = [charts.svg(data["month"], m, _("{what}, last 30 days", what=_(title)),
+                               _(unit), now - history.HOUR_KEEP_SECONDS, now, history.HOUR,
+                               top, empty_text=no_data)
                     for m, title, unit, top in CHART_SERIES]
     return dash.render(request, "cac.html", c=view, region=region_of(cac_id), now=now,
                        day_charts=day_charts, month_charts=month_charts,
@@ -431,10 +497,11 @@ def _hourly(db: Any, a: dict[str, str | None]) -> list[int]:
 async def reports_page(request: web.Request) -> web.Response:
     dash = _dash(request)
     a = _report_args(request)
-    rows = await dash.db(_daily, a)
-    hours = await dash.db(_hourly, a)
+    rows = await dash.usage_db(_daily, a)
+    hours = await dash.usage_db(_hourly, a)
     qs = urlencode({k: v for k, v in a.items() if v})
     return dash.render(request, "reports.html", rows=rows, totals=reports.totals(rows),
+                       item_totals=reports.item_totals(rows),
                        hours=hours, hours_max=max(hours + [1]), args=a, qs=qs)
 
 
@@ -446,15 +513,27 @@ def _csv(text: str, name: str) -> web.Response:
 @routes.get("/reports/daily.csv")
 @page()
 async def daily_csv(request: web.Request) -> web.Response:
-    rows = await _dash(request).db(_daily, _report_args(request))
-    return _csv(reports.daily_csv(rows), "cac-usage-daily.csv")
+    rows = await _dash(request).usage_db(_daily, _report_args(request))
+    return _csv(reports.daily_csv(rows, _csv_tr(request)), "cac-usage-daily.csv")
+
+
+@routes.get("/reports/items.csv")
+@page()
+async def items_csv(request: web.Request) -> web.Response:
+    rows = await _dash(request).usage_db(_daily, _report_args(request))
+    return _csv(reports.items_csv(rows, _csv_tr(request)), "cac-sales-by-item.csv")
 
 
 @routes.get("/reports/hourly.csv")
 @page()
 async def hourly_csv(request: web.Request) -> web.Response:
-    hours = await _dash(request).db(_hourly, _report_args(request))
-    return _csv(reports.hourly_csv(hours), "cac-sessions-by-hour.csv")
+    hours = await _dash(request).usage_db(_hourly, _report_args(request))
+    return _csv(reports.hourly_csv(hours, _csv_tr(request)), "cac-sessions-by-hour.csv")
+
+
+def _csv_tr(request: web.Request) -> Callable[[str], str]:
+    """CSV headers in the language of the pages (hub/i18n.py)."""
+    return i18n.translator(i18n.request_lang(request))
 
 
 # ---------------------------------------------------------------- machine-readable
@@ -493,7 +572,7 @@ async def api_commands(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/reports/daily")
 async def api_daily(request: web.Request) -> web.Response:
-    rows = await _dash(request).db(_daily, _report_args(request))
+    rows = await _dash(request).usage_db(_daily, _report_args(request))
     return web.json_response([r.__dict__ for r in rows])
 
 

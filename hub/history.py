@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from hub.pgaux import POSTGRESQL, dialect
 from hub.schema import METRICS
 from wire.messages import Health
 
@@ -105,20 +106,21 @@ def _cols() -> list[str]:
 
 _COLS = _cols()
 _PLACEHOLDERS = ", ".join("?" * (3 + len(_COLS)))
-_INSERT_1M = (f"INSERT OR REPLACE INTO health_1m (cac_id, t, n, {', '.join(_COLS)}) "  # noqa: S608
-              f"VALUES ({_PLACEHOLDERS})")
+_INSERT_1M = (f"INSERT INTO health_1m (cac_id, t, n, {', '.join(_COLS)}) "  # noqa: S608
+              f"VALUES ({_PLACEHOLDERS}) ON CONFLICT (cac_id, t) DO UPDATE SET "
+              + ", ".join(f"{c} = excluded.{c}" for c in ("n", *_COLS)))
 
 
-def _merge_sql() -> str:
+def _merge_sql(least: str = "MIN", greatest: str = "MAX") -> str:
     sets = ["n = health_1h.n + excluded.n"]
     for m in METRICS:
         old, new = f"health_1h.{m}", f"excluded.{m}"
         sets.append(f"{m}_min = CASE WHEN {old}_min IS NULL THEN {new}_min "
                     f"WHEN {new}_min IS NULL THEN {old}_min "
-                    f"ELSE MIN({old}_min, {new}_min) END")
+                    f"ELSE {least}({old}_min, {new}_min) END")
         sets.append(f"{m}_max = CASE WHEN {old}_max IS NULL THEN {new}_max "
                     f"WHEN {new}_max IS NULL THEN {old}_max "
-                    f"ELSE MAX({old}_max, {new}_max) END")
+                    f"ELSE {greatest}({old}_max, {new}_max) END")
         sets.append(f"{m}_avg = CASE WHEN {old}_avg IS NULL THEN {new}_avg "
                     f"WHEN {new}_avg IS NULL THEN {old}_avg "
                     f"ELSE ({old}_avg * health_1h.n + {new}_avg * excluded.n) "
@@ -128,16 +130,18 @@ def _merge_sql() -> str:
             + ", ".join(sets))
 
 
-_MERGE_1H = _merge_sql()
+_MERGE_1H = _merge_sql()  # SQLite's scalar MIN/MAX; PostgreSQL's are LEAST/GREATEST
+_MERGE_1H_PG = _merge_sql("LEAST", "GREATEST")
 
 
 def write(db: sqlite3.Connection, buckets: Iterable[Bucket]) -> int:
     """Write closed minute buckets and fold them into their hours (caller holds a tx)."""
     n = 0
+    merge = _MERGE_1H_PG if dialect(db) == POSTGRESQL else _MERGE_1H
     for b in buckets:
         row = b.row()
         db.execute(_INSERT_1M, row)
-        db.execute(_MERGE_1H, (row[0], int(b.t // HOUR) * HOUR, *row[2:]))
+        db.execute(merge, (row[0], int(b.t // HOUR) * HOUR, *row[2:]))
         n += 1
     return n
 

@@ -8,6 +8,7 @@ parts (``ma-oriental-oujda-001`` is in ``oriental``), else ``other``.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -129,7 +130,10 @@ class FleetModel:
 
 
 def sessions_today(db: Any, day: str) -> dict[str, int]:
-    """Session records per CAC whose ``at`` (the CAC's local time) is on ``day`` or later."""
-    return {str(c): int(n) for c, n in db.execute(
-        "SELECT cac_id, COUNT(*) FROM records WHERE type = 'session' AND at >= ? "
-        "GROUP BY cac_id", (day,))}
+    """Session records per CAC whose ``at`` (the CAC's local time) is on ``day`` or later.
+    ``db``: a sqlite3 connection, or a psycopg one (PostgreSQL store, ``%s`` parameters)."""
+    sql = ("SELECT cac_id, COUNT(*) FROM records WHERE type = 'session' AND at >= ? "
+           "GROUP BY cac_id")
+    if not isinstance(db, sqlite3.Connection):
+        sql = sql.replace("?", "%s")
+    return {str(c): int(n) for c, n in db.execute(sql, (day,)).fetchall()}

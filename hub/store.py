@@ -106,6 +106,16 @@ class UsageResult:
     conflicts: int = 0  # an id known with another CAC or seq, or a new id reusing a seq
 
 
+class AdminStore(Protocol):
+    """Where hub/schema.py's tables live: ``Store`` itself (SQLite) or
+    ``hub.pgaux.PgAux`` (PostgreSQL); ``db`` is sqlite3-shaped in both."""
+
+    @property
+    def db(self) -> Any: ...
+    def transaction(self) -> contextlib.AbstractContextManager[Any]: ...
+    def close(self) -> None: ...
+
+
 class UsageStore(Protocol):
     """What the hub asks of its store, whatever the engine: ``Store`` (SQLite in data_dir)
     or ``hub.pgstore.PgStore`` (PostgreSQL, ``[store] url``)."""
@@ -128,8 +138,8 @@ class UsageStore(Protocol):
     def release_lease(self, holder: str) -> None: ...
 
     @property
-    def aux(self) -> Store:
-        """The SQLite store of the tables kept through a raw connection (hub/schema.py)."""
+    def aux(self) -> AdminStore:
+        """The store of the tables kept through a connection of their own (hub/schema.py)."""
         ...
 
     @property
@@ -143,12 +153,23 @@ class UsageStore(Protocol):
 
 def open_store(db_path: Path, url: str | None = None) -> UsageStore:
     """The hub's store: SQLite at ``db_path``, or PostgreSQL at ``url`` (``[store] url``;
-    its other tables then stay in SQLite at ``db_path``)."""
+    every table then lives there, hub/pgaux.py)."""
     if url is None:
         return Store(db_path)
     from hub.pgstore import PgStore  # psycopg is only loaded when it is used
 
     return PgStore(url, db_path)
+
+
+def open_admin(db_path: Path, url: str | None = None) -> AdminStore:
+    """hub/schema.py's tables for the dashboard and the CLI: SQLite at ``db_path``, or the
+    PostgreSQL store at ``url`` (its own small pool, closed with it)."""
+    if url is None:
+        return Store(db_path)
+    from hub.pgaux import PgAux
+    from hub.pgstore import PgStore
+
+    return PgAux(PgStore(url, max_size=2), owned=True)
 
 
 def _record_type(rec: Record) -> str:

@@ -30,7 +30,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from common.passwords import new_token
-from hub.store import StoreError, open_reader
+from hub.store import AdminStore, StoreError, open_reader
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +91,21 @@ def list_tokens(db: sqlite3.Connection) -> list[tuple[str, str, float]]:
         "SELECT name, role, created_at FROM api_tokens ORDER BY name")]
 
 
-def _load(db_path: Path) -> dict[str, tuple[str, str]]:
-    with open_reader(db_path) as store:
-        rows = store.db.execute("SELECT hash, name, role FROM api_tokens").fetchall()
+def _load(db_path: Path, shared: AdminStore | None = None) -> dict[str, tuple[str, str]]:
+    """Every token's hash: from ``shared`` (PostgreSQL: any thread), else a SQLite reader."""
+    if shared is not None:
+        rows = shared.db.execute("SELECT hash, name, role FROM api_tokens").fetchall()
+    else:
+        with open_reader(db_path) as store:
+            rows = store.db.execute("SELECT hash, name, role FROM api_tokens").fetchall()
     return {str(h): (str(n), str(r)) for h, n, r in rows}
 
 
 class TokenCache:
     """hash -> (name, role), re-read from the store at most every REFRESH_SECONDS."""
 
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = db_path
+    def __init__(self, db_path: Path, shared: AdminStore | None = None) -> None:
+        self.db_path, self.shared = db_path, shared
         self._by_hash: dict[str, tuple[str, str]] = {}
         self._loaded_at = -float("inf")
         self._lock = asyncio.Lock()
@@ -121,7 +125,7 @@ class TokenCache:
             if time.monotonic() - self._loaded_at < older_than:
                 return
             try:
-                self._by_hash = await asyncio.to_thread(_load, self.db_path)
+                self._by_hash = await asyncio.to_thread(_load, self.db_path, self.shared)
             except (StoreError, sqlite3.Error) as exc:
                 log.error("cannot read the API tokens: %s", exc)  # noqa: TRY400
                 self._by_hash = {}

@@ -11,12 +11,13 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from hub import tokens, users
-from hub.config import ConfigError, load_hub_config
-from hub.store import Store, StoreError
+from hub.config import ConfigError, HubConfig, load_hub_config
+from hub.store import StoreError, open_admin
 
 PROG = "cac-hub add-user"
 T = TypeVar("T")
@@ -46,7 +47,8 @@ def add_user_main(argv: Sequence[str]) -> int:
         return 2
     password = sys.stdin.readline().rstrip("\r\n")
     try:
-        with Store(config.db_path) as store, store.transaction():
+        with closing(open_admin(config.db_path, config.store_url)) as store, \
+                store.transaction():
             users.add_user(store.db, args.name, args.role, password, time.time())
     except users.UserError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
@@ -54,8 +56,17 @@ def add_user_main(argv: Sequence[str]) -> int:
     except StoreError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.name}: {args.role} account saved in {config.db_path}")
+    print(f"{args.name}: {args.role} account saved in {_where(config)}")
     return 0
+
+
+def _where(config: HubConfig) -> str:
+    """Where the accounts and tokens are: the SQLite file, or PostgreSQL (every worker)."""
+    if config.store_url is None:
+        return str(config.db_path)
+    from hub.pgstore import redact  # psycopg is only loaded when it is used
+
+    return f"the PostgreSQL store {redact(config.store_url)} (every worker sees it)"
 
 
 def _token_parser(prog: str, description: str, role: bool) -> argparse.ArgumentParser:
@@ -68,13 +79,14 @@ def _token_parser(prog: str, description: str, role: bool) -> argparse.ArgumentP
 
 
 def _in_store(prog: str, config_arg: str,
-              work: Callable[[sqlite3.Connection], T]) -> tuple[int, T | None, Path | None]:
+              work: Callable[[sqlite3.Connection], T]) -> tuple[int, T | None, str | None]:
     """Run ``work(db)`` in one transaction of the hub's store: (exit code, result, db path);
     a bad config or name is 2, a store that cannot be written 1, each with one line."""
     try:
         config = load_hub_config(Path(config_arg))
-        with Store(config.db_path) as store, store.transaction():
-            return 0, work(store.db), config.db_path
+        with closing(open_admin(config.db_path, config.store_url)) as store, \
+                store.transaction():
+            return 0, work(store.db), _where(config)
     except ConfigError as exc:
         print(f"{prog}: error: bad config {config_arg}: {exc}", file=sys.stderr)
         return 2, None, None

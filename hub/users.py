@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from common.lockout import LoginLockout
 from common.passwords import TokenStore, hash_password, verify_password
 from hub.config import DashboardConfig
+from hub.pgaux import POSTGRESQL, dialect
 
 ROLES = ("viewer", "technician")
 NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -56,6 +57,37 @@ def lookup(db: sqlite3.Connection, name: str) -> tuple[str, str] | None:
     return (str(r[0]), str(r[1])) if r else None
 
 
+LANGUAGES = ("en", "fr", "ar")  # the dashboard's (hub.i18n.LANGS)
+
+
+def ensure_language_column(db: sqlite3.Connection) -> None:
+    """Add the nullable ``users.language`` to a store made before it (caller holds a tx);
+    PostgreSQL has it from its migration 3 (hub/pgstore.py)."""
+    if dialect(db) == POSTGRESQL:
+        return
+    cols = {str(r[1]) for r in db.execute("PRAGMA table_info(users)")}
+    if "language" not in cols:
+        try:
+            db.execute("ALTER TABLE users ADD COLUMN language TEXT")
+        except sqlite3.OperationalError as exc:  # another worker added it meanwhile
+            if "duplicate column" not in str(exc):
+                raise
+
+
+def language(db: sqlite3.Connection, name: str) -> str | None:
+    """The dashboard language the user chose (None: not chosen, the browser's guess)."""
+    r = db.execute("SELECT language FROM users WHERE name = ?", (name,)).fetchone()
+    return str(r[0]) if r and r[0] in LANGUAGES else None
+
+
+def set_language(db: sqlite3.Connection, name: str, lang: str | None) -> bool:
+    """Remember the user's dashboard language (caller holds a tx); False: no such user."""
+    if lang is not None and lang not in LANGUAGES:
+        raise UserError(f"the language must be one of {', '.join(LANGUAGES)}")
+    cur = db.execute("UPDATE users SET language = ? WHERE name = ?", (lang, name))
+    return cur.rowcount == 1
+
+
 def count(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT COUNT(*) FROM users").fetchone()[0])
 
@@ -70,6 +102,7 @@ class Who:
     role: str
     token: str
     csrf: str
+    language: str | None = None  # the user's dashboard language (``language``), if chosen
 
     @property
     def technician(self) -> bool:

@@ -105,6 +105,12 @@ def follow(app: KioskApp) -> None:
         app.show("session")
     quiet = app.screen == BAR_SCREEN and app.modal is None
     stacking.want("bar" if quiet else "full")
+    if app.screen == BAR_SCREEN:
+        # a dialog over the bar (end the session? a warning): the strip under it is hidden,
+        # not shown dimmed and stretched to the whole screen with its two buttons (issue 22)
+        for w in app.content.children:
+            w.opacity = 0 if app.modal is not None else 1
+            w.disabled = app.modal is not None
 
 
 def bar(app: KioskApp) -> Widget:

@@ -31,8 +31,32 @@ def template_msgids() -> set[str]:
     for p in sorted(TEMPLATES.glob("*.html")):
         with p.open("rb") as f:
             for _line, _func, msg, _comments in babel_extract(f, ("_",), [], {}):
-                ids.add(msg if isinstance(msg, str) else msg[0])
+                m = msg if isinstance(msg, str) or msg is None else msg[0]
+                if m:  # _(variable): a msgid marked N_() in Python (python_msgids)
+                    ids.add(m)
     return ids
+
+
+HUB = Path(i18n.__file__).parent
+
+
+def python_msgids() -> set[str]:
+    """``N_("...")`` and ``_("...")`` msgids of the hub's Python modules (Babel)."""
+    from babel.messages.extract import extract_python
+
+    ids: set[str] = set()
+    for p in sorted(HUB.glob("*.py")):
+        with p.open("rb") as f:
+            for _line, _func, msg, _comments in extract_python(f, {"N_": None, "_": None}, [], {}):
+                m = msg if isinstance(msg, str) or msg is None else msg[0]
+                if m:
+                    ids.add(m)
+    return ids
+
+
+def all_msgids() -> set[str]:
+    """Every msgid of the hub: templates, JS string tables (t() in hub/static), Python."""
+    return template_msgids() | set(i18n.js_msgids()) | python_msgids()
 
 
 def _fields(s: str) -> list[str]:
@@ -40,15 +64,95 @@ def _fields(s: str) -> list[str]:
     return sorted(f for _, f, _, _ in string.Formatter().parse(s) if f)
 
 
-def test_every_template_message_is_translated() -> None:
-    ids = template_msgids()
-    assert len(ids) > 40
+def test_every_message_is_translated() -> None:
+    """Templates, the JS string tables (t() in hub/static/*.js) and the Python-side words
+    (N_): each msgid has a French and an Arabic translation with the same fields."""
+    ids = all_msgids()
+    assert len(template_msgids()) > 100 and len(i18n.js_msgids()) > 10
+    assert {"Wrong name or password.", "technician", "viewer", "no data"} <= ids
     for lang in ("fr", "ar"):
         cat = i18n.catalogue(lang)
         missing = sorted(ids - set(cat))
         assert missing == [], (lang, missing)
         for msgid in ids:
             assert _fields(cat[msgid]) == _fields(msgid), (lang, msgid)
+
+
+# two English words in a row in a JS string literal: a sentence built in the browser
+JS_WORDS = re.compile(r"(?<![\w-])[A-Za-z]{3,}(?:\s+[A-Za-z]{2,})+")
+
+
+def test_the_js_builds_no_english_words() -> None:
+    """Every JS string literal outside t("...") is markup or code: no two English words in a
+    row (a sentence built in the browser would be shown untranslated)."""
+    import warnings
+
+    from babel.messages import jslexer  # the lexer of Babel's JS extractor (deprecated API)
+
+    for path in sorted((HUB / "static").glob("*.js")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            toks = [t for t in jslexer.tokenize(path.read_text(), jsx=False)
+                    if t.type not in ("linecomment", "multilinecomment")]
+        for i, tok in enumerate(toks):
+            if tok.type != "string":
+                continue
+            in_t = i >= 2 and toks[i - 1].value == "(" and toks[i - 2].value == "t"
+            # a data value (the fleet JSON's uplink): a key of a map or compared with
+            data = (i + 1 < len(toks) and toks[i + 1].value == ":") or "".join(
+                x.value for x in toks[i - 2:i]).endswith(("===", "!=="))
+            text = re.sub(r"<[^>]*>", " ", tok.value[1:-1])
+            if not in_t and not data and text != "use strict":
+                assert not JS_WORDS.search(text), (path.name, tok.lineno, text)
+    # the fleet's uplink values are shown through t() too
+    assert {"internet up", "internet down", "hub link only"} <= set(i18n.js_msgids())
+
+
+def test_every_alarm_text_is_translated_when_shown() -> None:
+    """Each kind hub/alarms.py raises (English, as stored) comes out French and Arabic with
+    its numbers; an unknown text is shown as stored."""
+    from hub import alarms
+    from hub.config import AlarmConfig
+    from hub.fleet import CacView
+    from wire.messages import Health
+
+    now = 1_800_000_000.0
+    cfg = AlarmConfig(offline_minutes=1, backlog_records=500, backlog_samples=3)
+    hot = Health(at="2027-01-15T09:00:00+00:00", boot_id="b", version="1", uptime_s=1,
+                 cpu_percent=1, load=[0.0], mem_percent=1, mem_total=1, disk_percent=97.0,
+                 disk_free=1, disk_total=2, temps={"cpu": 91.0}, backlog=600,
+                 content={"last_success_at": "2020-01-01T00:00:00+00:00"})
+    seen = {}
+    views = [CacView("c1", False, "offline", now - 9000, now - 1800, None, None, None, None),
+             CacView("c2", True, "online", now - 9000, now, None, "1", hot, now)]
+    for v in views:
+        for cond in alarms.conditions(v, now, cfg, [1, 2, 3, 4, 5]):
+            seen[cond.message] = cond.kind
+    grew = Health(**{**{f: getattr(hot, f) for f in hot.__struct_fields__}, "backlog": 7,
+                     "content": {}, "at": "bad"})
+    for cond in alarms.conditions(CacView("c3", True, "online", now, now, None, "1", grew,
+                                          now), now, cfg, [1, 2, 3, 4, 5]):
+        seen[cond.message] = cond.kind
+    never = Health(**{**{f: getattr(grew, f) for f in grew.__struct_fields__},
+                      "content": {"installed": 0}})
+    for cond in alarms.conditions(CacView("c4", True, "online", now - 9e5, now, None, "1",
+                                          never, now), now, cfg):
+        seen[cond.message] = cond.kind
+    assert {k for k, _ in i18n.ALARM_KINDS.items()} == set(alarms.KINDS)
+    assert len({m for m in seen}) >= 8, seen
+    assert set(seen.values()) == set(alarms.KINDS), seen
+    for lang in ("fr", "ar"):
+        _ = i18n.translator(lang)
+        for message, kind in seen.items():
+            shown = i18n.alarm_text(_, kind, message)
+            assert shown != message, (lang, message)
+            assert re.findall(r"\d+", shown) == re.findall(r"\d+", message.split("(limit")[0]
+                                                            ) + re.findall(
+                r"\d+", "".join(message.split("(limit")[1:])), (lang, message, shown)
+    fr = i18n.translator("fr")
+    assert i18n.alarm_text(fr, "disk", "disk 97% full (limit 90%)") == \
+        "disque plein à 97 % (limite 90 %)"
+    assert i18n.alarm_text(fr, "disk", "something new") == "something new"
 
 
 def test_accept_language_first_guess() -> None:
@@ -104,7 +208,7 @@ async def test_pages_in_each_language_and_the_switch(hub: Hub) -> None:
         # the switch on the login page: remembered in a cookie, over Accept-Language
         assert 'href="/lang?to=fr&amp;next=/login"' in page
         async with http.get(url(hub, "/lang?to=ar&next=/login"), allow_redirects=False) as r:
-            assert r.status == 303 and r.headers["Location"] == "/login"
+            assert r.status == 303 and r.headers["Location"] == "/login?lang=ar"
         cookie = next(c for c in http.cookie_jar if c.key == i18n.COOKIE)
         assert cookie.value == "ar" and cookie["httponly"]
         assert '<html lang="ar" dir="rtl">' in await get("/login", "fr")
@@ -177,3 +281,74 @@ async def test_a_browser_in_arabic_then_french(hub: Hub) -> None:
     for name in ("alarms", "commands", "reports"):
         assert seen[f"ar-{name}"] == "rtl" and seen[f"fr-{name}"] == "ltr"
     assert seen["remembered"] == "fr"
+
+
+async def test_the_language_is_the_users_own(hub: Hub) -> None:
+    """Picked on the login page, the language is saved for the account (users.language) and
+    follows the technician to another browser, whatever its Accept-Language; the switch while
+    logged in changes it; an account that never chose gets the browser's first guess."""
+    import sqlite3
+
+    def stored(name: str) -> str | None:
+        with sqlite3.connect(f"file:{hub.config.db_path}?mode=ro", uri=True) as db:
+            return users.language(db, name)
+
+    async def login(http: aiohttp.ClientSession, name: str, password: str,
+                    lang: str | None = None, accept: str = "fr") -> aiohttp.ClientResponse:
+        data = {"name": name, "password": password, "next": "/alarms"}
+        if lang:
+            data["lang"] = lang
+        return await http.post(url(hub, "/login"), data=data, allow_redirects=False,
+                               headers={"Accept-Language": accept})
+
+    def jar() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async with jar() as a:
+        # the switch on the login page keeps next and adds the choice for the form
+        async with a.get(url(hub, "/lang?to=ar&next=/login%3Fnext%3D%252Freports"),
+                         allow_redirects=False) as r:
+            assert r.status == 303 and r.headers["Location"] == "/login?next=/reports&lang=ar"
+        async with a.get(url(hub, "/login?next=%2Freports&lang=ar"),
+                         headers={"Accept-Language": "fr"}) as r:
+            page = await r.text()
+        assert '<input type="hidden" name="lang" value="ar">' in page
+        assert '<html lang="ar" dir="rtl">' in page
+        # a wrong password: the error in Arabic, nothing saved
+        r = await login(a, "tech", "wrong-password", "ar")
+        assert r.status == 401
+        assert i18n.catalogue("ar")["Wrong name or password."] in await r.text()
+        assert stored("tech") is None
+        r = await login(a, "tech", PASSWORD, "ar")
+        assert r.status == 303
+        assert stored("tech") == "ar"
+
+    async with jar() as b:  # another browser, in French, logs in without choosing
+        r = await login(b, "tech", PASSWORD, accept="fr-FR,fr")
+        assert r.status == 303
+        async with b.get(url(hub, "/alarms"), headers={"Accept-Language": "fr"}) as r:
+            page = await r.text()
+        assert '<html lang="ar" dir="rtl">' in page
+        assert f'data-role="technician">{i18n.catalogue("ar")["technician"]}<' in page
+        # the switch while logged in: saved for the account
+        async with b.get(url(hub, "/lang?to=fr&next=/alarms"), allow_redirects=False) as r:
+            assert r.status == 303 and r.headers["Location"] == "/alarms"
+        assert stored("tech") == "fr"
+
+    async with jar() as c:  # a third browser in Arabic: the account's French wins
+        assert (await login(c, "tech", PASSWORD, accept="ar")).status == 303
+        async with c.get(url(hub, "/reports"), headers={"Accept-Language": "ar"}) as r:
+            assert '<html lang="fr" dir="ltr">' in await r.text()
+        # bad input: a clear 400 and the account's language unchanged
+        async with c.get(url(hub, "/lang?to=xx&next=/"), allow_redirects=False) as r:
+            assert r.status == 400
+        assert stored("tech") == "fr"
+
+    with Store(hub.config.db_path) as store, store.transaction():
+        users.add_user(store.db, "other", "viewer", PASSWORD, time.time())
+    async with jar() as d:  # never chose: Accept-Language is the first guess
+        assert (await login(d, "other", PASSWORD, accept="ar-MA,ar")).status == 303
+        async with d.get(url(hub, "/alarms"), headers={"Accept-Language": "ar-MA,ar"}) as r:
+            page = await r.text()
+        assert '<html lang="ar" dir="rtl">' in page and stored("other") is None
+        assert f'>{i18n.catalogue("ar")["viewer"]}<' in page

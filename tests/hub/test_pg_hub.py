@@ -176,7 +176,7 @@ def test_two_workers_kill_one_the_lease_moves(tmp_path: Path, mosquitto: Mosquit
             ports.append(free_port())
             cfg = write_config(d / "hub.toml", pg_url, mosquitto.port, ports[-1],
                                worker=f'worker_id = "{w}"\nshared_subscription = true\n')
-            tokens.append(add_token_cli(cfg, "reader", "viewer"))
+            tokens.append(add_token_cli(cfg, f"reader-{w}", "viewer"))  # one shared table
             procs.append(start_hub(cfg))
             wait_online(mosquitto, f"hub-pg-{w}")
             if w == "w1":

@@ -107,6 +107,34 @@ def text_at_top_left() -> bool:
     return False
 
 
+def hidden(w: Any) -> bool:
+    """The widget or one of its parents is fully transparent."""
+    while w is not None:
+        if w.opacity == 0:
+            return True
+        w = w.parent if w.parent is not w else None
+    return False
+
+
+def red_pixels_outside_dialog() -> int:
+    """Reddish pixels (the bar's End button, dimmed or not) on the screen outside the
+    centred dialog (the kiosk's ModalView: 75 % x 60 %)."""
+    from xshot import pixels
+
+    w, h, rows = pixels(DISPLAY)
+    n = 0
+    for y in range(0, h, 3):
+        row = rows[y]
+        inside_y = 0.19 * h < y < 0.81 * h
+        for x_ in range(0, w, 3):
+            if inside_y and 0.12 * w < x_ < 0.88 * w:
+                continue
+            r, g, b = row[3 * x_], row[3 * x_ + 1], row[3 * x_ + 2]
+            if r > 30 and r > 2 * g and r > 2 * b:
+                n += 1
+    return n
+
+
 def history_urls() -> list[str]:
     db = HOME / ".config" / "chromium" / "Default" / "History"
     if not db.is_file():
@@ -147,6 +175,23 @@ def sc_desktop(d: Driver, agent: AgentThread) -> None:
     time.sleep(1.0)
     screenshot(DISPLAY, OUT / "screens" / "bar-over-chromium-ar.png")
     d.ui(lambda: d.app.choose_language("fr"))
+
+    # --- "end the session?" from the bar: the dialog alone over a hidden strip (issue 22:
+    # the bar's two buttons showed dimmed under it)
+    d.tap("bar_end")
+    d.until("the end dialog", lambda: d.app.modal_kind == "confirm_end", 10)
+    d.until("full screen for the dialog", lambda: d.app.stacking.mode == "full", 10)
+    time.sleep(1.0)
+    check(kiosk_window()[4] > 400, "the kiosk did not cover the screen for the end dialog")
+    for kid in ("bar_back", "bar_end"):
+        w = d.find(kid)
+        check(w is not None and d.ui(lambda w=w: hidden(w)), f"{kid} shows under the dialog")
+    shot = screenshot(DISPLAY, OUT / "screens" / "end-dialog-over-chromium-fr.png")
+    check(not red_pixels_outside_dialog(), f"red of the bar's End button under the dialog "
+          f"(see {shot})")
+    d.tap("end_no")
+    d.until("bar again after No", lambda: d.app.stacking.mode == "bar" and all(
+        w.opacity == 1 for w in d.app.content.children), 10)
 
     # a page visited, then a download that lands in the session's Downloads (policy
     # DownloadDirectory)
