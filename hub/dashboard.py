@@ -603,11 +603,7 @@ async def _impact(request: web.Request) -> tuple[tuple[str, str, str], dict[str,
 
 
 async def _impact_of(dash: Dashboard, args: tuple[str, str, str]) -> dict[str, Any]:
-    store = dash.ingest.store
-    if store.shared_reads:  # PostgreSQL ([store] url): the records are there
-        return await asyncio.to_thread(impact.report_postgres, store, *args,
-                                       dash.config.reports.min_cell)
-    return await dash.db(_impact_report, args, dash.config.reports.min_cell)
+    return await dash.usage_db(_impact_report, args, dash.config.reports.min_cell)
 
 
 @routes.get("/api/v1/reports/impact")

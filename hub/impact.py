@@ -447,19 +447,13 @@ def build(raw: Mapping[Key, Counts], start: str, end: str, by: str,
             "suppressed": f"<{min_cell}", "hidden": HIDDEN, "rows": rows}
 
 
-def report(db: sqlite3.Connection, start: str, end: str, by: str,
-           min_cell: int) -> dict[str, Any]:
+def report(db: Any, start: str, end: str, by: str, min_cell: int) -> dict[str, Any]:
+    """The report from the store's records (and ``purge``'s aggregates): ``db`` a
+    sqlite3 connection, or a psycopg one ([store] url; no purge aggregates there yet)."""
     months = set(months_between(start, end))
-    return build(raw_counts(db, months), start, end, by, min_cell)
-
-
-def report_postgres(store: Any, start: str, end: str, by: str,
-                    min_cell: int) -> dict[str, Any]:
-    """The report from a ``hub.pgstore.PgStore`` (records in PostgreSQL; the aggregates
-    of ``purge``, SQLite only for now, are not there). Any thread may call it."""
-    months = set(months_between(start, end))
-    with store.transaction() as conn:
-        return build(collect(conn, months, postgres=True), start, end, by, min_cell)
+    if isinstance(db, sqlite3.Connection):
+        return build(raw_counts(db, months), start, end, by, min_cell)
+    return build(collect(db, months, postgres=True), start, end, by, min_cell)
 
 
 def women_share(row: Mapping[str, Any]) -> float | None:
