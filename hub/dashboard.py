@@ -580,10 +580,11 @@ async def api_daily(request: web.Request) -> web.Response:
 
 # the profile tokens of CONTRACT §9b and the report's own keys, as English msgids
 IMPACT_LABELS = {
-    "egov": "e-government", "job": "job search", "school": "school work",
-    "business": "business", "training": "training", "other": "other",
-    "f": "women", "m": "men", "x": "another gender", impact.NOT_GIVEN: "not given",
-    "first": "first this month", "returning": "returning", "unlinked": "not linked (cash)",
+    "egov": N_("e-government"), "job": N_("job search"), "school": N_("school work"),
+    "business": N_("business"), "training": N_("training"), "other": N_("other"),
+    "f": N_("women"), "m": N_("men"), "x": N_("another gender"),
+    impact.NOT_GIVEN: N_("not given"), "first": N_("first this month"),
+    "returning": N_("returning"), "unlinked": N_("not linked (cash)"),
 }
 
 

@@ -189,6 +189,8 @@ def test_the_impact_page_in_three_languages(stack: Stack) -> None:
                     r for r in want if r[0] != months[-1]]
                 # the share-of-women chart has a point for each month of the history
                 assert page.locator("svg[aria-label] circle").count() >= 4
+                assert page.evaluate("() => document.documentElement.scrollWidth - "
+                                     "window.innerWidth") <= 0  # no sideways scrolling
                 path = ARTIFACTS / f"impact-{lang}.png"
                 page.screenshot(path=str(path), full_page=True)
                 page.locator("#impact tr[data-month]").last.screenshot(
