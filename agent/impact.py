@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import DomainError
-from wire.config_check import ConfigError
+from wire.config_check import ConfigError, check_int
 from wire.config_check import no_unknown as _no_unknown
 from wire.config_check import table as _table
 
@@ -26,6 +26,7 @@ class ImpactConfig:
     purposes: tuple[str, ...] = PURPOSES
     age_bands: tuple[str, ...] = AGE_BANDS
     genders: tuple[str, ...] = GENDERS
+    flush_minutes: int = 15  # content-use counts go to the ledger at least this often
 
     def choices(self, part: str) -> tuple[str, ...]:
         return {"purpose": self.purposes, "age_band": self.age_bands,
@@ -49,10 +50,12 @@ def _list(raw: object, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
 
 def parse_impact(raw: object) -> ImpactConfig:
     t = _table(raw, "impact")
-    _no_unknown(t, {"purposes", "age_bands", "genders"}, "impact")
+    _no_unknown(t, {"purposes", "age_bands", "genders", "flush_minutes"}, "impact")
     return ImpactConfig(purposes=_list(t.get("purposes"), "impact.purposes", PURPOSES),
                         age_bands=_list(t.get("age_bands"), "impact.age_bands", AGE_BANDS),
-                        genders=_list(t.get("genders"), "impact.genders", GENDERS))
+                        genders=_list(t.get("genders"), "impact.genders", GENDERS),
+                        flush_minutes=check_int("impact.flush_minutes",
+                                                t.get("flush_minutes", 15), 1, 24 * 60))
 
 
 def check_profile(raw: object, impact: ImpactConfig) -> dict[str, str] | None:

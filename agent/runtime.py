@@ -83,6 +83,10 @@ class AgentRuntime:
         loop = asyncio.get_running_loop()
         if self.service.sessions:
             await loop.run_in_executor(self.executor, self.service.checkpoint)
+        try:  # the content-use counts since the last flush (a kill -9 loses them)
+            await loop.run_in_executor(self.executor, self.service.flush_content_use)
+        except Exception:
+            log.exception("content-use counts not saved at stop")
         if self.content is not None:
             await self.content.close()
         if self.reporter is not None:

@@ -10,6 +10,7 @@ from aiohttp import web
 from agent.content import CONTENT, ContentCache
 from agent.content.search import MAX_QUERY_CHARS, QueryError
 from agent.content.store import CHUNK
+from agent.content_use import is_opened
 from agent.edge import COMMANDS, SERVICE, BadRequest, bearer, call, operator, station
 from agent.errors import DomainError
 
@@ -34,6 +35,9 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
                                              request.match_info["path"])
         if article is not None:
             data, mimetype = article
+            if request.method == "GET" and is_opened(mimetype):
+                request.app[SERVICE].note_content_open(request.match_info["pid"],
+                                                       request.match_info["path"])
             return web.Response(body=data, headers={
                 "Content-Type": mimetype, "Cache-Control": IMMUTABLE_HINT,
                 "X-Content-Type-Options": "nosniff"})
@@ -63,6 +67,9 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
             stop = min(size, rng.stop if rng.stop is not None else size)
         status = 206
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    if request.method == "GET" and start == 0 and is_opened(entry["media_type"]):
+        request.app[SERVICE].note_content_open(request.match_info["pid"],
+                                               request.match_info["path"])
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_type, _, charset = entry["media_type"].partition("; charset=")
     if charset:
