@@ -393,7 +393,8 @@ async def station_profile(request: web.Request) -> web.Response:
     """CONTRACT §9b: the kiosk's "help us count" answer, once per session."""
     sid = await station(request)
     body = await json_body(request)
-    profile = _profile(request, {"profile": body})
+    # the body is the profile, or {"profile": {...}} as the start and the redeem take it
+    profile = _profile(request, body if set(body) == {"profile"} else {"profile": body})
     return ok(await call(request, request.app[SERVICE].set_profile, sid, profile))
 
 
