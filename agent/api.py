@@ -21,7 +21,6 @@ from agent.console import setup_console
 from agent.content.routes import setup as setup_content
 from agent.edge import (
     COMMANDS,
-    CONTENT_USE,
     EXECUTOR,
     MAX_BODY_BYTES,
     REPORTER,
@@ -39,7 +38,7 @@ from agent.edge import (
     operator,
     station,
 )
-from agent.impact import ContentUse
+from agent.impact import check_profile
 from agent.meter.catalogue import MAX_QUANTITY
 from agent.meter.session import EndReason
 from agent.reporter import Reporter
@@ -95,8 +94,9 @@ async def start_session(request: web.Request) -> web.Response:
     minutes = field_int(body, "minutes", 1, 24 * 60, nullable=True)
     category = field_str(body, "category", required=False, max_len=32)
     svc = request.app[SERVICE]
+    profile = _profile(request, body)
     return ok(await call(request, svc.start_session, sid, minutes, category, who.name,
-                         body.get("profile")), 201)
+                         profile), 201)
 
 
 @routes.post("/api/v1/sessions/{id}/extend")
@@ -171,9 +171,9 @@ async def sell_voucher(request: web.Request) -> web.Response:
     body = await json_body(request)
     minutes = field_int(body, "minutes", 1, 24 * 60)
     category = field_str(body, "category", required=False, max_len=32)
-    if "profile" in body:  # CONTRACT §9b: a profile belongs to a session, never a sale
-        raise BadRequest("profile: a voucher sale takes no profile; the citizen may give "
-                         "one when redeeming it", "bad_profile")
+    if "profile" in body:  # a voucher is sold, not used: the visit is profiled at redeem
+        raise BadRequest("profile: not taken on a voucher sale (give it when the voucher "
+                         "is used, at the kiosk)", "bad_profile")
     svc = request.app[SERVICE]
     return ok(await call(request, svc.sell_voucher, minutes, category, who.name), 201)
 
@@ -384,19 +384,23 @@ async def redeem(request: web.Request) -> web.Response:
     body = await json_body(request)
     code = field_str(body, "code", max_len=64)
     svc = request.app[SERVICE]
-    return ok(await call(request, svc.redeem, sid, code, body.get("profile")), 201)
+    profile = _profile(request, body)
+    return ok(await call(request, svc.redeem, sid, code, profile), 201)
 
 
 @routes.post("/api/v1/stations/{sid}/session/profile")
 async def station_profile(request: web.Request) -> web.Response:
-    """``{"profile": {"purpose", "age_band", "gender"}}``, each optional, from the
-    ``[impact]`` lists (CONTRACT §9b); once per session (again: 409 ``profile_given``)."""
+    """CONTRACT §9b: the kiosk's "help us count" answer, once per session."""
     sid = await station(request)
     body = await json_body(request)
-    if "profile" not in body:
-        raise BadRequest("'profile' is required", "missing_field")
-    svc = request.app[SERVICE]
-    return ok(await call(request, svc.set_profile, sid, body["profile"]))
+    # the body is the profile, or {"profile": {...}} as the start and the redeem take it
+    profile = _profile(request, body if set(body) == {"profile"} else {"profile": body})
+    return ok(await call(request, request.app[SERVICE].set_profile, sid, profile))
+
+
+def _profile(request: web.Request, body: dict[str, Any]) -> dict[str, str] | None:
+    """The body's optional ``profile``, checked against [impact]; 400 naming the part."""
+    return check_profile(body.get("profile"), request.app[SERVICE].config.impact)
 
 
 @routes.get("/api/v1/stations/{sid}/session")
@@ -463,11 +467,8 @@ def make_app(service: AgentService, reporter_enabled: bool = False,
     app.cleanup_ctx.append(app[UPLINK].lifecycle)
     app.add_routes(routes)
     setup_console(app)  # the operator console at /console/
-    app[CONTENT_USE] = ContentUse(service.ledger, service.clock, service.tz,
-                                  service.config.impact.flush_minutes)
     content = setup_content(app)  # portal content cache, its routes, resync_content
-    runtime = AgentRuntime(service, app[EXECUTOR], app.get(REPORTER), content,
-                           content_use=app[CONTENT_USE])
+    runtime = AgentRuntime(service, app[EXECUTOR], app.get(REPORTER), content)
     app.cleanup_ctx.append(runtime.lifecycle)
     add_index_route(app, "cac-agent", __version__,
                     {"console": "/console/", "health": "/api/v1/health"})

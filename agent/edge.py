@@ -21,7 +21,6 @@ from aiohttp import web
 from agent.commands import CommandRunner
 from agent.errors import DomainError
 from agent.http_errors import headers_of, status_of
-from agent.impact import ContentUse
 from agent.reporter import Reporter
 from agent.service import AgentService, Principal
 
@@ -36,7 +35,6 @@ SERVICE = web.AppKey("service", AgentService)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
 REPORTER = web.AppKey("reporter", Reporter)
 COMMANDS = web.AppKey("commands", CommandRunner)
-CONTENT_USE = web.AppKey("content_use", ContentUse)  # CONTRACT §9b: opens counted
 
 
 class BadRequest(DomainError):

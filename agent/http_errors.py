@@ -13,7 +13,7 @@ STATUS: dict[str, int] = {
     "bad_minutes": 400, "bad_seconds": 400, "bad_code": 400, "bad_message": 400,
     "bad_tariff": 400, "bad_operator": 400, "bad_count": 400, "unknown_category": 400,
     "bad_text": 400, "unsupported_media": 415,
-    "bad_catalogue": 400, "bad_profile": 400, "bad_quantity": 400, "unknown_item": 400,
+    "bad_catalogue": 400, "bad_quantity": 400, "unknown_item": 400,
     # who is asking
     "unauthorized": 401, "bad_credentials": 401, "forbidden": 403,
     # unknown things
@@ -27,7 +27,7 @@ STATUS: dict[str, int] = {
     "cannot_void": 409, "own_account": 409,
     "voucher_session": 409, "open_ended": 409, "session_over": 409, "too_long": 409,
     "session_paused": 409, "session_running": 409,
-    "shift_open": 409, "no_open_shift": 409, "profile_given": 409,
+    "shift_open": 409, "no_open_shift": 409, "profile_given": 409, "bad_profile": 400,
     # slow down
     "too_many_attempts": 429, "locked_out": 429,
     # the disk

@@ -416,9 +416,13 @@ class Ledger:
         result: dict[str, Any] = self._commit(mutate)
         return result
 
-    def add_record(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Append a record that changes no other state (a ``content_use`` aggregate)."""
-        result: dict[str, Any] = self._commit(lambda data: self._append(data, record))
+    def add_records(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Append plain records (content use, CONTRACT §9b) in one write."""
+
+        def mutate(data: Tables) -> list[dict[str, Any]]:
+            return [self._append(data, r) for r in records]
+
+        result: list[dict[str, Any]] = self._commit(mutate)
         return result
 
     def void_sale(self, record: dict[str, Any]) -> dict[str, Any]:

@@ -5,8 +5,7 @@ systemd watchdog pinged), the MQTT reporter and the content sync. Shutdown happe
 order, once HTTP has stopped accepting (aiohttp closes the site before its cleanup runs):
 
 1. stop the group: the ticker, the content sync and the reporter's connection loop end;
-2. write a last checkpoint of the running sessions and the content-use counts not yet
-   written (on the service thread);
+2. write a last checkpoint of the running sessions (on the service thread);
 3. save the content cache's state and close its downloads;
 4. publish the retained ``offline`` status and disconnect from the broker;
 5. release the service thread (the executor);
@@ -25,7 +24,6 @@ from typing import Any
 from aiohttp import web
 
 from agent.content import ContentCache
-from agent.impact import ContentUse
 from agent.reporter import Reporter
 from agent.service import AgentService
 from agent.systemd import Notifier
@@ -38,10 +36,8 @@ TICK_SECONDS = 1.0  # how often time-exhausted sessions are closed and checkpoin
 class AgentRuntime:
     def __init__(self, service: AgentService, executor: ThreadPoolExecutor,
                  reporter: Reporter | None = None, content: ContentCache | None = None,
-                 notifier: Notifier | None = None,
-                 content_use: ContentUse | None = None) -> None:
+                 notifier: Notifier | None = None) -> None:
         self.service = service
-        self.content_use = content_use
         self.executor = executor
         self.reporter = reporter
         self.content = content
@@ -59,12 +55,6 @@ class AgentRuntime:
                 log.exception("session tick failed; retrying in %s s", TICK_SECONDS)
             else:  # systemd: READY=1, then watchdog pings (agent/systemd.py)
                 self.notifier.tick()
-            cu = self.content_use
-            if cu is not None and cu.due():  # a new local day, or flush_minutes went by
-                try:
-                    await loop.run_in_executor(self.executor, cu.flush)
-                except Exception:
-                    log.exception("could not write the content-use counts; they wait")
 
     async def _reporting(self, reporter: Reporter) -> None:
         """The reporter's life in the group: it connects and reconnects on its own task
@@ -93,11 +83,10 @@ class AgentRuntime:
         loop = asyncio.get_running_loop()
         if self.service.sessions:
             await loop.run_in_executor(self.executor, self.service.checkpoint)
-        if self.content_use is not None and self.content_use.pending():
-            try:  # a clean stop writes the opens counted so far (CONTRACT §9b)
-                await loop.run_in_executor(self.executor, self.content_use.flush)
-            except Exception:
-                log.exception("could not write the content-use counts at shutdown")
+        try:  # the content-use counts since the last flush (a kill -9 loses them)
+            await loop.run_in_executor(self.executor, self.service.flush_content_use)
+        except Exception:
+            log.exception("content-use counts not saved at stop")
         if self.content is not None:
             await self.content.close()
         if self.reporter is not None:

@@ -18,6 +18,8 @@ from agent.audit import AuditLog
 from agent.auth import TokenStore
 from agent.clock import Clock
 from agent.config import AgentConfig
+from agent.content_use import ContentUse
+from agent.content_use import records as content_records
 from agent.errors import DomainError
 from agent.ledger import Ledger
 from agent.meter.session import EndReason, Session
@@ -27,7 +29,7 @@ from agent.operators import OperatorStore
 from agent.ratelimit import FailureLimiter
 from agent.usecases.accounts import OPERATOR_TOKEN_TTL, Accounts, Principal
 from agent.usecases.sessions import Sessions
-from agent.usecases.state import AgentState
+from agent.usecases.state import AgentState, new_id
 from agent.usecases.stations import Stations
 from agent.usecases.tariffs import Tariffs
 from agent.usecases.till import Till
@@ -47,6 +49,9 @@ class AgentService:
         self.station_cases = Stations(self.state, self.session_cases)
         self.accounts = Accounts(self.state, operators)
         self.till = Till(self.state)
+        self.content_use = ContentUse()  # CONTRACT §9b: opens per package and day
+        self._content_day = ""
+        self._next_content_flush = clock.monotonic() + config.impact.flush_minutes * 60
 
     # ---------------------------------------------------------------- shared state
 
@@ -116,7 +121,38 @@ class AgentService:
         return self.session_cases.recover()
 
     def tick(self) -> list[dict[str, Any]]:
-        return self.session_cases.tick()
+        closed = self.session_cases.tick()
+        day = self.today()
+        if self._content_day and day != self._content_day:
+            self.flush_content_use()  # the day changed: yesterday's counts go now
+        elif self.clock.monotonic() >= self._next_content_flush:
+            self.flush_content_use()
+        self._content_day = day
+        return closed
+
+    def today(self) -> str:
+        """The CAC's local date."""
+        return self.clock.now().astimezone(self.config.tz).date().isoformat()
+
+    def note_content_open(self, package: str, path: str) -> None:
+        """A citizen opened a page of ``package`` (any thread; no search query, no who)."""
+        self.content_use.note(self.today(), package, path)
+
+    def flush_content_use(self) -> list[dict[str, Any]]:
+        """The counts since the last flush as content_use records (one per day), in one
+        ledger write; counts are put back when the write fails (none lost, none twice)."""
+        self._next_content_flush = (self.clock.monotonic()
+                                    + self.config.impact.flush_minutes * 60)
+        taken = self.content_use.take()
+        if not taken:
+            return []
+        try:
+            with self.state.ledger_write():
+                return self.ledger.add_records(
+                    content_records(taken, self.clock.now().isoformat(), new_id))
+        except BaseException:
+            self.content_use.put_back(taken)
+            raise
 
     def checkpoint(self) -> None:
         self.session_cases.checkpoint()
@@ -128,11 +164,11 @@ class AgentService:
         return self.session_cases.active()
 
     def start_session(self, station_id: str, minutes: int | None, category: str | None,
-                      operator: str, profile: object = None) -> dict[str, Any]:
+                      operator: str, profile: dict[str, str] | None = None) -> dict[str, Any]:
         self.till.require_shift()
         return self.session_cases.start(station_id, minutes, category, operator, profile)
 
-    def set_profile(self, station_id: str, profile: object) -> dict[str, Any]:
+    def set_profile(self, station_id: str, profile: dict[str, str] | None) -> dict[str, Any]:
         return self.session_cases.set_profile(station_id, profile)
 
     def extend(self, session_id: str, minutes: int, operator: str) -> dict[str, Any]:
@@ -177,7 +213,7 @@ class AgentService:
         return self.vouchers.void(code_text, reason, operator)
 
     def redeem(self, station_id: str, code_text: str,
-               profile: object = None) -> dict[str, Any]:
+               profile: dict[str, str] | None = None) -> dict[str, Any]:
         return self.vouchers.redeem(station_id, code_text, profile)
 
     # ---------------------------------------------------------------- stations

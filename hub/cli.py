@@ -75,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hub.usercli import add_token_main
 
         return add_token_main(argv[1:])
+    if argv[:1] == ["purge"]:  # cac-hub purge --config HUB.toml --before YYYY-MM
+        from hub.impact import purge_main
+
+        return purge_main(argv[1:])
     if argv[:1] == ["revoke-token"]:  # cac-hub revoke-token --config HUB.toml --name N
         from hub.usercli import revoke_token_main
 

@@ -14,6 +14,8 @@ Optional keys beyond the contract (all have defaults):
 - ``[store] url`` (CONTRACT §2, §9): ``postgresql://user:password@host:port/dbname``: usage,
   watermarks and fleet rows go to PostgreSQL (hub/pgstore.py), shared by the workers; the
   other tables stay in SQLite in ``data_dir``. Without it, everything is SQLite in data_dir.
+- ``[reports] min_cell = 5``: the impact report (hub/impact.py) shows any count under it
+  as ``"<min_cell>"``; 2..1000.
 - ``[content] signing_key_file``: the Ed25519 private key (PEM) that signs the content
   catalogue and manifests (made by ``cac-provision init-hub``; CONTRACT §10).
 """
@@ -78,6 +80,14 @@ class DashboardConfig:
     command_timeout_seconds: int = 3600  # a command unanswered this long is "expired"
 
 
+@dataclass(frozen=True)
+class ReportsConfig:
+    """``[reports]``: the impact report's suppression of small counts (hub/impact.py)."""
+
+    min_cell: int = 5
+
+
+_REPORTS_LIMITS = {"min_cell": (2, 1000)}
 _ALARM_LIMITS = {"offline_minutes": (0, 7 * 24 * 60), "disk_percent": (0, 100),
                  "temperature_c": (0, 150), "backlog_records": (0, 10**9),
                  "backlog_samples": (0, 10_000), "clock_skew_seconds": (0, 10**7),
@@ -107,6 +117,7 @@ class HubConfig:
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     signing_key_file: Path | None = None  # [content] signing_key_file: signs content
     store_url: str | None = None  # [store] url: PostgreSQL; None: SQLite in data_dir
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
 
     @property
     def client_id(self) -> str:
@@ -147,7 +158,7 @@ def parse_hub_config(raw: Mapping[str, object]) -> HubConfig:
         raw,
         {"hub_id", "data_dir", "offline_after_seconds", "mqtt", "http",
          "shared_subscription", "worker_id", "flush_seconds", "alarms", "dashboard",
-         "content", "store"},
+         "content", "store", "reports"},
         "",
     )
     hub_id = _str(_req(raw, "hub_id", ""), "hub_id")
@@ -219,6 +230,8 @@ def parse_hub_config(raw: Mapping[str, object]) -> HubConfig:
         alarms=AlarmConfig(**_int_table(raw.get("alarms", {}), "alarms", _ALARM_LIMITS)),
         dashboard=DashboardConfig(**_int_table(raw.get("dashboard", {}), "dashboard",
                                                _DASHBOARD_LIMITS)),
+        reports=ReportsConfig(**_int_table(raw.get("reports", {}), "reports",
+                                           _REPORTS_LIMITS)),
     )
 
 

@@ -29,7 +29,7 @@ import jinja2
 from aiohttp import web
 
 from common.httpform import read_form
-from hub import __version__, alarms, charts, commands, history, i18n, reports, users
+from hub import __version__, alarms, charts, commands, history, i18n, impact, reports, users
 from hub.config import HUB_ID_RE, HubConfig
 from hub.ingest import Ingest
 from hub.model import FleetModel, region_of, sessions_today
@@ -574,3 +574,94 @@ async def api_commands(request: web.Request) -> web.Response:
 async def api_daily(request: web.Request) -> web.Response:
     rows = await _dash(request).usage_db(_daily, _report_args(request))
     return web.json_response([r.__dict__ for r in rows])
+
+
+# ---------------------------------------------------------------- impact (issue 18)
+
+# the profile tokens of CONTRACT §9b and the report's own keys, as English msgids
+IMPACT_LABELS = {
+    "egov": N_("e-government"), "job": N_("job search"), "school": N_("school work"),
+    "business": N_("business"), "training": N_("training"), "other": N_("other"),
+    "f": N_("women"), "m": N_("men"), "x": N_("another gender"),
+    impact.NOT_GIVEN: N_("not given"), "first": N_("first this month"),
+    "returning": N_("returning"), "unlinked": N_("not linked (cash)"),
+}
+
+
+def _impact_error(exc: impact.ImpactError) -> web.Response:
+    return web.json_response({"error": "bad_request", "field": exc.field,
+                              "message": str(exc)}, status=400)
+
+
+def _impact_report(db: Any, args: tuple[str, str, str], min_cell: int) -> dict[str, Any]:
+    return impact.report(db, *args, min_cell)
+
+
+async def _impact(request: web.Request) -> tuple[tuple[str, str, str], dict[str, Any]]:
+    """The request's report; ImpactError for a bad argument (answered 400 by the caller)."""
+    args = impact.parse_args(request.query)
+    return args, await _impact_of(_dash(request), args)
+
+
+async def _impact_of(dash: Dashboard, args: tuple[str, str, str]) -> dict[str, Any]:
+    return await dash.usage_db(_impact_report, args, dash.config.reports.min_cell)
+
+
+@routes.get("/api/v1/reports/impact")
+async def api_impact(request: web.Request) -> web.Response:
+    try:
+        _args, rep = await _impact(request)
+    except impact.ImpactError as exc:
+        return _impact_error(exc)
+    return web.json_response(rep)
+
+
+@routes.get("/reports/impact.csv")
+@page()
+async def impact_csv(request: web.Request) -> web.Response:
+    try:
+        args, rep = await _impact(request)
+    except impact.ImpactError as exc:
+        return _impact_error(exc)
+    return _csv(impact.to_csv(rep), f"cac-impact-{args[0]}-{args[1]}-{args[2]}.csv")
+
+
+def _impact_charts(rep: dict[str, Any], _: Any) -> list[str]:
+    by = rep["by"]
+    months = impact.months_between(rep["from"], rep["to"])
+    groups = sorted({r[by] for r in rep["rows"]})
+    share = {(r["month"], r[by]): impact.women_share(r) for r in rep["rows"]}
+    series = [(g, [share.get((m, g)) for m in months]) for g in groups[:len(charts.PALETTE)]]
+    keys = sorted({k for r in rep["rows"] for k, v in r["purpose"].items()
+                   if isinstance(v, int)})
+    bars = []
+    for r in rep["rows"]:
+        if not isinstance(r["visits"], int):
+            continue
+        counts = [r["purpose"].get(k) for k in keys]
+        nums = [c if isinstance(c, int) else 0 for c in counts]
+        bars.append((f"{r['month']} {r[by]}", nums, r["visits"] - sum(nums)))
+    return [charts.share_by_month(series, months, _("Share of women among visits"),
+                                  _("no data")),
+            charts.stacked_bars(bars, [_(IMPACT_LABELS.get(k, k)) for k in keys],
+                                _("Visits by purpose"), _("hidden (small counts)"),
+                                _("no data"))]
+
+
+@routes.get("/reports/impact")
+@page()
+async def impact_page(request: web.Request) -> web.Response:
+    dash = _dash(request)
+    _ = i18n.translator(i18n.request_lang(request))
+    error = None
+    try:
+        args = impact.parse_args(request.query)
+    except impact.ImpactError as exc:
+        error = exc
+        args = impact.parse_args({})
+    rep = await _impact_of(dash, args)
+    qs = urlencode({"from": args[0], "to": args[1], "by": args[2]})
+    return dash.render(request, "impact.html", status=400 if error else 200, rep=rep,
+                       qs=qs, charts=_impact_charts(rep, _),
+                       labels={k: _(v) for k, v in IMPACT_LABELS.items()},
+                       error=None if error is None else (error.field, str(error)))

@@ -35,7 +35,7 @@ from agent.console.core import (
 from agent.console.i18n import LANGS, MESSAGES, Locale
 from agent.errors import DomainError
 from agent.http_errors import headers_of, status_of
-from agent.impact import PROFILE_KEYS
+from agent.impact import PARTS, check_profile
 from agent.meter.session import EndReason
 from agent.service import AgentService
 from common.httpform import read_form
@@ -189,7 +189,7 @@ def impact_rows(svc: AgentService, loc: Locale) -> list[dict[str, Any]]:
     ``[impact]`` lists with its words (the token itself when the list has a local value)."""
     imp = svc.config.impact
     rows = []
-    for key in PROFILE_KEYS:
+    for key in PARTS:
         choices = [(v, loc.t(f"impact_{key}_{v}") if f"impact_{key}_{v}" in MESSAGES else v)
                    for v in imp.choices(key)]
         rows.append({"key": key, "label": loc.t(f"impact_{key}"), "choices": choices})
@@ -198,7 +198,7 @@ def impact_rows(svc: AgentService, loc: Locale) -> list[dict[str, Any]]:
 
 def _form_profile(form: Mapping[str, str]) -> dict[str, str] | None:
     """The profile the start form's buttons chose; "skip" is the empty value."""
-    return {k: form[k] for k in PROFILE_KEYS if form.get(k)} or None
+    return {k: form[k] for k in PARTS if form.get(k)} or None
 
 
 @routes.get("/events")
@@ -289,8 +289,9 @@ async def station_action(ctx: Ctx) -> web.StreamResponse:
     try:
         if action == "start":
             minutes = None if form.get("mode") == "open" else _minutes(form.get("minutes", ""))
+            profile = check_profile(_form_profile(form), svc.config.impact)  # 400 words
             await call(req, svc.start_session, sid, minutes, form.get("category") or None, who,
-                       _form_profile(form))
+                       profile)
             ctx.flash("ok", loc.t("ok_started", station=sid))
         elif action == "extend":
             await call(req, _extend, svc, sid, form.get("session_id", ""),

@@ -10,7 +10,8 @@ from aiohttp import web
 from agent.content import CONTENT, ContentCache
 from agent.content.search import MAX_QUERY_CHARS, QueryError
 from agent.content.store import CHUNK
-from agent.edge import COMMANDS, CONTENT_USE, SERVICE, BadRequest, bearer, call, operator, station
+from agent.content_use import is_opened
+from agent.edge import COMMANDS, SERVICE, BadRequest, bearer, call, operator, station
 from agent.errors import DomainError
 
 MAX_RESULTS = 50
@@ -20,15 +21,6 @@ IMMUTABLE_HINT = "no-cache"  # paths are stable but their bytes change with a ne
 # (offline lessons use them) but cannot read the console's pages, cookies or storage, and
 # what they send the agent is a cross-origin request the console's checks refuse.
 SANDBOX = "sandbox allow-scripts allow-forms allow-popups allow-downloads"
-
-
-def _count_open(request: web.Request, media_type: str) -> None:
-    """A page (HTML) opened: counted for the day's content_use (CONTRACT §9b); assets,
-    HEAD and Range continuations are not opens."""
-    if request.method == "GET" and media_type.startswith("text/html"):
-        use = request.app.get(CONTENT_USE)
-        if use is not None:
-            use.count(request.match_info["pid"], request.match_info["path"])
 
 
 async def serve_file(request: web.Request) -> web.StreamResponse:
@@ -43,7 +35,9 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
                                              request.match_info["path"])
         if article is not None:
             data, mimetype = article
-            _count_open(request, mimetype)
+            if request.method == "GET" and is_opened(mimetype):
+                request.app[SERVICE].note_content_open(request.match_info["pid"],
+                                                       request.match_info["path"])
             return web.Response(body=data, headers={
                 "Content-Type": mimetype, "Cache-Control": IMMUTABLE_HINT,
                 "X-Content-Type-Options": "nosniff"})
@@ -56,7 +50,6 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
                "X-Content-Type-Options": "nosniff", "Content-Security-Policy": SANDBOX}
     inm = request.headers.get("If-None-Match")
     if inm and any(t.strip() in (etag, "*", f"W/{etag}") for t in inm.split(",")):
-        _count_open(request, entry["media_type"])  # opened again, from the browser's cache
         return web.Response(status=304, headers=headers)
     start, stop, status = 0, size, 200
     if "Range" in request.headers and request.headers.get("If-Range", etag) == etag:
@@ -74,8 +67,9 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
             stop = min(size, rng.stop if rng.stop is not None else size)
         status = 206
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
-    if status == 200:
-        _count_open(request, entry["media_type"])
+    if request.method == "GET" and start == 0 and is_opened(entry["media_type"]):
+        request.app[SERVICE].note_content_open(request.match_info["pid"],
+                                               request.match_info["path"])
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_type, _, charset = entry["media_type"].partition("; charset=")
     if charset:

@@ -15,7 +15,7 @@ which billing restarted after a pause or a restart. Block pricing (§3) and a re
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -58,8 +58,7 @@ class Session:
     # a wall instant and the monotonic reading then (default: the start)
     anchor_at: datetime | None = None
     anchor_mono: float | None = None
-    # CONTRACT §9b: the anonymous visit profile (checked parts), None when not given
-    profile: dict[str, str] | None = field(default=None, hash=False)
+    profile: dict[str, str] | None = None  # CONTRACT §9b: the anonymous visit profile
 
     def __post_init__(self) -> None:
         if self.started_at.tzinfo is None:
@@ -244,11 +243,21 @@ class Session:
             segments=segments,
             anchor_at=at,
             anchor_mono=mono_now,
-            profile=_profile_of(cp),
+            profile=_profile(cp.get("profile")),
         )
         if paused:
             return session
         return replace(session, paused_mono=mono_now)._restarted(mono_now, mono_now - billed)
+
+
+def _profile(raw: object) -> dict[str, str] | None:
+    """A checkpoint's profile as written by ``to_checkpoint`` (anything else: none; the
+    values were checked against [impact] when the profile was given)."""
+    if not isinstance(raw, dict):
+        return None
+    out = {str(k): v for k, v in raw.items()
+           if k in ("purpose", "age_band", "gender") and isinstance(v, str)}
+    return out or None
 
 
 def outage_seconds(cp: dict[str, Any], now: datetime,
@@ -272,14 +281,6 @@ def resume_instant(cp: dict[str, Any], now: datetime, boot: tuple[str, float] | 
     if boot is not None and cp.get("boot_id") == boot[0] and "boot_seconds" in cp:
         return at + timedelta(seconds=outage)
     return max(now, at)
-
-
-def _profile_of(cp: dict[str, Any]) -> dict[str, str] | None:
-    """A checkpoint's stored profile (written by this agent, checked when it was given)."""
-    raw = cp.get("profile")
-    if not isinstance(raw, dict):
-        return None
-    return {str(k): str(v) for k, v in raw.items() if isinstance(v, str)} or None
 
 
 def _aware(at: datetime) -> datetime:
@@ -319,10 +320,10 @@ class ClosedSession:
     operator: str | None
     minutes: int | None
     end_reason: EndReason
-    profile: dict[str, str] | None = field(default=None, hash=False)
+    profile: dict[str, str] | None = None
 
     def to_record(self) -> dict[str, Any]:
-        record: dict[str, Any] = {
+        return {
             "type": "session",
             "id": self.id,
             "station": self.station,
@@ -337,7 +338,5 @@ class ClosedSession:
             "minutes": self.minutes,
             "end_reason": str(self.end_reason),
             "paid_by": "voucher" if self.voucher_id else "cash",
+            **({"profile": dict(self.profile)} if self.profile else {}),
         }
-        if self.profile:  # CONTRACT §9b: left out when none was given
-            record["profile"] = dict(self.profile)
-        return record

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent.errors import DomainError
-from agent.impact import check_profile
 from agent.meter.session import (
     EndReason,
     Session,
@@ -156,11 +155,10 @@ class Sessions:
     # ---------------------------------------------------------------- changes
 
     def start(self, station_id: str, minutes: int | None, category: str | None,
-              operator: str, profile: object = None) -> dict[str, Any]:
+              operator: str, profile: dict[str, str] | None = None) -> dict[str, Any]:
         st = self.state
         st.require_station(station_id)
         st.check_category(category)
-        checked = check_profile(profile, st.config.impact)
         self.tick()
         st.require_unlocked(station_id)
         if st.session_on(station_id) is not None:
@@ -168,7 +166,7 @@ class Sessions:
         s = Session(id=new_id(), station=station_id, started_at=st.clock.now(),
                     mono_start=st.clock.monotonic(),
                     limit_seconds=None if minutes is None else minutes * 60,
-                    category=category or None, operator=operator, profile=checked)
+                    category=category or None, operator=operator, profile=profile)
         st.session_tariffs[s.id] = st.tariff
         try:
             with st.ledger_write():
@@ -182,24 +180,6 @@ class Sessions:
         st.audit_action(f"operator:{operator}", "session.start", station_id, session=s.id,
                         minutes=minutes, category=category or None)
         return st.session_view(s)
-
-    def set_profile(self, station_id: str, profile: object) -> dict[str, Any]:
-        """The kiosk's answer to "help us count", once per session (CONTRACT §9b)."""
-        st = self.state
-        st.require_station(station_id)
-        checked = check_profile(profile, st.config.impact)
-        self.tick()
-        s = st.session_on(station_id)
-        if s is None:
-            raise DomainError("no_session", f"station {station_id} has no session")
-        if s.profile is not None:
-            raise DomainError("profile_given", "this session already has its profile")
-        if checked is None:
-            raise DomainError("bad_profile", "profile: give at least one of purpose, "
-                              "age_band, gender (or skip the question)")
-        self._store([replace(s, profile=checked)])
-        st.audit_action(f"station:{station_id}", "session.profile", station_id, session=s.id)
-        return st.session_view(st.sessions[s.id])
 
     def pause(self, session_id: str, reason: str | None, actor: str) -> dict[str, Any]:
         """Stop a running session's billed and remaining time (the kiosk shows it paused)."""
@@ -260,6 +240,23 @@ class Sessions:
         st.audit_action(actor, "session.resume_all", "*", sessions=ids)
         log.info("%d session(s) resumed by %s", len(ids), actor)
         return {"sessions": ids}
+
+    def set_profile(self, station_id: str, profile: dict[str, str] | None) -> dict[str, Any]:
+        """The citizen's answer to "help us count" at the kiosk, once per session (CONTRACT
+        §9b); skipping sends nothing. One checkpoint write."""
+        st = self.state
+        st.require_station(station_id)
+        self.tick()
+        s = st.session_on(station_id)
+        if s is None:
+            raise DomainError("no_session", f"station {station_id} has no session")
+        if s.profile is not None:
+            raise DomainError("profile_given", "profile: this session already has one")
+        if profile is None:
+            raise DomainError("bad_profile", "profile: give at least one of purpose, "
+                              "age_band, gender (or skip: send nothing)")
+        self._store([replace(s, profile=profile)])
+        return st.session_view(st.sessions[s.id])
 
     def _store(self, changed: list[Session]) -> None:
         """Checkpoint changed sessions, then put them in memory."""

@@ -169,7 +169,7 @@ class AgentState:
             "state": s.state,
             "pause_reason": s.pause_reason,
             "resumed": s.id in self.resumed,
-            "profile": s.profile,  # CONTRACT §9b: None until given
+            "profile": s.profile,  # CONTRACT §9b (None: not given, or skipped)
             "billed_seconds": s.billed_seconds(now),
             "remaining_seconds": s.remaining_seconds(now),
             "fee_so_far": s.fee_so_far(now, self.tariff_of(s), self.tz),

@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Any
 
 from agent.errors import DomainError
-from agent.impact import check_profile
 from agent.ledger import LedgerError
 from agent.meter.session import Session
 from agent.meter.tariff import UnknownCategory, compute_fee
@@ -117,11 +116,10 @@ class Vouchers:
         return stored
 
     def redeem(self, station_id: str, code_text: str,
-               profile: object = None) -> dict[str, Any]:
+               profile: dict[str, str] | None = None) -> dict[str, Any]:
         """Start a session on a station from a voucher; failures count toward a 429."""
         st = self.state
         st.require_station(station_id)
-        checked = check_profile(profile, st.config.impact)
         mono = st.clock.monotonic()
         if self.limiter.blocked(station_id, mono):
             wait = max(1, round(self.limiter.retry_after(station_id, mono)))
@@ -148,7 +146,7 @@ class Vouchers:
             raise DomainError("voucher_in_use", "this voucher is in use on another station")
         s = Session(id=new_id(), station=station_id, started_at=st.clock.now(),
                     mono_start=mono, limit_seconds=v.seconds_left, category=v.category,
-                    voucher_id=entry.sale_id, profile=checked)
+                    voucher_id=entry.sale_id, profile=profile)
         st.voucher_codes[s.id] = code
         st.session_tariffs[s.id] = st.tariff
         try:

@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 from common.usage_window import ACK_TIMEOUT, ACK_TIMEOUT_MAX, MAX_IN_FLIGHT, UsageWindow
 from hub.sim.pricing import DEFAULT_TARIFF, SimTariff, fee
 from wire.messages import (
@@ -24,7 +26,9 @@ from wire.messages import (
     MAX_PAYLOAD_BYTES,
     Command,
     CommandAck,
+    ContentUseRecord,
     Health,
+    Profile,
     Record,
     SessionRecord,
     StationHealth,
@@ -57,6 +61,16 @@ VOUCHER_MINUTES = (30, 60, 120, 300)
 PREPAID_MINUTES = (15, 30, 60, None)  # None: open-ended, paid at the end
 VOUCHER_VALID_DAYS = 30
 KEEP_SALES = 50  # recent voucher sales a void may refer to
+# the impact data (CONTRACT §9b, issue 18): profiles on sessions, content use aggregates
+CONTENT_USE_SHARE = 0.05  # usage records that are a content_use increment
+PROFILE_SHARE = 0.75  # sessions whose citizen answered the "help us count" question
+PROFILE_PART_SHARE = 0.9  # each answered part (purpose, age band, gender)
+REUSED_VOUCHER_SHARE = 0.4  # voucher sessions on a voucher already used (a return visit)
+PURPOSES = (("egov", 30), ("job", 20), ("school", 25), ("business", 8), ("training", 10),
+            ("other", 7))
+AGE_BANDS = (("<18", 15), ("18-24", 35), ("25-34", 25), ("35-54", 18), ("55+", 7))
+GENDERS = (("f", 46), ("m", 52), ("x", 2))
+PACKAGES = ("wikipedia-fr", "wikipedia-ar", "khan-academy-fr", "gov-services", "jobs-guide")
 
 GB = 10**9
 MB = 10**6
@@ -191,6 +205,10 @@ class SimCac:
         self.last_seq = 0
         self.outbox: list[Record] = []
         self._sales: deque[VoucherSaleRecord] = deque(maxlen=KEEP_SALES)
+        self._vouchers: deque[str] = deque(maxlen=KEEP_SALES)  # voucher ids used lately
+        # the impact data draws from a stream of its own: ``rng`` gives the same records as
+        # before it existed (tests and benchmarks replay seeds)
+        self.impact_rng = random.Random(f"{cac_id}-impact-{self.boot_id}")
         self.window = UsageWindow(0, now, ack_timeout=settings.ack_timeout,
                                   ack_timeout_max=settings.ack_timeout_max,
                                   max_in_flight=settings.max_in_flight)
@@ -304,7 +322,40 @@ class SimCac:
             return self._void(at)
         if r < VOID_SHARE + VOUCHER_SALE_SHARE:
             return self._voucher_sale(at)
-        return self._session(at)
+        rec = self._session(at)
+        if self.impact_rng.random() < CONTENT_USE_SHARE:
+            return self._content_use(at)
+        return rec
+
+    def _pick(self, weighted: Sequence[tuple[str, int]]) -> str | None:
+        rng = self.impact_rng
+        if rng.random() >= PROFILE_PART_SHARE:
+            return None
+        return rng.choices([k for k, _ in weighted], [w for _, w in weighted])[0]
+
+    def _profile(self) -> Profile | msgspec.UnsetType:
+        if self.impact_rng.random() >= PROFILE_SHARE:
+            return msgspec.UNSET  # skipped
+        return Profile(purpose=self._pick(PURPOSES), age_band=self._pick(AGE_BANDS),
+                       gender=self._pick(GENDERS))
+
+    def _voucher_id(self) -> str | None:
+        vid = _id(self.rng) if self.rng.random() < VOUCHER_SESSION_SHARE else None
+        if vid is None:
+            return None
+        if self._vouchers and self.impact_rng.random() < REUSED_VOUCHER_SHARE:
+            return self.impact_rng.choice(self._vouchers)
+        self._vouchers.append(vid)
+        return vid
+
+    def _content_use(self, at: float) -> ContentUseRecord:
+        """Content opened at the kiosks since the last such record (increments)."""
+        rng = self.impact_rng
+        day = datetime.fromtimestamp(at, UTC).astimezone(self.tz).date().isoformat()
+        opens = {p: rng.randint(1, 12) for p in rng.sample(PACKAGES, rng.randint(1, 3))}
+        return ContentUseRecord(id=_id(rng), seq=self.last_seq, cac_id=self.cac_id,
+                                at=_iso(at), tz=self.settings.timezone, day=day,
+                                opens=opens)
 
     def _category(self) -> str | None:
         if "student" in self.settings.tariff.concessions and self.rng.random() < STUDENT_SHARE:
@@ -320,7 +371,7 @@ class SimCac:
             billed = int(min(SESSION_MAX_S, max(60, rng.lognormvariate(
                 math.log(SESSION_MEDIAN_S), 0.7))))
         category = self._category()
-        voucher_id = _id(rng) if rng.random() < VOUCHER_SESSION_SHARE else None
+        voucher_id = self._voucher_id()
         minutes = rng.choice(VOUCHER_MINUTES) if voucher_id else rng.choice(PREPAID_MINUTES)
         if minutes is not None:
             billed = min(billed, minutes * 60)
@@ -337,7 +388,8 @@ class SimCac:
             ended_at=ended.isoformat(), billed_seconds=billed, fee=charged,
             currency=tariff.currency, category=category, voucher_id=voucher_id,
             operator=None if voucher_id else "counter", minutes=minutes,
-            end_reason=end_reason, paid_by="voucher" if voucher_id else "cash")
+            end_reason=end_reason, paid_by="voucher" if voucher_id else "cash",
+            profile=self._profile())
 
     def _voucher_sale(self, at: float) -> VoucherSaleRecord:
         tariff = self.settings.tariff

@@ -27,7 +27,9 @@ from wire.messages import (
     Ack,
     Command,
     CommandAck,
+    ContentUseRecord,
     Health,
+    Profile,
     SessionRecord,
     Status,
     Usage,
@@ -73,10 +75,11 @@ def test_records_follow_the_tariff_and_the_ledger_rules() -> None:
     assert len(recs) > 5000
     assert [r.seq for r in recs] == list(range(1, len(recs) + 1))
     assert len({r.id for r in recs}) == len(recs)
-    assert all(r.cac_id == "sim-0001" and r.currency == "MAD" for r in recs)
+    assert all(r.cac_id == "sim-0001" and getattr(r, "currency", "MAD") == "MAD" for r in recs)
     sales: dict[str, VoucherSaleRecord] = {}
     voided: set[str] = set()
     fees = []
+    content_days: set[str] = set()
     for r in recs:
         if isinstance(r, SessionRecord):
             started = datetime.fromisoformat(r.started_at)
@@ -95,6 +98,10 @@ def test_records_follow_the_tariff_and_the_ledger_rules() -> None:
             assert r.price == compute_fee(DEFAULT_TARIFF, datetime.fromisoformat(r.at),
                                           r.minutes * 60, TZ, r.category)
             sales[r.id] = r
+        elif isinstance(r, ContentUseRecord):  # issue 18: daily content increments
+            assert r.day == datetime.fromisoformat(r.at).astimezone(TZ).date().isoformat()
+            assert r.opens and all(n > 0 for n in r.opens.values())
+            content_days.add(r.day)
         else:
             assert isinstance(r, VoidRecord)
             assert r.ref in sales and r.ref not in voided  # an earlier sale, voided once
@@ -107,6 +114,14 @@ def test_records_follow_the_tariff_and_the_ledger_rules() -> None:
     assert any(s == 900 and c is None and f == 100 for s, c, f in fees)  # night band
     assert any(c == "student" and f > 0 for _s, c, f in fees)
     assert sales and voided
+    # the impact data: profiles (some skipped), vouchers used again, content every day
+    sessions = [r for r in recs if isinstance(r, SessionRecord)]
+    given = [r.profile for r in sessions if isinstance(r.profile, Profile)]
+    assert 0.6 < len(given) / len(sessions) < 0.9
+    assert {p.gender for p in given} >= {"f", "m", None}
+    vouchers = [r.voucher_id for r in sessions if r.voucher_id]
+    assert len(set(vouchers)) < len(vouchers)
+    assert len(content_days) >= 3
     # and a batch of them is a valid wire message
     decode(encode(Usage(records=recs[:200])), Usage)
 

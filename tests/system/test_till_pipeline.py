@@ -102,7 +102,9 @@ def test_sales_voids_and_shifts_reach_the_hub_exactly_once_across_a_kill9(
                             tok)
         assert status == 201, sale
         sales.append(sale)
-    status, s = http("POST", f"{site.a}/sessions", {"station": "s1", "minutes": None}, tok)
+    status, s = http("POST", f"{site.a}/sessions", {"station": "s1", "minutes": None,
+                                                     "profile": {"purpose": "egov",
+                                                                 "gender": "f"}}, tok)
     assert status == 201
     status, billed = http("POST", f"{site.a}/sales",
                           {"item": "letter", "quantity": 1, "session": s["id"]}, tok)
@@ -127,6 +129,10 @@ def test_sales_voids_and_shifts_reach_the_hub_exactly_once_across_a_kill9(
     status, late = http("POST", f"{site.a}/sales", {"item": "letter", "quantity": 2}, tok)
     assert status == 201
     assert site.backlog() == 1
+    # a session with a profile runs through the kill -9 (resumed, CONTRACT §7) and keeps it
+    status, s2 = http("POST", f"{site.a}/sessions", {"station": "s2", "minutes": None,
+                                                      "profile": {"age_band": "18-24"}}, tok)
+    assert status == 201, s2
     site.agent.kill9()
     site.start_agent()
     status, cur = http("GET", f"{site.a}/shifts/current", None, site.tok)
@@ -134,6 +140,8 @@ def test_sales_voids_and_shifts_reach_the_hub_exactly_once_across_a_kill9(
     status, closed2 = http("POST", f"{site.a}/shifts/current/close", {"counted_cash": 7900},
                            site.tok)
     assert status == 200 and closed2["over_short"] == -100, closed2
+    status, s2_rec = http("POST", f"{site.a}/sessions/{s2['id']}/end", {}, site.tok)
+    assert status == 200 and s2_rec["profile"] == {"age_band": "18-24"}, s2_rec
     site.start_hub()
     until(lambda: site.backlog() == 0, "records across the kill -9 at the hub", procs=procs)
 
@@ -149,7 +157,10 @@ def test_sales_voids_and_shifts_reach_the_hub_exactly_once_across_a_kill9(
     assert len(keys) == len(set(keys)), "a record reached the hub twice"
     assert set(keys) == set(mine)
     kinds = sorted(t for t, _ in keys)
-    assert kinds == sorted(["sale"] * 5 + ["sale_void"] + ["session"] + ["shift"] * 2)
+    assert kinds == sorted(["sale"] * 5 + ["sale_void"] + ["session"] * 2 + ["shift"] * 2)
+    profiles = {i: rec.get("profile") for t, i, rec in got if t == "session"}
+    assert profiles == {s["id"]: {"purpose": "egov", "gender": "f"},
+                        s2["id"]: {"age_band": "18-24"}}
     for t, i, rec in got:
         for key, value in mine[(t, i)].items():
             assert rec.get(key) == value, (t, key, rec, mine[(t, i)])
@@ -167,5 +178,5 @@ def test_sales_voids_and_shifts_reach_the_hub_exactly_once_across_a_kill9(
     assert row["revenue"] == agent_day["revenue"], (row, agent_day)
     # the session's bill at the hub, through its API
     hub_sessions = site.hub_sessions()
-    assert [(r["id"], r["sales"], r["total"]) for r in hub_sessions] == [
-        (s["id"], [billed["id"]], session_rec["total"])]
+    assert [(r["id"], r["sales"], r["total"]) for r in hub_sessions
+            if r["id"] == s["id"]] == [(s["id"], [billed["id"]], session_rec["total"])]
