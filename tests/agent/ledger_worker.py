@@ -43,15 +43,18 @@ def main() -> None:
     print("ready", flush=True)
     at = datetime(2026, 1, 15, 8, 0, tzinfo=UTC)
     n = 0
+    # a station of this run's own: a kill -9 between a start and its close leaves that session
+    # active in the ledger, and the next run must not trip over it
+    station = f"s-{uuid.uuid4().hex[:8]}"
     while True:
         n += 1
         sid = uuid.uuid4().hex
-        cp = {"id": sid, "station": "s1", "started_at": at.isoformat(), "limit_seconds": None,
+        cp = {"id": sid, "station": station, "started_at": at.isoformat(), "limit_seconds": None,
               "category": None, "voucher_id": None, "operator": "amina",
               "billed_seconds": 0, "voucher_code": None}
         led.start_session(cp)
         end = at + timedelta(seconds=600)
-        stored = led.close_session({"type": "session", "id": sid, "station": "s1",
+        stored = led.close_session({"type": "session", "id": sid, "station": station,
                                     "started_at": cp["started_at"], "ended_at": end.isoformat(),
                                     "billed_seconds": 600, "fee": 200, "currency": "MAD",
                                     "at": end.isoformat()})
