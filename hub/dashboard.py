@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
@@ -405,10 +405,19 @@ async def cac_page(request: web.Request) -> web.Response:
                                _(unit), now - history.HOUR_KEEP_SECONDS, now, history.HOUR,
                                top, empty_text=no_data)
                     for m, title, unit, top in CHART_SERIES]
+    # the till (issue 17): this CAC's last 7 days from the daily report
+    since = (datetime.fromtimestamp(now, UTC) - timedelta(days=TILL_DAYS - 1)).date()
+    till = await dash.usage_db(_daily, {"from": since.isoformat(), "to": None,
+                                        "cac": cac_id, "region": None})
     return dash.render(request, "cac.html", c=view, region=region_of(cac_id), now=now,
+                       till=till, till_totals=reports.totals(till),
+                       till_items=reports.item_totals(till),
                        day_charts=day_charts, month_charts=month_charts,
                        alarms=data["alarms"], commands=data["commands"],
                        names=commands.NAMES, error=request.query.get("error"))
+
+
+TILL_DAYS = 7  # the CAC page's till block
 
 
 @routes.post("/cacs/{cac_id}/commands")
