@@ -25,7 +25,7 @@ warn() { printf 'run: WARNING: %s\n' "$*" >&2; }
 # ------------------------------------------------------------------ processes and cleanup
 
 declare -A PIDS=() # name -> pid of what this script started
-STOP_ORDER=(kiosk simulator agent hub mosquitto)
+STOP_ORDER=(kiosk simulator agent hub mosquitto cups)
 
 stop_pid() { # stop_pid NAME PID: SIGTERM, wait up to 10 s, then SIGKILL
     local name="$1" pid="$2" i
@@ -52,6 +52,8 @@ cleanup() {
             stop_pid "$name" "${PIDS[$name]}"
         fi
     done
+    if [ -n "${CUPS_PDF_CONF:-}" ]; then rm -f "$CUPS_PDF_CONF"; fi
+    if [ -n "${CUPS_DIR:-}" ]; then rm -rf "$CUPS_DIR"; fi
 }
 trap cleanup EXIT
 trap 'echo; exit 130' INT
@@ -353,6 +355,104 @@ fi
 "${DETACH[@]}" "$V/cac-hub" --config "$HUB_TOML" </dev/null >"$DATA/hub.log" 2>&1 &
 PIDS[hub]=$!
 
+# ------------------------------------------------------------------ printing (demo)
+
+# When CUPS and cups-pdf are installed (scripts/setup.sh does it as root), station s1 prints
+# to a held queue of a private cupsd on a free loopback port (FIELD-NOTES: a private cupsd
+# with a cups-pdf queue): the job waits until the counter releases it at the console's
+# Impressions page, then cups-pdf writes the PDF. Its files live in a 0755 directory under
+# /tmp (CUPS filters run as lp, who cannot read most home directories).
+CUPS_PPD=/usr/share/ppd/cups-pdf/CUPS-PDF_opt.ppd
+CUPSD="$(command -v cupsd || echo /usr/sbin/cupsd)"
+LPADMIN="$(command -v lpadmin || echo /usr/sbin/lpadmin)"
+PRINT_STATE="no print queue: CUPS is not installed (as root: apt-get install cups printer-driver-cups-pdf poppler-utils)"
+if [ -x "$CUPSD" ] && [ -x "$LPADMIN" ] && [ -f "$CUPS_PPD" ] && command -v lpstat >/dev/null; then
+    if [ "$(id -u)" != 0 ]; then
+        PRINT_STATE="no print queue: a private CUPS with cups-pdf needs root here"
+    else
+        CUPS_DIR="$(mktemp -d /tmp/cac-demo-cups-XXXXXX)"
+        chmod 0755 "$CUPS_DIR"
+        mkdir -p "$CUPS_DIR"/{etc,spool,tmp,cache,state,log,out,pdfspool}
+        chmod 1777 "$CUPS_DIR"/{tmp,out,pdfspool}
+        CUPS_PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+        CUPS_NAME="cacdemo$CUPS_PORT"
+        cat >"$CUPS_DIR/etc/cupsd.conf" <<CONF
+Listen 127.0.0.1:$CUPS_PORT
+ServerName 127.0.0.1
+Browsing No
+WebInterface No
+DefaultAuthType None
+LogLevel warn
+<Location />
+Order allow,deny
+Allow 127.0.0.1
+</Location>
+<Policy default>
+<Limit All>
+Order deny,allow
+</Limit>
+</Policy>
+CONF
+        cat >"$CUPS_DIR/etc/cups-files.conf" <<CONF
+ServerRoot $CUPS_DIR/etc
+RequestRoot $CUPS_DIR/spool
+TempDir $CUPS_DIR/tmp
+CacheDir $CUPS_DIR/cache
+StateDir $CUPS_DIR/state
+AccessLog $CUPS_DIR/log/access_log
+ErrorLog $CUPS_DIR/log/error_log
+PageLog $CUPS_DIR/log/page_log
+Printcap $CUPS_DIR/printcap
+User lp
+Group lp
+SystemGroup root
+FileDevice No
+CONF
+        CUPS_PDF_CONF="/etc/cups/cups-pdf-$CUPS_NAME.conf"
+        printf 'Out %s/out\nSpool %s/pdfspool\nLog %s/log\n' "$CUPS_DIR" "$CUPS_DIR" "$CUPS_DIR" \
+            >"$CUPS_PDF_CONF"
+        "${DETACH[@]}" "$CUPSD" -f -c "$CUPS_DIR/etc/cupsd.conf" -s "$CUPS_DIR/etc/cups-files.conf" \
+            </dev/null >"$DATA/cupsd.log" 2>&1 &
+        PIDS[cups]=$!
+        queue_ok=""
+        for _ in $(seq 1 100); do # a fresh cupsd may drop its first connections
+            if lpstat -h "127.0.0.1:$CUPS_PORT" -r >/dev/null 2>&1 &&
+                "$LPADMIN" -h "127.0.0.1:$CUPS_PORT" -p s1 -E -v "cups-pdf:/$CUPS_NAME" \
+                    -P "$CUPS_PPD" -o job-hold-until-default=indefinite >>"$DATA/cupsd.log" 2>&1; then
+                queue_ok=1
+                break
+            fi
+            sleep 0.2
+        done
+        if [ -n "$queue_ok" ] && "$PY" - "$AGENT_TOML" "127.0.0.1:$CUPS_PORT" "$CUPS_DIR/spool" <<'PY'; then
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+path, cups, spool = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+cfg = tomllib.loads(path.read_text())
+text = path.read_text()
+if "printing" in cfg:  # a config from an earlier run: the private cupsd's new port and spool
+    text = re.sub(r'(?m)^cups = ".*"$', f'cups = "{cups}"', text)
+    text = re.sub(r'(?m)^spool_dir = ".*"$', f'spool_dir = "{spool}"', text)
+else:
+    text += f'\n[printing]\ncups = "{cups}"\nspool_dir = "{spool}"\n'
+if not any(i.get("id") == "print-bw" for i in cfg.get("catalogue", [])):
+    text += ('\n[[catalogue]]\nid = "print-bw"\nname = { fr = "Impression N&B", '
+             'ar = "طباعة أبيض وأسود" }\nprice = 100\nunit = "page"\n'
+             '\n[[catalogue]]\nid = "print-color"\nname = { fr = "Impression couleur", '
+             'ar = "طباعة بالألوان" }\nprice = 300\nunit = "page"\n')
+path.write_text(text)
+PY
+            PRINT_STATE="station s1 prints to a held queue on 127.0.0.1:$CUPS_PORT (lp -h 127.0.0.1:$CUPS_PORT -d s1 FILE); release it at the console's print page"
+        else
+            warn "the demo print queue could not be set up (see run-data/cupsd.log); going on without it"
+            PRINT_STATE="no print queue (see run-data/cupsd.log)"
+        fi
+    fi
+fi
+
 # ------------------------------------------------------------------ agent (foreground)
 
 say "starting cac-agent --config run-data/agent.toml (Ctrl-C stops everything)"
@@ -464,6 +564,7 @@ print("\n                ".join("%s  token %s" % (s["id"], s["token"]) for s in 
                 API token $API_STATE
                 e.g. curl -H "Authorization: Bearer \$(cat run-data/api-token)" http://127.0.0.1:$HUB_PORT/api/v1/cacs
  content        $CONTENT_STATE
+ printing       $PRINT_STATE
  simulator      $SIM_STATE
  kiosk          $KIOSK_STATE
  data           run-data/ (agent.toml, hub.toml, agent/, logs); delete it to start over
