@@ -52,6 +52,7 @@ from kiosk.prints import PrintWatcher
 from kiosk.screens import modals
 from kiosk.screens.pin import PinEntry
 from kiosk.screens.portal import Library
+from kiosk.screens.profile import ProfileEntry
 from kiosk.screens.voucher import VoucherEntry
 from kiosk.station_state import remember_lang, remembered_lang, state_file
 from kiosk.voice import Player, Speech, Voice, spoken_text
@@ -115,6 +116,9 @@ class KioskApp(App):
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kiosk-io")
         self._cleanup_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiosk-apps")
         self.voucher_entry = VoucherEntry(self)
+        self.profile_entry = ProfileEntry(self)
+        self.profile_choice: dict[str, str] = {}  # the "help us count" answers being chosen
+        self.profile_asked: set[str] = set()  # sessions already asked (never twice)
         self.pin_entry = PinEntry(self)
         self.library = Library(self)
         self.prints = PrintWatcher(self)

@@ -76,6 +76,11 @@ class StationClient:
         out: dict[str, Any] = self._call("POST", "/redeem", {"code": code})
         return out
 
+    def profile(self, profile: dict[str, str]) -> dict[str, Any]:
+        """The citizen's anonymous "help us count" answer (CONTRACT §9b), once a session."""
+        out: dict[str, Any] = self._call("POST", "/session/profile", profile)
+        return out
+
     def end(self, reason: str = "citizen") -> dict[str, Any]:
         out: dict[str, Any] = self._call("POST", "/session/end", {"reason": reason})
         return out

@@ -10,6 +10,7 @@ state_dir = "/var/lib/cac-kiosk"   # the remembered language
 exit_pin_hash = "pbkdf2_sha256$600000$<salt hex>$<hash hex>"   # cac-kiosk --hash-pin
 large_text_scale = 1.35
 speak_on_arrival = false      # say each screen aloud when it opens ("Listen" always does)
+ask_profile = true            # the anonymous "help us count" screen after a redeem
 recorded_voice_dir = "/var/lib/cac-kiosk/recorded-voice"   # default: <state_dir>/...
     # <lang>/<screen>.wav|.ogg|.mp3 recorded by the CAC win over espeak-ng (no zgh voice)
 
@@ -60,6 +61,7 @@ class KioskConfig:
     exit_pin_hash: str | None = None
     large_text_scale: float = 1.35
     speak_on_arrival: bool = False
+    ask_profile: bool = True  # the "help us count" screen after a redeem (CONTRACT §9b)
     recorded_voice_dir: Path | None = None  # None: <state_dir>/recorded-voice
     apps: tuple[AppSpec, ...] = ()
     open_command: tuple[str, ...] = ()
@@ -125,7 +127,8 @@ def dangerous_dir(path: Path) -> str | None:
 def parse_config(raw: dict[str, Any], base: Path | None = None) -> KioskConfig:
     no_unknown(raw, {"idle_seconds", "idle_warning_seconds", "receipt_seconds", "poll_seconds",
                      "retry_seconds", "state_dir", "exit_pin_hash", "large_text_scale", "apps",
-                     "portal", "desktop", "speak_on_arrival", "recorded_voice_dir"}, "")
+                     "portal", "desktop", "speak_on_arrival", "recorded_voice_dir",
+                     "ask_profile"}, "")
     d = KioskConfig()
     kw: dict[str, Any] = {}
     if "idle_seconds" in raw:
@@ -148,6 +151,10 @@ def parse_config(raw: dict[str, Any], base: Path | None = None) -> KioskConfig:
         if not isinstance(raw["speak_on_arrival"], bool):
             raise ConfigError("speak_on_arrival", "must be true or false")
         kw["speak_on_arrival"] = raw["speak_on_arrival"]
+    if "ask_profile" in raw:
+        if not isinstance(raw["ask_profile"], bool):
+            raise ConfigError("ask_profile", "must be true or false")
+        kw["ask_profile"] = raw["ask_profile"]
     if "recorded_voice_dir" in raw:
         p = Path(string(raw["recorded_voice_dir"], "recorded_voice_dir"))
         kw["recorded_voice_dir"] = p if p.is_absolute() or base is None else base / p

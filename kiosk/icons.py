@@ -37,14 +37,20 @@ CODEPOINTS = {
     "menu_book": 0xEA19, "help": 0xE887, "home": 0xE88A, "chat": 0xE0B7,
     "folder": 0xE2C7, "close": 0xE5CD, "pin": 0xF045, "space_bar": 0xE256, "usb": 0xE1E0,
     "navigate_before": 0xE408, "navigate_next": 0xE409, "picture_as_pdf": 0xE415,
-    "zoom_in": 0xE8FF, "zoom_out": 0xE900,
+    "zoom_in": 0xE8FF, "zoom_out": 0xE900, "account_balance": 0xE84F, "work": 0xE8F9,
+    "school": 0xE80C, "store": 0xE8D1, "build": 0xE869, "more_horiz": 0xE5D3,
+    "child_care": 0xEB41, "person": 0xE7FD, "groups": 0xF233, "elderly": 0xF21A,
+    "face": 0xE87C, "female": 0xE590, "male": 0xE58E, "help_outline": 0xE8FD,
+    "skip_next": 0xE044, "bar_chart": 0xE26B,
 }
 
 # an icon that points one way, and its mirror image for right-to-left reading
 MIRRORED = {"arrow_back": "arrow_forward", "arrow_forward": "arrow_back",
+            "skip_next": "skip_previous",
             "navigate_before": "navigate_next", "navigate_next": "navigate_before",
             "logout": "login", "exit_to_app": "exit_to_app", "backspace": "backspace"}
 CODEPOINTS["login"] = 0xEA77
+CODEPOINTS["skip_previous"] = 0xE045
 
 # actions, by the button's kid (tests and traces name buttons by it)
 ICON_FOR_KID = {
@@ -60,6 +66,15 @@ ICON_FOR_KID = {
     "search_del": "backspace", "bar_back": "arrow_back", "bar_end": "logout",
     "usb_copy": "usb", "pdf_prev": "navigate_before", "pdf_next": "navigate_next",
     "pdf_zoom_in": "zoom_in", "pdf_zoom_out": "zoom_out",
+    # the "help us count" screen (kiosk/screens/profile.py)
+    "prof_purpose_egov": "account_balance", "prof_purpose_job": "work",
+    "prof_purpose_school": "school", "prof_purpose_business": "store",
+    "prof_purpose_training": "build", "prof_purpose_other": "more_horiz",
+    "prof_age_band_<18": "child_care", "prof_age_band_18-24": "person",
+    "prof_age_band_25-34": "person", "prof_age_band_35-54": "groups",
+    "prof_age_band_55+": "elderly", "prof_gender_f": "female", "prof_gender_m": "male",
+    "prof_gender_x": "help_outline", "profile_skip": "skip_next",
+    "profile_done": "check_circle",
 }
 ICON_FOR_KID_PREFIX = {"app_": "apps", "pkg_": "menu_book", "file_": "description",
                        "hit_": "description"}
@@ -70,6 +85,7 @@ ICON_FOR_SCREEN = {
     "session": "timer", "receipt": "receipt_long", "locked": "lock", "offline": "cloud_off",
     "pin": "pin", "portal": "local_library", "portal_item": "description",
     "paused": "pause_circle", "printer": "print", "portal_pdf": "picture_as_pdf",
+    "profile": "bar_chart",
 }
 
 # states shown by a label (its msgid)

@@ -23,7 +23,20 @@ VOUCHER_SYMBOLS = 10
 
 # screens that belong to a running session (the poll keeps the citizen where they are)
 SESSION_SCREENS = frozenset({"session", "bar", "portal", "portal_item", "portal_pdf",
-                             "pin"})
+                             "pin", "profile"})
+# the "help us count" answers (CONTRACT §9b, the agent's [impact] defaults) and their words
+PROFILE_CHOICES: dict[str, tuple[str, ...]] = {
+    "purpose": ("egov", "job", "school", "business", "training", "other"),
+    "age_band": ("<18", "18-24", "25-34", "35-54", "55+"),
+    "gender": ("f", "m", "x"),
+}
+PROFILE_WORDS: dict[str, dict[str, str]] = {
+    "purpose": {"egov": "Public services", "job": "Find a job", "school": "School",
+                "business": "My business", "training": "Training", "other": "Something else"},
+    "age_band": {"<18": "Under 18", "18-24": "18 to 24", "25-34": "25 to 34",
+                 "35-54": "35 to 54", "55+": "55 and over"},
+    "gender": {"f": "Woman", "m": "Man", "x": "Rather not say"},
+}
 # screens without a session that a poll answer must not interrupt
 IDLE_SCREENS = frozenset({"welcome", "voucher", "operator", "portal", "portal_item",
                           "portal_pdf", "receipt", "pin"})

@@ -17,6 +17,7 @@ from kiosk.screens.paused import paused
 from kiosk.screens.pdf import portal_pdf
 from kiosk.screens.pin import pin
 from kiosk.screens.portal import portal, portal_item
+from kiosk.screens.profile import profile
 from kiosk.screens.receipt import receipt
 from kiosk.screens.session import session
 from kiosk.screens.voucher import voucher
@@ -29,6 +30,7 @@ BUILDERS: dict[str, Callable[[KioskApp], Widget]] = {
     "welcome": welcome, "voucher": voucher, "operator": operator, "session": session,
     "receipt": receipt, "locked": locked, "offline": offline, "pin": pin, "portal": portal,
     "portal_item": portal_item, "paused": paused, "portal_pdf": portal_pdf,
+    "profile": profile,
 }
 
 __all__ = ["BUILDERS", "btn", "lab", "modal_body"]

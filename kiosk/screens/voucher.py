@@ -107,5 +107,11 @@ class VoucherEntry:
         app.session = sess
         app.countdown.set(sess.get("remaining_seconds"), app.mono())
         app.last_activity = app.mono()
-        app.show("session")
+        sid = str(sess.get("id", ""))
+        if app.cfg.ask_profile and sid and sid not in app.profile_asked:
+            app.profile_asked.add(sid)  # never asked twice in one session
+            app.profile_choice = {}
+            app.show("profile")
+        else:
+            app.show("session")
         app.trace("unlocked", id=sess.get("id"), remaining=sess.get("remaining_seconds"))

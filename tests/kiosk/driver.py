@@ -44,7 +44,7 @@ from kiosk.app import KioskApp  # noqa: E402
 from kiosk.client import StationClient  # noqa: E402
 from kiosk.config import AppSpec, KioskConfig  # noqa: E402
 from kiosk.i18n import LANGS, Localizer  # noqa: E402
-from kiosk.widgets import KButton, walk  # noqa: E402
+from kiosk.widgets import ACCENT, KButton, walk  # noqa: E402
 
 STEP_TIMEOUT = 15.0
 
@@ -700,6 +700,87 @@ def sc_voice_arrival(d: Driver, agent: AgentThread) -> None:
                                                 "back": back}, ensure_ascii=False, indent=1))
 
 
+def sc_profile(d: Driver, agent: AgentThread) -> None:
+    """The "help us count" screen after a redeem (CONTRACT §9b): in French the answers
+    reach the agent's session and its closed record; in Arabic the rows are mirrored and
+    "Skip" sends nothing; never asked twice in one session."""
+    app = d.app
+    d.screen("welcome")
+    d.until("first poll", lambda: app.polled_once)
+
+    def redeem() -> None:
+        sold = agent.call(agent.service.sell_voucher, 10, None, "amina")
+        d.tap("start_voucher")
+        d.screen("voucher")
+        d.type_code(sold["code"])
+        d.tap("redeem")
+        d.screen("profile")
+
+    def agent_profile() -> Any:
+        view = agent.call(agent.service.station_session, "s1")["session"]
+        return view["profile"]
+
+    redeem()
+    check_icons(d, "profile-fr")
+    skip, done = d.find("profile_skip"), d.find("profile_done")
+    check(skip.height >= done.height and skip.width >= done.width - 1,
+          f"skip smaller than done: {skip.size} < {done.size}")
+    answer = d.find("prof_purpose_job")
+    check(skip.height >= answer.height, f"skip lower than an answer: {skip.height}")
+    check(not d.enabled("profile_done"), "done is enabled before any answer")
+    for kid in ("prof_purpose_job", "prof_purpose_egov", "prof_age_band_25-34",
+                "prof_gender_f", "prof_gender_m", "prof_gender_m"):  # m chosen, then unchosen
+        d.tap(kid)
+    want = {"purpose": "egov", "age_band": "25-34"}
+    check(app.profile_choice == want, f"chosen {app.profile_choice}")
+    d.tap("prof_gender_f")
+    want["gender"] = "f"
+    check(d.find("prof_purpose_egov").fill == list(ACCENT), "the chosen answer is not marked")
+    check(d.find("prof_purpose_job").fill != list(ACCENT), "an answer left stays marked")
+    d.shot("profile-fr")
+    d.tap("profile_done")
+    d.screen("session")
+    d.event("profile_ok")
+    check(agent_profile() == want, f"the agent's session profile {agent_profile()}")
+    time.sleep(1.0)  # a few polls: the question does not come back
+    check(app.screen == "session", f"left the session screen for {app.screen}")
+    sent = next(i for i, e in enumerate(app.events) if e["event"] == "profile_sent")
+    check(not any(e["event"] == "screen" and e["name"] == "profile"
+                  for e in app.events[sent:]), "the question came back in the same session")
+    d.tap("end")
+    d.until("confirm", lambda: app.modal_kind == "confirm_end")
+    d.tap("end_yes")
+    d.screen("receipt")
+    rec = d.event("session_over")["record"]
+    check(rec.get("profile") == want, f"closed record profile {rec.get('profile')}")
+    d.tap("done")
+    d.screen("welcome")
+
+    d.tap("lang_ar")
+    d.until("arabic", lambda: app.L.lang == "ar")
+    redeem()
+    check_icons(d, "profile-ar")
+    f, x = d.find("prof_gender_f"), d.find("prof_gender_x")
+    check(f.to_window(*f.center)[0] > x.to_window(*x.center)[0],
+          "the gender row is not mirrored in Arabic")
+    egov, school = d.find("prof_purpose_egov"), d.find("prof_purpose_school")
+    check(egov.to_window(*egov.center)[0] > school.to_window(*school.center)[0],
+          "the purposes are not mirrored in Arabic")
+    sk, dn = d.find("profile_skip"), d.find("profile_done")
+    check(sk.to_window(*sk.center)[0] > dn.to_window(*dn.center)[0],
+          "the footer is not mirrored in Arabic")
+    d.tap("prof_age_band_55+")
+    d.shot("profile-ar")
+    d.tap("profile_skip")  # skip wins over an answer chosen: nothing is sent
+    d.screen("session")
+    d.event("profile_skipped")
+    time.sleep(1.0)
+    check(agent_profile() is None, f"skip sent a profile: {agent_profile()}")
+    check(not any(e["event"] == "profile_sent" and e["profile"].get("age_band") == "55+"
+                  for e in app.events), "skip sent the chosen answer")
+    check(app.screen == "session", f"left the session screen for {app.screen}")
+
+
 def sc_bench(d: Driver, agent: AgentThread) -> None:
     """bench/kiosk.py: tap 'Start' with a good code -> first frame of the session screen,
     beside the agent's redeem round trip alone (same process, same agent)."""
@@ -750,7 +831,8 @@ def sc_bench(d: Driver, agent: AgentThread) -> None:
 SCENARIOS = {"flow": sc_flow, "wrong": sc_wrong, "down": sc_down, "control": sc_control,
              "pause": sc_pause, "pdf": sc_pdf,
              "idle": sc_idle, "apps": sc_apps, "portal": sc_portal, "screens": sc_screens,
-             "bench": sc_bench, "voice": sc_voice, "voice_arrival": sc_voice_arrival}
+             "bench": sc_bench, "voice": sc_voice, "voice_arrival": sc_voice_arrival,
+             "profile": sc_profile}
 
 DUMMY_APP = """
 import os, sys, time, pathlib
@@ -777,6 +859,7 @@ def kiosk_config() -> KioskConfig:
                        receipt_seconds=2 if SCENARIO == "idle" else 60, poll_seconds=0.3,
                        retry_seconds=1, state_dir=OUT / "state", apps=apps,
                        speak_on_arrival=SCENARIO == "voice_arrival",
+                       ask_profile=SCENARIO == "profile",
                        recorded_voice_dir=OUT / "recorded-voice")
 
 

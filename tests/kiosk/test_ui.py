@@ -52,3 +52,14 @@ def test_every_screen_in_every_language(kiosk_env: dict[str, str], artifacts: Pa
     # a drawn screen, not an empty window: PNGs of real content are several KB
     assert all(p.stat().st_size > 8000 for p in shots), [p.name for p in shots
                                                          if p.stat().st_size <= 8000]
+
+
+def test_help_us_count_after_a_voucher(kiosk_env: dict[str, str], artifacts: Path) -> None:
+    """The optional anonymous profile screen (CONTRACT §9b) on the real kiosk against a real
+    agent API: fr answers reach the agent's session, ar mirrored and skipped. Screenshots
+    test-artifacts/kiosk/profile-fr.png and profile-ar.png."""
+    run_scenario("profile", kiosk_env, artifacts)
+    for lang in ("fr", "ar"):
+        shot = artifacts / "profile" / "screens" / f"profile-{lang}.png"
+        assert shot.stat().st_size > 8000, shot
+        shutil.copy(shot, artifacts / f"profile-{lang}.png")
