@@ -528,6 +528,8 @@ def sc_screens(d: Driver, agent: AgentThread) -> None:
             check_icons(d, f"{lang}-session-{kind}")
             d.ui(app.dismiss_modal)
         show("session", shot="session-resumed", session={**fake_session, "resumed": True})
+        show("profile", session=fake_session,
+             profile_choice={"purpose": "job", "age_band": "18-24"})
         show("paused", session={**fake_session, "state": "paused",
                                 "pause_reason": "Coupure de courant"})
         show("receipt", session=None, receipt_deadline=app.mono() + 3600,

@@ -45,7 +45,7 @@ def test_every_screen_in_every_language(kiosk_env: dict[str, str], artifacts: Pa
     for lang in ("ar", "fr", "zgh", "en"):
         for screen in ("welcome", "voucher", "operator", "session", "session-warning",
                        "session-confirm_end", "session-idle", "session-message", "receipt",
-                       "session-resumed", "paused", "receipt-moved",
+                       "session-resumed", "profile", "paused", "receipt-moved",
                        "locked", "offline", "pin", "portal", "portal-search", "portal_item",
                        "welcome-larger-text"):
             assert f"{lang}-{screen}" in names, f"no screenshot {lang}-{screen}"
