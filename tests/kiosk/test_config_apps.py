@@ -88,3 +88,11 @@ def test_apps_are_killed_with_their_children_and_folders_wiped(tmp_path: Path) -
     assert not [pid for pid in pids if alive(pid)], "an app process survived the session"
     assert list(profile.iterdir()) == [] and list(downloads.iterdir()) == []
     assert not launcher.any_running()
+
+
+def test_ask_profile_is_on_by_default_and_can_be_turned_off() -> None:
+    """The "help us count" screen after a redeem (CONTRACT §9b) is a kiosk.toml switch."""
+    assert parse_config({}).ask_profile is True
+    assert parse_config({"ask_profile": False}).ask_profile is False
+    with pytest.raises(ConfigError, match="ask_profile"):
+        parse_config({"ask_profile": "no"})
