@@ -135,7 +135,10 @@ def bar(app: KioskApp) -> Widget:
             height=h, fill=ACCENT),
         btn(app, "End session", "bar_end", app.ask_end, size=20, height=h, fill=DANGER),
     ]
-    return hrow(items, app.L.rtl, padding=(dp(8), dp(4)), spacing=dp(8))
+    row = hrow(items, app.L.rtl, padding=(dp(8), dp(4)), spacing=dp(8))
+    if app.modal is not None:  # drawn again while a dialog is up: stays hidden (see follow)
+        row.opacity, row.disabled = 0, True
+    return row
 
 
 def your_files_buttons(app: KioskApp) -> list[Widget]:
