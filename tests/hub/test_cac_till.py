@@ -75,7 +75,7 @@ async def test_the_cac_page_shows_the_till_of_the_last_days(hub: Hub,
             sale(5, "scan", 4, 250, old)]
     cac = FakeCac(mosquitto.host, mosquitto.port, CAC)
     try:
-        cac.publish(Kind.STATUS, status(), retain=True)
+        cac.publish(Kind.STATUS, status())  # not retained: the broker is shared by the session
         cac.publish(Kind.USAGE, usage(*recs))
         await asyncio.to_thread(cac.wait_ack, len(recs))
     finally:
