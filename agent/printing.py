@@ -29,12 +29,12 @@ from wire.config_check import table as _table
 TOOL_TIMEOUT = 10.0  # seconds per CUPS or Ghostscript call
 JOB_RE = re.compile(r"^(?P<queue>[a-z0-9-]{1,32})-(?P<id>[0-9]{1,9})\s+(?P<user>\S+)\s+"
                     r"(?P<size>[0-9]+)\s+(?P<date>.+?)\s*$")
-HOST_RE = re.compile(r"[A-Za-z0-9.:\[\]-]{1,255}")
+HOST_RE = re.compile(r"[A-Za-z0-9.:\[\]-]{1,255}|/[A-Za-z0-9._/-]{1,254}")  # or its socket
 
 
 @dataclass(frozen=True)
 class PrintingConfig:
-    cups: str | None = None  # host:port of the CUPS server; None: no print release
+    cups: str | None = None  # host:port or socket path of CUPS; None: no print release
     bw_item: str = "print-bw"
     color_item: str = "print-color"
     spool_dir: Path = Path("/var/spool/cups")
@@ -47,7 +47,8 @@ def parse_printing(raw: object) -> PrintingConfig:
     if "cups" in t:
         cups = _str(t["cups"], "printing.cups")
         if not HOST_RE.fullmatch(cups):
-            raise ConfigError("printing.cups", f"must be HOST:PORT, got {cups!r}")
+            raise ConfigError("printing.cups", "must be HOST:PORT or the path of CUPS's "
+                              f"socket (/run/cups/cups.sock), got {cups!r}")
     out = PrintingConfig(cups=cups,
                          bw_item=_str(t.get("bw_item", "print-bw"), "printing.bw_item"),
                          color_item=_str(t.get("color_item", "print-color"),

@@ -46,6 +46,7 @@ DESKTOP_PACKAGES=(
     openbox xdotool wmctrl x11-xserver-utils x11-utils
     chromium libreoffice-writer libreoffice-calc fonts-crosextra-carlito
     espeak-ng libasound2
+    cups cups-client poppler-utils ghostscript
 )
 
 say() { printf 'build-rootfs: %s\n' "$*"; }
@@ -211,6 +212,10 @@ chroot "$ROOT" useradd --system --user-group --home-dir /var/lib/cac-kiosk --no-
     --shell /usr/sbin/nologin --comment "CAC station kiosk" cac-kiosk
 # the kiosk's voice (the listen button) plays on the sound card: ALSA's devices are group audio
 chroot "$ROOT" usermod --append --groups audio cac-kiosk
+# print release (agent/printing.py): the agent reads the held jobs' spooled files (CUPS's spool
+# is root:lp 0710, its files 0640) and releases or cancels other users' jobs (CUPS's
+# SystemGroup lpadmin, through its local socket)
+chroot "$ROOT" usermod --append --groups lp,lpadmin cac-agent
 # the citizen's apps: a user of their own, whose home is recreated for every session
 chroot "$ROOT" useradd --system --user-group --home-dir /var/lib/cac-citizen/home \
     --no-create-home --shell /usr/sbin/nologin --comment "CAC citizen session" cac-citizen

@@ -17,12 +17,27 @@ says what this device is; kernel command line parameters `cac.KEY=VALUE` overrid
             (default: 10.0.0.0/8,172.16.0.0/12,192.168.0.0/16)
   admin     comma-separated IPv4 networks allowed to ssh in (default: none)
   internet  yes: the kiosk may browse the web (tcp 80, 443 out); default no
+  printer   site role: the CUPS device URI of the centre's printer (ipp://192.168.1.50/ipp/print,
+            socket://192.168.1.50:9100, usb://...); every station then prints to a held
+            queue of its own on the site box (named like the station), released or cancelled
+            at the counter (agent/printing.py). Default: no print queues
+  printer_model  the queues' driver, as `lpadmin -m` takes it (`lpinfo -m` lists them);
+            default `everywhere` (driverless IPP) for ipp:// and ipps://, else the generic
+            PostScript driver drv:///sample.drv/generic.ppd
 
 Then it installs /etc/cac-agent/agent.toml (0640 root:cac-agent) and ca.crt beside it,
 /etc/cac-kiosk/kiosk.env (0640 root:cac-kiosk), the firewall's site values
-(/etc/cac/firewall.nft), the hostname, writes /var/lib/cac-firstboot/done, enables the
-services and disables itself. Nothing is written unless the bundle and settings are valid.
+(/etc/cac/firewall.nft), the hostname, the print settings (site: /etc/cac/printing.json for
+cac-print-queues.service, the CUPS server opened to the station LAN, [printing] and the two
+print items added to agent.toml unless the bundle has them; station: /etc/cups/client.conf
+naming the site box), writes /var/lib/cac-firstboot/done, enables the services and disables
+itself. Nothing is written unless the bundle and settings are valid.
 Exit status: 0 done, 1 nothing applied (the error is printed on one line), 3 no bundle yet.
+
+`cac-firstboot --print-queues` (run by cac-print-queues.service at every boot of a site box
+with a printer) makes or updates the stations' held queues from /etc/cac/printing.json with
+`lpadmin`; it exits 1 with one line when CUPS or the printer does not answer (the unit
+retries every minute).
 """
 
 from __future__ import annotations
@@ -45,6 +60,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from common.durable import atomic_write_bytes
 from common.ids import CAC_ID_RE, STATION_ID_PATTERN, STATION_ID_RE
@@ -58,7 +74,19 @@ DONE = "var/lib/cac-firstboot/done"
 MAX_MEMBER_BYTES = 1024 * 1024
 DEFAULT_LAN = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 KIOSK_KEYS = ("CAC_AGENT_URL", "CAC_STATION", "CAC_TOKEN")
-SETTINGS = ("role", "station", "agent", "lan", "admin", "internet")
+SETTINGS = ("role", "station", "agent", "lan", "admin", "internet", "printer", "printer_model")
+PRINTING_CONF = "etc/cac/printing.json"
+CUPSD_CONF = "etc/cups/cupsd.conf"
+CUPS_SOCKET = "/run/cups/cups.sock"
+CUPS_PORT = 631
+PRINTER_URI_RE = re.compile(r"(ipps?|socket|lpd|usb|https?|dnssd)://[^\s'\"]{1,250}")
+PRINTER_MODEL_RE = re.compile(r"[A-Za-z0-9:/._+-]{1,200}")
+GENERIC_PPD = "drv:///sample.drv/generic.ppd"
+# the agent's price list gains these when the device has a printer and the bundle none
+PRINT_ITEMS = (
+    ("print-bw", "Impression N&B", "طباعة أبيض وأسود", 100),
+    ("print-color", "Impression couleur", "طباعة ملونة", 300),
+)
 EXIT_NO_BUNDLE = 3
 MOUNT, UMOUNT = "/usr/bin/mount", "/usr/bin/umount"
 SYSTEMCTL = shutil.which("systemctl") or "/usr/bin/systemctl"
@@ -86,6 +114,8 @@ class Device:
     lan: tuple[str, ...]
     admin: tuple[str, ...]
     internet: bool
+    printer: str | None = None
+    printer_model: str | None = None
 
 
 # ---------------------------------------------------------------- finding the bundle
@@ -206,9 +236,9 @@ def check_enrol(enrol: object) -> None:
             raise EnrolError(f"enrol.json: stations[{i}] must be {{\"id\", \"token\"}}")
 
 
-def check_agent_toml(bundle: Bundle) -> None:
+def _agent_config_checked(text: str) -> dict[str, Any]:
     try:
-        raw = tomllib.loads(bundle.agent_toml)
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise EnrolError(f"agent.toml is not valid TOML: {exc}") from None
     try:  # the agent's own checks, when this runs with the project's Python
@@ -220,6 +250,11 @@ def check_agent_toml(bundle: Bundle) -> None:
             parse_agent_config(raw)
         except ConfigError as exc:
             raise EnrolError(f"agent.toml: {exc}") from None
+    return raw
+
+
+def check_agent_toml(bundle: Bundle) -> None:
+    raw = _agent_config_checked(bundle.agent_toml)
     if raw.get("cac_id") != bundle.enrol["cac_id"]:
         raise EnrolError(f"agent.toml is for {raw.get('cac_id')!r} but enrol.json for "
                          f"{bundle.enrol['cac_id']!r}")
@@ -303,8 +338,116 @@ def decide_device(settings: dict[str, str], bundle: Bundle) -> Device:
     lan = _nets(settings["lan"], "lan") if "lan" in settings else DEFAULT_LAN
     if not lan:
         raise EnrolError("lan must name at least one network")
+    printer, model = _printer(settings, role)
     return Device(role, station, agent, lan, _nets(settings.get("admin", ""), "admin"),
-                  internet == "yes")
+                  internet == "yes", printer, model)
+
+
+def _printer(settings: dict[str, str], role: str) -> tuple[str | None, str | None]:
+    printer = settings.get("printer") or None
+    model = settings.get("printer_model") or None
+    if printer is None:
+        if model is not None:
+            raise EnrolError("printer_model is set but printer is not")
+        return None, None
+    if role != "site":
+        raise EnrolError("printer is set on the site box (the stations print to its queues)")
+    if not PRINTER_URI_RE.fullmatch(printer):
+        raise EnrolError(f"printer must be a CUPS device URI like ipp://192.168.1.50/ipp/print "
+                         f"or socket://192.168.1.50:9100, got {printer!r}")
+    if model is None:
+        model = "everywhere" if printer.startswith(("ipp://", "ipps://")) else GENERIC_PPD
+    if not PRINTER_MODEL_RE.fullmatch(model):
+        raise EnrolError(f"printer_model must be a model name as lpinfo -m lists it, "
+                         f"got {model!r}")
+    return printer, model
+
+
+# ---------------------------------------------------------------- printing
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+
+
+def site_agent_toml(bundle: Bundle, device: Device) -> str:
+    """The bundle's agent.toml; on a site with a printer, plus ``[printing]`` on the local
+    CUPS and the two print items, each unless the bundle already has it (checked again with
+    the agent's own parser)."""
+    text = bundle.agent_toml
+    if device.printer is None:
+        return text
+    raw = tomllib.loads(text)
+    add: list[str] = []
+    if "printing" not in raw:
+        add.append(f"[printing]  # added by {PROG}: this site box has a printer\n"
+                   f"cups = {_toml_str(CUPS_SOCKET)}\n")
+    have = {i.get("id") for i in raw.get("catalogue", []) if isinstance(i, dict)}
+    for item, fr, ar, price in PRINT_ITEMS:
+        if item not in have:
+            add.append(f"[[catalogue]]  # added by {PROG}; the manager sets the price\n"
+                       f"id = {_toml_str(item)}\nname = {{ fr = {_toml_str(fr)}, "
+                       f"ar = {_toml_str(ar)} }}\nprice = {price}\nunit = \"page\"\n")
+    if not add:
+        return text
+    out = text.rstrip("\n") + "\n\n" + "\n".join(add)
+    _agent_config_checked(out)
+    return out
+
+
+def printing_conf(bundle: Bundle, device: Device) -> str:
+    return json.dumps({"printer": device.printer, "model": device.printer_model,
+                       "stations": [s["id"] for s in bundle.enrol["stations"]],
+                       "server": CUPS_SOCKET}, indent=1) + "\n"
+
+
+def cupsd_for_the_lan(text: str) -> str:
+    """Debian's cupsd.conf opened to the station LAN (the firewall admits only that): CUPS
+    on every address (``Port 631``), ``Allow @LOCAL`` (the networks of this box's
+    interfaces) at ``/``, and no idle exit (stations reach it over TCP, not its socket)."""
+    out: list[str] = []
+    in_root = idle = False
+    for line in text.splitlines():
+        word = line.strip()
+        if word.startswith("Listen") and word.split()[-1] in ("localhost:631", "127.0.0.1:631"):
+            line = f"Port {CUPS_PORT}"
+        elif word.startswith("Port "):
+            line = f"Port {CUPS_PORT}"
+        elif word.startswith("IdleExitTimeout"):
+            line, idle = "IdleExitTimeout 0", True
+        elif word == "<Location />":
+            in_root = True
+        elif in_root and word == "Allow @LOCAL":
+            continue
+        elif in_root and word == "</Location>":
+            out.append("  Allow @LOCAL")
+            in_root = False
+        out.append(line)
+    if not idle:
+        out.append("IdleExitTimeout 0")
+    if f"Port {CUPS_PORT}" not in out:
+        out.insert(0, f"Port {CUPS_PORT}")
+    return "\n".join(out) + "\n"
+
+
+def _printer_target(uri: str) -> tuple[str | None, int | None]:
+    """The printer's IPv4 address (None for a name) and TCP port (None: USB, DNS-SD)."""
+    u = urlsplit(uri)
+    port = {"ipp": 631, "ipps": 631, "socket": 9100, "lpd": 515, "http": 80,
+            "https": 443}.get(u.scheme)
+    if port is None:
+        return None, None
+    with contextlib.suppress(ValueError):
+        port = u.port or port
+    try:
+        return str(ipaddress.IPv4Address(u.hostname or "")), port
+    except ValueError:
+        return None, port
+
+
+def _unit_exists(root: Path, unit: str) -> bool:
+    return any((root / d / unit).exists() for d in
+               ("etc/systemd/system", "lib/systemd/system", "usr/lib/systemd/system"))
 
 
 # ---------------------------------------------------------------- writing
@@ -382,8 +525,15 @@ def firewall_values(bundle: Bundle, device: Device) -> str:
         hub_addrs, hub_ports = _hub_target(bundle.agent_toml)
         sets.update(agent_ports=[str(port)], hub_addrs=hub_addrs,
                     hub_ports=[str(p) for p in hub_ports])
-    else:
-        sets.update(site_agent=[f"{device.agent} . {port}"])
+        if device.printer is not None:
+            sets["print_ports"] = [str(CUPS_PORT)]
+            addr, pport = _printer_target(device.printer)
+            if pport is not None and addr is not None:
+                sets["printer_dst"] = [f"{addr} . {pport}"]
+            elif pport is not None:
+                sets["printer_ports"] = [str(pport)]
+    else:  # the kiosk reaches the site's agent, the citizen's apps its print queues
+        sets.update(site_agent=[f"{device.agent} . {port}", f"{device.agent} . {CUPS_PORT}"])
     lines = [f"# written by {PROG} for {bundle.enrol['cac_id']} ({device.role} "
              f"{device.station}); included by /etc/nftables.conf"]
     for name in sorted(sets):
@@ -401,11 +551,27 @@ def systemctl(root: Path, *args: str) -> None:
 
 def apply(root: Path, bundle: Bundle, device: Device, *, use_systemctl: bool) -> None:
     cac_id = bundle.enrol["cac_id"]
+    agent_text = site_agent_toml(bundle, device)  # checked before anything is written
+    cupsd = None
+    if device.role == "site" and device.printer is not None:
+        try:
+            cupsd = cupsd_for_the_lan((root / CUPSD_CONF).read_text())
+        except OSError:
+            raise EnrolError(f"printer is set but {root / CUPSD_CONF} cannot be read: "
+                             "is CUPS in this image?") from None
     if device.role == "site":
-        write_file(root, "etc/cac-agent/agent.toml", bundle.agent_toml.encode(), 0o640,
-                   "cac-agent")
+        write_file(root, "etc/cac-agent/agent.toml", agent_text.encode(), 0o640, "cac-agent")
         if bundle.ca_crt is not None:
             write_file(root, "etc/cac-agent/ca.crt", bundle.ca_crt, 0o644)
+    if cupsd is not None:
+        write_file(root, CUPSD_CONF, cupsd.encode(), 0o640, "lp")
+        write_file(root, PRINTING_CONF, printing_conf(bundle, device).encode(), 0o644)
+    if device.role == "station":  # the citizen's apps print to the site box's queue
+        write_file(root, "etc/cups/client.conf",
+                   f"# written by {PROG}: print to the site box\n"
+                   f"ServerName {device.agent}:{CUPS_PORT}\n".encode(), 0o644)
+    if device.role == "station" or device.printer is not None:
+        write_file(root, "etc/cups/lpoptions", f"Default {device.station}\n".encode(), 0o644)
     write_file(root, "etc/cac-kiosk/kiosk.env", kiosk_env(bundle, device).encode(), 0o640,
                "cac-kiosk")
     write_file(root, "etc/cac/firewall.nft", firewall_values(bundle, device).encode(), 0o644)
@@ -413,18 +579,69 @@ def apply(root: Path, bundle: Bundle, device: Device, *, use_systemctl: bool) ->
     write_file(root, "etc/hostname", (host[:63].rstrip("-") + "\n").encode(), 0o644)
     units = ["cac-agent.service", "cac-kiosk.service"] if device.role == "site" \
         else ["cac-kiosk.service"]
+    if device.printer is not None:
+        units.append("cac-print-queues.service")
+    # a station prints through the site box: no CUPS server of its own
+    no_cups = [u for u in ("cups.path", "cups.socket", "cups.service")
+               if device.role == "station" and _unit_exists(root, u)]
     if use_systemctl:
         systemctl(root, "enable", *units)
         systemctl(root, "disable", "cac-firstboot.service")
+        if no_cups:
+            systemctl(root, "disable", *no_cups)
         if root == Path("/") and Path("/run/systemd/system").is_dir():  # booted with systemd:
             # this boot gets the firewall's new values and starts what was enabled
             systemctl(root, "reload-or-restart", "--no-block", "nftables.service")
+            if no_cups:
+                systemctl(root, "stop", "--no-block", *no_cups)
+            elif cupsd is not None:  # cups.service ran before: it reads its new config
+                systemctl(root, "try-restart", "cups.service")
             systemctl(root, "start", "--no-block", *units)
     summary = {"cac_id": cac_id, "hub_id": bundle.enrol["hub_id"], "role": device.role,
                "station": device.station, "agent": device.agent,
+               "printer": device.printer,
                "bundle": bundle.path.name, "bundle_sha256": bundle.sha256,
                "enabled": units, "at": datetime.now(UTC).isoformat(timespec="seconds")}
     write_file(root, DONE, (json.dumps(summary, indent=1) + "\n").encode(), 0o644)
+
+
+# ---------------------------------------------------------------- the print queues
+
+
+def lpadmin(server: str, *args: str) -> None:
+    tool = shutil.which("lpadmin") or "/usr/sbin/lpadmin"
+    try:
+        done = subprocess.run([tool, "-h", server, *args], capture_output=True,  # noqa: S603
+                              text=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EnrolError(f"lpadmin {' '.join(args[:2])}: {exc}") from None
+    if done.returncode != 0:
+        msg = " ".join(line for line in (done.stderr or done.stdout).splitlines()
+                       if "deprecated" not in line)
+        raise EnrolError(f"lpadmin {' '.join(args[:2])} on {server}: {msg.strip()[:300]}")
+
+
+def make_print_queues(root: Path, server: str | None) -> str:
+    """One held queue per station of /etc/cac/printing.json, shared with the station LAN."""
+    try:
+        conf = json.loads((root / PRINTING_CONF).read_text())
+        printer, model, stations = conf["printer"], conf["model"], conf["stations"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EnrolError(f"{root / PRINTING_CONF}: {exc} (written at enrolment when "
+                         "cac-device.conf has printer =)") from None
+    if not (isinstance(printer, str) and PRINTER_URI_RE.fullmatch(printer)
+            and isinstance(model, str) and PRINTER_MODEL_RE.fullmatch(model)
+            and isinstance(stations, list)
+            and all(isinstance(x, str) and STATION_ID_RE.fullmatch(x) for x in stations)):
+        raise EnrolError(f"{root / PRINTING_CONF}: want printer (a device URI), model and "
+                         "stations (station ids)")
+    server = server or os.environ.get("CUPS_SERVER") or conf.get("server") or CUPS_SOCKET
+    for st in stations:  # -p again on an existing queue updates it
+        lpadmin(server, "-p", st, "-E", "-v", printer, "-m", model,
+                "-D", f"CAC station {st}", "-L", "collect at the counter",
+                "-o", "job-hold-until-default=indefinite", "-o", "printer-is-shared=true",
+                "-o", "printer-error-policy=retry-job")
+    return f"held print queues {', '.join(stations)} on {printer} ({model})"
 
 
 # ---------------------------------------------------------------- command line
@@ -439,8 +656,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="seconds to wait for a bundle to appear (slow USB sticks)")
     p.add_argument("--no-systemctl", action="store_true",
                    help="write files only; enable no service")
+    p.add_argument("--print-queues", action="store_true",
+                   help="make or update the stations' held print queues from "
+                        f"/{PRINTING_CONF} (cac-print-queues.service), then exit")
+    p.add_argument("--cups-server", help="with --print-queues: this CUPS server "
+                                         f"(default {CUPS_SOCKET})")
     args = p.parse_args(argv)
     root = Path(args.root)
+    if args.print_queues:
+        try:
+            print(f"{PROG}: {make_print_queues(root, args.cups_server)}")
+        except EnrolError as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return 1
+        return 0
     try:
         if (root / DONE).exists():
             print(f"{PROG}: already enrolled ({root / DONE}); nothing to do")

@@ -19,7 +19,8 @@ from typing import Any
 IMAGES = Path(__file__).resolve().parents[1] / "images"
 OVERLAY = IMAGES / "overlay"
 FIRSTBOOT = IMAGES / "cac_firstboot.py"
-UNITS = ("cac-agent.service", "cac-kiosk.service", "cac-firstboot.service")
+UNITS = ("cac-agent.service", "cac-kiosk.service", "cac-firstboot.service",
+         "cac-print-queues.service")
 CAC_ID = "ma-oriental-oujda-001"
 BUNDLE_NAME = f"enrol-{CAC_ID}.tar.gz"
 TOKENS = {"s1": "tok-s1-0123456789abcdef", "s2": "tok-s2-0123456789abcdef"}

@@ -37,7 +37,9 @@ def nft_check(tmp_path: Path, values: str) -> subprocess.CompletedProcess[str]:
 def firstboot_values(tmp_path: Path, conf: str) -> str:
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
-    (root / "etc/group").write_text("cac-agent:x:4990:\ncac-kiosk:x:4991:\n")
+    (root / "etc/group").write_text("cac-agent:x:4990:\ncac-kiosk:x:4991:\nlp:x:7:\n")
+    (root / "etc/cups").mkdir()
+    (root / "etc/cups/cupsd.conf").write_text("Listen localhost:631\n<Location />\n</Location>\n")
     write_bundle(root / "boot/firmware" / BUNDLE_NAME)
     (root / "boot/firmware/cac-device.conf").write_text(conf)
     r = subprocess.run([sys.executable, str(FIRSTBOOT), "--root", str(root), "--no-systemctl",
@@ -61,7 +63,24 @@ def test_site_values_are_valid(tmp_path: Path) -> None:
 
 def test_station_values_are_valid(tmp_path: Path) -> None:
     values = firstboot_values(tmp_path, "role=station\nstation=s2\nagent=192.168.1.2\n")
-    assert "site_agent { 192.168.1.2 . 8081 }" in values
+    assert "site_agent { 192.168.1.2 . 8081, 192.168.1.2 . 631 }" in values
+    r = nft_check(tmp_path, values)
+    assert (r.returncode, r.stderr) == (0, "")
+
+
+@pytest.mark.parametrize(("printer", "expect"), [
+    ("socket://192.168.1.50:9100", "printer_dst { 192.168.1.50 . 9100 }"),
+    ("ipps://printer.example:8443/ipp/print", "printer_ports { 8443 }"),
+    ("usb://HP/LaserJet%20M15?serial=1", None),
+])
+def test_site_with_a_printer_values_are_valid(tmp_path: Path, printer: str,
+                                              expect: str | None) -> None:
+    values = firstboot_values(tmp_path, f"printer = {printer}\n")
+    assert "print_ports { 631 }" in values
+    if expect is None:
+        assert "printer_dst" not in values and "printer_ports" not in values
+    else:
+        assert expect in values
     r = nft_check(tmp_path, values)
     assert (r.returncode, r.stderr) == (0, "")
 
@@ -79,3 +98,5 @@ def test_everything_not_listed_is_dropped() -> None:
     # stations reach only the agent's port, only from the station LAN
     assert "ip saddr @station_lan tcp dport @agent_ports accept" in text
     assert "ip daddr @hub_addrs tcp dport @hub_ports accept" in text
+    # the print queues: only from the station LAN, only on a site with a printer
+    assert "ip saddr @station_lan tcp dport @print_ports accept" in text

@@ -132,7 +132,7 @@ def test_station_device_from_stick_with_device_conf(tmp_path: Path) -> None:
         "CAC_AGENT_URL": "http://192.168.10.2:8081", "CAC_STATION": "s2",
         "CAC_TOKEN": TOKENS["s2"]}
     fw = (root / "etc/cac/firewall.nft").read_text()
-    assert "add element inet cac site_agent { 192.168.10.2 . 8081 }" in fw
+    assert "add element inet cac site_agent { 192.168.10.2 . 8081, 192.168.10.2 . 631 }" in fw
     assert "add element inet cac admin_net { 192.168.10.200/32 }" in fw
     assert "add element inet cac web_ports { 80, 443 }" in fw
     assert "agent_ports" not in fw and "hub_addrs" not in fw
@@ -152,7 +152,8 @@ def test_station_takes_the_agent_address_from_the_bundle(tmp_path: Path) -> None
     assert r.returncode == 0, r.stderr
     assert env_file(root / "etc/cac-kiosk/kiosk.env")["CAC_AGENT_URL"] == \
         "http://192.168.4.1:8081"
-    assert "site_agent { 192.168.4.1 . 8081 }" in (root / "etc/cac/firewall.nft").read_text()
+    assert "site_agent { 192.168.4.1 . 8081, 192.168.4.1 . 631 }" in \
+        (root / "etc/cac/firewall.nft").read_text()
 
 
 def test_kernel_command_line_overrides_the_stick(tmp_path: Path) -> None:
