@@ -409,9 +409,9 @@ def cupsd_for_the_lan(text: str) -> str:
     in_root = idle = False
     for line in text.splitlines():
         word = line.strip()
-        if word.startswith("Listen") and word.split()[-1] in ("localhost:631", "127.0.0.1:631"):
-            line = f"Port {CUPS_PORT}"
-        elif word.startswith("Port "):
+        local_tcp = word.startswith("Listen") and word.split()[-1] in ("localhost:631",
+                                                                        "127.0.0.1:631")
+        if local_tcp or word.startswith("Port "):
             line = f"Port {CUPS_PORT}"
         elif word.startswith("IdleExitTimeout"):
             line, idle = "IdleExitTimeout 0", True

@@ -5,8 +5,10 @@ a free loopback port, one held cups-pdf queue per station; stopped by its PID.""
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -139,3 +141,43 @@ def make_pdf(path: Path, pages: int, color: bool = False) -> Path:
     ps.write_text("%!PS\n" + body)
     subprocess.run(["ps2pdf", str(ps), str(path)], check=True, timeout=60)
     return path
+
+
+class FakePrinter:
+    """A socket:// (AppSocket/JetDirect) printer: accepts jobs on a free port of HOST, keeps
+    each job's bytes (``jobs``)."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.sock = socket.socket()
+        self.sock.bind((host, 0))
+        self.sock.listen(4)
+        self.sock.settimeout(0.5)
+        self.port = self.sock.getsockname()[1]
+        self.jobs: list[bytes] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(30)
+                data = b""
+                try:
+                    while chunk := conn.recv(65536):
+                        data += chunk
+                except OSError:
+                    pass
+            if data:
+                self.jobs.append(data)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.sock.close()
+        self.thread.join(5)

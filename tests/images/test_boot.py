@@ -10,8 +10,9 @@ Checked from outside: first boot enrols, every unit the image enables is active 
 successfully (`systemctl --failed` is empty), the firewall is loaded and refuses what it
 should (probes from a LAN address and from one outside the LAN range), session records
 reach the hub exactly once, `systemctl kill -s KILL cac-agent` comes back within the unit's
-limits, the kiosk unit runs (Xvfb instead of Xorg: a container has no DRM device and no tty1)
-and its first screen is saved in test-artifacts/images/, a broken bundle gives one clear line
+limits, a station's print job is held at the site box (its printer: a socket:// listener on
+the host side) until the counter releases it, the kiosk unit runs (Xvfb instead of Xorg: a
+container has no DRM device and no tty1) and its first screen is saved in test-artifacts/images/, a broken bundle gives one clear line
 and changes nothing, `poweroff` halts cleanly. Every process is stopped by its PID.
 
 systemd-nspawn needs `--keep-unit --register=no` here (FIELD-NOTES: PID 1 of this machine is
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from cups_support import FakePrinter, make_pdf
 from helpers import find_mosquitto
 from image_support import Built, scratch_root
 
@@ -131,6 +133,7 @@ class HostSide:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: dict[str, Path] = {}
         self.token = ""  # a viewer's hub API token (cac-hub add-token)
+        self.printer: FakePrinter | None = None  # the centre's printer (socket://) on NET
 
     def _start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log = self.logs[name] = self.work / f"{name}.log"
@@ -171,8 +174,11 @@ class HostSide:
         self.token = add_token_cli(self.prov / "hub.toml", "boot-test", "viewer")
         self._start("hub", [str(BIN / "cac-hub"), "--config", str(self.prov / "hub.toml")])
         until(lambda: self.hub("/api/v1/cacs")[0] == 200, "the hub", log=lambda: self.log("hub"))
+        self.printer = FakePrinter(HUB_ADDR)
 
     def down(self) -> None:
+        if self.printer is not None:
+            self.printer.close()
         for p in reversed(self.procs):
             stop(p)
         subprocess.run(["ip", "link", "del", BRIDGE], check=False, capture_output=True)
@@ -362,8 +368,11 @@ def new_device(stack: ExitStack, built: Built, work: Path, name: str,
 @pytest.fixture(scope="module")
 def site(built: Built, host: HostSide, work: Path, xvfb_debs: Path) -> Iterator[Device]:
     with ExitStack() as stack:
-        dev = new_device(stack, built, work, "cacsite", f"role = site\nlan = {LAN}\n",
-                         host.bundle.read_bytes(), xvfb_debs)
+        assert host.printer is not None
+        conf = (f"role = site\nlan = {LAN}\n"
+                f"printer = socket://{HUB_ADDR}:{host.printer.port}\n")
+        dev = new_device(stack, built, work, "cacsite", conf, host.bundle.read_bytes(),
+                         xvfb_debs)
         dev.boot()
         ready = dev.wait_active("cac-agent.service")
         print(f"\nsite: cac-agent READY {ready:.1f} s after systemd-nspawn started")
@@ -474,7 +483,10 @@ for port in (1883, {HUB_PORT}, 9):
 
 
 def add_operator(site: Device) -> None:
-    """As README step 4 says, on the site box while the agent runs."""
+    """As README step 4 says, on the site box while the agent runs (once)."""
+    if http("POST", site.address(), AGENT_PORT, "/api/v1/login",
+            {"name": "op", "password": PASSWORD}, src=LAN_HOST)[0] == 200:
+        return
     r = site.run("runuser", "-u", "cac-agent", "--", "/opt/cac/venv/bin/cac-agent",
                  "add-operator", "--config", "/etc/cac-agent/agent.toml", "--name", "op",
                  "--role", "manager", "--password-stdin", input=PASSWORD + "\n")
@@ -632,6 +644,52 @@ def test_station_enrols_and_its_kiosk_reaches_the_site(station: Device, site: De
                       ((host.hub_cac() or {}).get("health") or {}).get("stations", [])),
           "station s2 online at the hub", timeout=90, log=lambda: host.log("hub"))
     station.first_screen(ARTIFACTS / "booted-station-kiosk.png")
+
+
+def test_a_station_prints_held_at_the_site_released_at_the_counter(
+        station: Device, site: Device, host: HostSide) -> None:
+    """Issue 17 on the booted image: the site's cac-print-queues.service made a held queue
+    per station; a citizen at station s2 prints 3 pages (`lp`, as the apps do through
+    client.conf and lpoptions); the job waits at the site, the counter lists it with its
+    pages through the agent's API, releases it (3 x print-bw) and the printer receives it."""
+    assert host.printer is not None
+    until(lambda: site.state("cac-print-queues.service") == "active",
+          "cac-print-queues.service", log=lambda: site.run(
+              "journalctl", "--no-pager", "-u", "cac-print-queues.service").stdout)
+    queues = site.run("lpstat", "-v").stdout
+    for st in ("s1", "s2"):
+        assert f"device for {st}: socket://{HUB_ADDR}:{host.printer.port}" in queues
+    assert station.state("cups.service") != "active"  # a station has no CUPS of its own
+    make_pdf(station.root / "var/tmp/three.pdf", 3)
+    t0 = time.monotonic()
+    r = station.run("runuser", "-u", "cac-citizen", "--", "lp", "/var/tmp/three.pdf")
+    assert r.returncode == 0 and "request id is s2-" in r.stdout, r.stdout + r.stderr
+    job = r.stdout.split("request id is s2-", 1)[1].split()[0]
+    add_operator(site)
+    tok = operator_token(site)
+
+    def listed() -> list[dict[str, Any]] | None:
+        status, body = http("GET", site.address(), AGENT_PORT, "/api/v1/print/jobs",
+                            tok=tok, src=LAN_HOST)
+        assert status == 200, body
+        return [j for j in body if j["id"] == job] or None
+
+    jobs = until(listed, "the held job at the counter", log=lambda: site.run(
+        "journalctl", "--no-pager", "-n", "30", "-u", "cac-agent.service").stdout)
+    seen = time.monotonic() - t0
+    assert [(j["station"], j["pages"], j["color"]) for j in jobs] == [("s2", 3, False)]
+    assert host.printer.jobs == []  # held: nothing printed yet
+    t1 = time.monotonic()
+    status, sale = http("POST", site.address(), AGENT_PORT,
+                        f"/api/v1/print/jobs/{job}/release", {}, tok, src=LAN_HOST)
+    assert status == 200, sale
+    assert (sale["item"], sale["quantity"], sale["amount"]) == ("print-bw", 3, 300)
+    data = until(lambda: host.printer.jobs if host.printer else None, "the job at the printer",
+                 log=lambda: site.run("lpstat", "-l", "-o").stdout)
+    printed = time.monotonic() - t1
+    assert data[0].count(b"%%Page:") == 3
+    print(f"\nprint round trip on the booted image: lp at s2 to listed at the counter "
+          f"{seen:.1f} s; release to the printer's first byte {printed:.1f} s")
 
 
 def test_poweroff_halts_cleanly(station: Device, site: Device) -> None:

@@ -168,3 +168,18 @@ def test_enrol_inside_the_image(enrolled: Built) -> None:
     # the firewall with this device's values
     n = chroot(built, "nft", "-c", "-f", "/etc/nftables.conf")
     assert (n.returncode, n.stderr) == (0, "")
+
+
+def test_print_release_tools_are_installed(built: Built) -> None:
+    """Issue 17 on the image: CUPS, and what the agent reads a held job with (pdfinfo for the
+    pages, Ghostscript for colour); the agent may read CUPS's spool and release other
+    users' jobs (groups lp and lpadmin)."""
+    pkgs = ("cups", "cups-client", "poppler-utils", "ghostscript")
+    r = chroot(built, "dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\n", *pkgs)
+    assert sorted(r.stdout.split("\n")[:-1]) == sorted(f"{p} installed" for p in pkgs)
+    groups = chroot(built, "id", "-nG", "cac-agent").stdout.split()
+    assert {"lp", "lpadmin"} <= set(groups), groups
+    for exe in ("usr/bin/lpstat", "usr/sbin/lpadmin", "usr/bin/pdfinfo", "usr/bin/gs",
+                "usr/share/cups/drv/sample.drv"):
+        assert (built.root / exe).exists(), exe
+    assert "IdleExitTimeout" in (built.root / "etc/cups/cupsd.conf").read_text()

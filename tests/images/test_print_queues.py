@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cups_support import PrivateCups, cups_available, make_pdf
+from cups_support import FakePrinter, PrivateCups, cups_available, make_pdf
 from image_support import BUNDLE_NAME, FIRSTBOOT, OVERLAY, write_bundle
 
 from agent.config import parse_agent_config
@@ -163,46 +161,6 @@ def test_print_queues_without_enrolment_is_one_line(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- on a real cupsd
-
-
-class FakePrinter:
-    """A socket:// (AppSocket/JetDirect) printer: accepts jobs on a loopback port, keeps
-    their bytes."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.sock.settimeout(0.5)
-        self.port = self.sock.getsockname()[1]
-        self.jobs: list[bytes] = []
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(30)
-                data = b""
-                try:
-                    while chunk := conn.recv(65536):
-                        data += chunk
-                except OSError:
-                    pass
-            if data:
-                self.jobs.append(data)
-
-    def close(self) -> None:
-        self._stop.set()
-        self.sock.close()
-        self.thread.join(5)
 
 
 @pytest.fixture
