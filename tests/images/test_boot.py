@@ -13,7 +13,8 @@ reach the hub exactly once, `systemctl kill -s KILL cac-agent` comes back within
 limits, a station's print job is held at the site box (its printer: a socket:// listener on
 the host side) until the counter releases it, the kiosk unit runs (Xvfb instead of Xorg: a
 container has no DRM device and no tty1) and its first screen is saved in
-test-artifacts/images/, a broken bundle gives one clear line and changes nothing, `poweroff` halts cleanly. Every process is stopped by its PID.
+test-artifacts/images/, a broken bundle gives one clear line and changes nothing,
+`poweroff` halts cleanly. Every process is stopped by its PID.
 
 systemd-nspawn needs `--keep-unit --register=no` here (FIELD-NOTES: PID 1 of this machine is
 not systemd). Needs root, systemd-nspawn (systemd-container), dnsmasq (dnsmasq-base), ip,
