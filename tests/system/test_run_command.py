@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cups_support import make_pdf
 from xdisplay import Xvfb, screenshot, top_windows
 
 pytestmark = [pytest.mark.slow, pytest.mark.system]
@@ -116,6 +117,44 @@ def alive(pid: int) -> bool:
     return True
 
 
+def api(method: str, url: str, body: object = None, token: str | None = None) -> object:
+    req = urllib.request.Request(url, method=method, data=None if body is None
+                                 else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=20) as resp:  # noqa: S310 - loopback
+        return json.loads(resp.read())
+
+
+def print_round_trip(clone: Path, block: str, host: str, work: Path) -> dict[str, object]:
+    """A citizen at s1 prints 3 pages to run.sh's held queue; the demo operator sees the job
+    with its pages at the agent's API and releases it: 3 x print-bw, and cups-pdf writes it."""
+    console = re.search(r"console\s+(http://127\.0\.0\.1:\d+)/console/", block)
+    assert console, block
+    agent = console.group(1)
+    password = (clone / "run-data" / "admin-password").read_text().splitlines()[0]
+    token = api("POST", f"{agent}/api/v1/login", {"name": "admin", "password": password})
+    tok = str(token["token"])  # type: ignore[index]
+    pdf = make_pdf(work / "three.pdf", 3)
+    t0 = time.monotonic()
+    out = subprocess.run(["lp", "-h", host, "-d", "s1", str(pdf)], capture_output=True,
+                         text=True, timeout=30, check=True).stdout
+    job = out.split("request id is s1-", 1)[1].split()[0]
+    deadline = time.monotonic() + 30
+    while not (jobs := [j for j in api("GET", f"{agent}/api/v1/print/jobs", token=tok)  # type: ignore[union-attr]
+                        if j["id"] == job]):
+        assert time.monotonic() < deadline, "the job never showed at the counter"
+        time.sleep(0.3)
+    listed = time.monotonic() - t0
+    assert [(j["station"], j["pages"]) for j in jobs] == [("s1", 3)]
+    sale = api("POST", f"{agent}/api/v1/print/jobs/{job}/release", {}, token=tok)
+    assert (sale["item"], sale["quantity"]) == ("print-bw", 3), sale  # type: ignore[index]
+    left = api("GET", f"{agent}/api/v1/print/jobs", token=tok)
+    assert all(j["id"] != job for j in left), left  # type: ignore[union-attr]
+    return {"job": job, "listed_s": round(listed, 2), "sale": sale}
+
+
 def status_of(url: str, token: str | None = None) -> int:
     req = urllib.request.Request(url, method="GET")
     if token:
@@ -188,6 +227,7 @@ def test_run_sh_from_a_fresh_clone_in_a_terminal(fresh_clone: Path) -> None:
                                text=True, timeout=20, check=False)
             assert q.returncode == 0 and "s1" in q.stdout, (q.stdout, q.stderr)
             report["print_queue"] = m.group(1)
+            report["print"] = print_round_trip(clone, block, m.group(1), fresh_clone)
 
         # every address it printed answers: open, a redirect to a login, or "log in first"
         statuses = {url: status_of(url) for url in sorted(set(URL_RE.findall(block)))}
