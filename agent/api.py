@@ -39,7 +39,7 @@ from agent.edge import (
     station,
 )
 from agent.impact import check_profile
-from agent.meter.catalogue import MAX_QUANTITY
+from wire.catalogue import MAX_QUANTITY
 from agent.meter.session import EndReason
 from agent.reporter import Reporter
 from agent.reports import till_day_for

@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.impact import ImpactConfig, parse_impact
-from agent.meter.catalogue import CatalogueItem, parse_catalogue
+from wire.catalogue import CatalogueItem, parse_catalogue
 from agent.meter.tariff import CATEGORY_RE as CATEGORY_RE
 from agent.meter.tariff import Band as Band
 from agent.meter.tariff import Tariff as Tariff

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from wire.catalogue import parse_catalogue as check_catalogue
+from wire.config_check import ConfigError
 from wire.messages import Command, CommandAck, encode
 from wire.topics import Kind, cac_topic
 
@@ -107,8 +109,9 @@ def build_args(name: str, form: Mapping[str, str]) -> tuple[dict[str, Any], str 
 
 
 def parse_catalogue(text: str) -> list[Any]:
-    """The ``[[catalogue]]`` tables as TOML; the agent checks each item as its config file
-    (a bad one is answered ``failed`` naming the key)."""
+    """The ``[[catalogue]]`` tables as TOML, checked as the agent checks its config file
+    (wire/catalogue.py): a bad item is refused here, naming the key, before anything is
+    sent; the agent checks again when it applies it."""
     if not text.strip():
         raise CommandError("set_catalogue needs the [[catalogue]] tables (TOML)")
     try:
@@ -118,6 +121,10 @@ def parse_catalogue(text: str) -> list[Any]:
     items = raw.get("catalogue")
     if not isinstance(items, list):
         raise CommandError("the catalogue needs [[catalogue]] tables (id, name, price, unit)")
+    try:
+        check_catalogue(items)
+    except ConfigError as exc:
+        raise CommandError(f"the catalogue: {exc}") from None
     return items
 
 

@@ -17,13 +17,13 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import jinja2
 from aiohttp import web
@@ -392,6 +392,13 @@ async def cac_page(request: web.Request) -> web.Response:
     cac_id = request.match_info["cac_id"]
     if not _known(dash, cac_id):
         return dash.render(request, "missing.html", status=404, what=f"CAC {cac_id[:80]}")
+    return await _cac_page(request, cac_id, request.query.get("error"))
+
+
+async def _cac_page(request: web.Request, cac_id: str, error: str | None,
+                    typed: Mapping[str, str] | None = None, status: int = 200) -> web.Response:
+    """The CAC page; after a refused command, with its error and what was typed (kept)."""
+    dash = _dash(request)
     view = dash.ingest.view(cac_id)
     now = dash.clock()
     data = await dash.db(_cac_data, cac_id, now)
@@ -414,7 +421,7 @@ async def cac_page(request: web.Request) -> web.Response:
                        till_items=reports.item_totals(till),
                        day_charts=day_charts, month_charts=month_charts,
                        alarms=data["alarms"], commands=data["commands"],
-                       names=commands.NAMES, error=request.query.get("error"))
+                       names=commands.NAMES, error=error, typed=typed or {}, status=status)
 
 
 TILL_DAYS = 7  # the CAC page's till block
@@ -430,8 +437,10 @@ async def post_command(request: web.Request) -> web.StreamResponse:
     form = request[FORM]
     try:
         args, station = commands.build_args(form.get("name", ""), form)
-    except commands.CommandError as exc:
-        raise web.HTTPSeeOther(f"/cacs/{cac_id}?error={quote(str(exc))}#commands") from None
+    except commands.CommandError as exc:  # the page again, with what was typed kept
+        typed = {k: str(form.get(k, ""))[:20_000] for k in
+                 ("name", "station", "reason", "text", "seconds", "tariff", "catalogue")}
+        return await _cac_page(request, cac_id, str(exc), typed, status=400)
     await dash.send_command(cac_id, form["name"], args, station, request[WHO].name)
     raise web.HTTPSeeOther(f"/cacs/{cac_id}#commands")
 

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from agent.console.core import PREFIX, Ctx, call, console_view, form_of, page, redirect
 from agent.errors import DomainError
-from agent.meter.catalogue import MAX_QUANTITY, UNITS
+from wire.catalogue import MAX_QUANTITY, UNITS
 from agent.usecases.till import MAX_CASH
 
 routes = web.RouteTableDef()

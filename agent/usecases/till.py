@@ -25,7 +25,7 @@ from typing import Any
 from agent.config import ConfigError
 from agent.errors import DomainError
 from agent.ledger import LedgerError
-from agent.meter.catalogue import (
+from wire.catalogue import (
     MAX_QUANTITY,
     CatalogueItem,
     catalogue_to_list,

@@ -192,7 +192,10 @@ async def test_a_command_to_an_offline_cac_is_sent_again_when_it_returns(
                                  data={"csrf": token, "name": "set_tariff",
                                        "tariff": "not = [toml"},
                                  allow_redirects=False) as resp:
-                assert resp.status == 303 and "error=" in resp.headers["Location"]
+                # refused on the page again, with what was typed kept to correct it
+                page = await resp.text()
+                assert resp.status == 400 and 'id="command-error"' in page
+                assert "not = [toml</textarea>" in page
     finally:
         await asyncio.to_thread(cac.close)
 

@@ -324,6 +324,59 @@ def test_a_lock_command_round_trips_to_a_real_agent(stack: Stack, browser: Any) 
     page.context.close()
 
 
+CATALOGUE = """[[catalogue]]
+id = "print-bw"
+name = { fr = "Impression N&B", ar = "طباعة أبيض وأسود" }
+price = 150
+unit = "page"
+
+[[catalogue]]
+id = "letter"
+name = { fr = "Saisie d'une lettre" }
+price = 1500
+unit = "item"
+"""
+
+
+def test_set_catalogue_from_the_cac_page_reaches_the_real_agent(
+        stack: Stack, browser: Any) -> None:
+    """Issue 17: a technician pushes the till's price list from the CAC page; a bad one
+    (a negative price) is refused on the page, naming the key, and nothing is sent."""
+    page = login(browser, stack, TECH)
+    page.goto(f"{stack.hub}/cacs/{AGENT_CAC}")
+    sent_before = len(page.query_selector_all("#command-list tr[data-command]"))
+    page.select_option("#cmd-name", "set_catalogue")
+    page.fill("textarea[name=catalogue]", CATALOGUE.replace("price = 150", "price = -150"))
+    page.click("#cmd-send")
+    page.wait_for_selector("#command-error")
+    assert "catalogue[0].price" in (page.text_content("#command-error") or "")
+    # what was typed is still there to correct
+    assert "price = -150" in page.input_value("textarea[name=catalogue]")
+    assert page.eval_on_selector("#cmd-name", "e => e.value") == "set_catalogue"
+    page.screenshot(path=str(ARTIFACTS / "cac-set-catalogue-refused.png"), full_page=True)
+    page.goto(f"{stack.hub}/cacs/{AGENT_CAC}")
+    assert len(page.query_selector_all("#command-list tr[data-command]")) == sent_before
+
+    page.select_option("#cmd-name", "set_catalogue")
+    page.fill("textarea[name=catalogue]", CATALOGUE)
+    page.click("#cmd-send")
+
+    def answered() -> str | None:  # the newest row (first) once the agent has answered
+        page.goto(f"{stack.hub}/cacs/{AGENT_CAC}")
+        row = page.text_content("#command-list tr[data-command]") or ""
+        return row if "set_catalogue" in row and "pending" not in row else None
+
+    row = until(answered, "the set_catalogue answer")
+    assert "(2 items)" in row, row
+    page.screenshot(path=str(ARTIFACTS / "cac-set-catalogue.png"), full_page=True)
+    stored = json.loads(next((stack.tmp / "agent-data").rglob("catalogue.json")).read_text())
+    assert stored["set_by"].startswith("hub") or "hub" in stored["set_by"], stored
+    assert {i["id"]: i["price"] for i in stored["catalogue"]} == {"print-bw": 150,
+                                                                 "letter": 1500}
+    assert stored["catalogue"][0]["name"]["ar"] == "طباعة أبيض وأسود"
+    page.context.close()
+
+
 def test_the_csv_report_totals_equal_the_stored_records(stack: Stack, browser: Any) -> None:
     stack.stop_process("sim")  # no more records: the store and the report must agree
     # positive signal that the hub has stored all they sent: each stopped CAC's "offline"

@@ -33,3 +33,15 @@ def test_a_bad_catalogue_is_refused_before_sending(text: str, words: str) -> Non
         commands.build_args("set_catalogue", {"catalogue": text})
     with pytest.raises(commands.CommandError):
         commands.build_args("set_catalogue", {"catalogue": "x", "station": "s1"})
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    (CATALOGUE_TOML * 2, "catalogue[1].id: duplicate item id 'print-bw'"),
+    (CATALOGUE_TOML.replace("price = 100", "price = -100"), "catalogue[0].price"),
+    (CATALOGUE_TOML.replace('unit = "page"', 'unit = "kg"'), "catalogue[0].unit"),
+])
+def test_the_hub_checks_items_as_the_agent_does(text: str, words: str) -> None:
+    """The same check as the agent's config file (wire/catalogue.py), before sending."""
+    with pytest.raises(commands.CommandError) as err:
+        commands.build_args("set_catalogue", {"catalogue": text})
+    assert words in str(err.value)
