@@ -39,7 +39,6 @@ from agent.edge import (
     station,
 )
 from agent.impact import check_profile
-from wire.catalogue import MAX_QUANTITY
 from agent.meter.session import EndReason
 from agent.reporter import Reporter
 from agent.reports import till_day_for
@@ -48,6 +47,7 @@ from agent.service import AgentService
 from agent.uplink import UPLINK, UplinkMonitor
 from agent.usecases.till import MAX_CASH
 from wire.api_index import add_index_route
+from wire.catalogue import MAX_QUANTITY
 
 __all__ = ["COMMANDS", "EXECUTOR", "MAX_BODY_BYTES", "REPORTER", "SERVICE", "make_app"]
 

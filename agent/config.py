@@ -11,7 +11,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.impact import ImpactConfig, parse_impact
-from wire.catalogue import CatalogueItem, parse_catalogue
 from agent.meter.tariff import CATEGORY_RE as CATEGORY_RE
 from agent.meter.tariff import Band as Band
 from agent.meter.tariff import Tariff as Tariff
@@ -22,6 +21,7 @@ from common.ids import STATION_ID_RE as STATION_ID_RE
 from common.mqtt_config import MqttConfig as MqttConfig
 from common.mqtt_config import parse_mqtt
 from common.signing import SigningError, load_public
+from wire.catalogue import CatalogueItem, parse_catalogue
 from wire.config_check import ConfigError as ConfigError
 from wire.config_check import check_int as _check_int
 from wire.config_check import no_unknown as _no_unknown

@@ -9,8 +9,8 @@ from aiohttp import web
 
 from agent.console.core import PREFIX, Ctx, call, console_view, form_of, page, redirect
 from agent.errors import DomainError
-from wire.catalogue import MAX_QUANTITY, UNITS
 from agent.usecases.till import MAX_CASH
+from wire.catalogue import MAX_QUANTITY, UNITS
 
 routes = web.RouteTableDef()
 

@@ -25,6 +25,10 @@ from typing import Any
 from agent.config import ConfigError
 from agent.errors import DomainError
 from agent.ledger import LedgerError
+from agent.meter.tariff import UnknownCategory, concession_percent
+from agent.printing import Cups, HeldJob, PrintUnavailable
+from agent.storage import atomic_write_bytes
+from agent.usecases.state import AgentState, new_id, storage_error
 from wire.catalogue import (
     MAX_QUANTITY,
     CatalogueItem,
@@ -32,10 +36,6 @@ from wire.catalogue import (
     parse_catalogue,
     sale_amount,
 )
-from agent.meter.tariff import UnknownCategory, concession_percent
-from agent.printing import Cups, HeldJob, PrintUnavailable
-from agent.storage import atomic_write_bytes
-from agent.usecases.state import AgentState, new_id, storage_error
 
 log = logging.getLogger(__name__)
 
