@@ -2,7 +2,8 @@
 
 Pure: no I/O, no clock. ``parse_catalogue`` is the one validation of a catalogue, for the
 agent's config file's ``[[catalogue]]`` tables, its console and the API's ``PUT``, and for
-``set_catalogue`` both where the hub's dashboard sends it and where the agent applies it; a bad one is a ``ConfigError`` naming the key (``catalogue[2].price``).
+``set_catalogue`` both where the hub's dashboard sends it and where the agent applies it;
+a bad one is a ``ConfigError`` naming the key (``catalogue[2].price``).
 Amounts are integer centimes; a concession takes ``floor(gross * (100 - p) / 100)`` off,
 as for session fees (§3 step 5).
 """
