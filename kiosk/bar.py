@@ -17,7 +17,8 @@ from kivy.core.window import Window
 from kivy.metrics import dp
 from kivy.uix.widget import Widget
 
-from kiosk.widgets import ACCENT, DANGER, MUTED, hrow
+from kiosk.prints import summary
+from kiosk.widgets import ACCENT, DANGER, MUTED, WARN, hrow
 
 if TYPE_CHECKING:
     from kiosk.app import KioskApp
@@ -129,6 +130,14 @@ def bar(app: KioskApp) -> Widget:
     h = 64
     note = lab(app, "Your files are deleted when the session ends.", 16, align="center",
                size_hint_y=1, auto_height=False, color=MUTED)
+    held = summary(app.print_jobs)
+    if held is not None:  # printed from an app: the job waits at the counter (issue 17)
+        pages, price, currency = held
+        note = lab(app, app.L.t(
+            "Your prints: {pages} pages, {price}. Collect them at the counter.",
+            pages=app.L.number(pages), price=app.L.money(price, currency)), 16, raw=True,
+            align="center", size_hint_y=1, auto_height=False, color=WARN, icon="print")
+        note.kid = "bar_prints"
     items: list[Widget] = [
         t_label, f_label, note,
         btn(app, "Back to the kiosk", "bar_back", lambda: app.show("session"), size=20,

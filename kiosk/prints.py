@@ -1,7 +1,8 @@
 """The citizen's held prints (issue 17): during a session the kiosk asks the agent every
-``PRINT_POLL_SECONDS`` for this station's jobs waiting at the counter and the session screen
-says "3 pages, 3,00 MAD: collect them at the counter". An agent without print release (404)
-or a print server that does not answer means no notice, never an error on screen."""
+``PRINT_POLL_SECONDS`` for this station's jobs waiting at the counter and the session screen,
+or the bar over the citizen's apps, says "3 pages, 3,00 MAD: collect them at the counter".
+An agent without print release (404) or a print server that does not answer means no
+notice, never an error on screen."""
 
 from __future__ import annotations
 
@@ -57,5 +58,5 @@ class PrintWatcher:
             app.print_jobs = jobs
             app.trace("print_jobs", jobs=len(jobs),
                       pages=sum(int(j.get("pages") or 0) for j in jobs))
-            if app.screen == "session":
-                app.show("session")
+            if app.screen in ("session", "bar"):  # the notice on the screen or the bar
+                app.show(app.screen)

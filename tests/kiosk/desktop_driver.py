@@ -24,6 +24,7 @@ os.environ["DISPLAY"] = DISPLAY
 sys.argv = sys.argv[:3]
 
 import driver  # noqa: E402 (configures Kivy from sys.argv)
+from cups_support import PrivateCups, cups_available, make_pdf  # noqa: E402
 from driver import OUT, Driver, Failed, check  # noqa: E402
 from kiosk_agent import AgentThread  # noqa: E402
 from xshot import screenshot  # noqa: E402
@@ -34,6 +35,7 @@ from kiosk.desktop import SESSION_DIRS, live_pids, uid_of  # noqa: E402
 HOME = Path("/var/lib/cac-citizen/home")
 APP_TIMEOUT = 60.0
 times: dict[str, float] = {}
+CUPS: list[PrivateCups] = []  # station s1's held queue, when CUPS is installed here
 
 
 def x(*argv: str) -> str:
@@ -237,6 +239,8 @@ def sc_desktop(d: Driver, agent: AgentThread) -> None:
     x("xdotool", "key", "Return")
     until("the saved letter", lambda: (HOME / "Documents" / "lettre.odt").is_file(), 30)
     screenshot(DISPLAY, OUT / "screens" / "bar-over-writer-fr.png")
+    if CUPS:
+        bar_shows_held_prints(d, agent, CUPS[0])
     times["citizen_processes_in_session"] = len(live_pids(uid))
     # Chromium writes its history in batches: wait until this citizen's pages are in it, so
     # that "the next session has no history" below proves something
@@ -278,15 +282,45 @@ def sc_desktop(d: Driver, agent: AgentThread) -> None:
     check(not (HOME / ".config" / "chromium").exists(), "the second browser profile survived")
 
 
+def bar_shows_held_prints(d: Driver, agent: AgentThread, cups: PrivateCups) -> None:
+    """Issue 17: the citizen prints from an app (here `lp` as cac-citizen, as the apps do
+    through CUPS): the job waits held at the counter and the bar over the app says so, with
+    its pages and price; once the counter releases it, the bar's usual note is back."""
+    pdf = make_pdf(cups.dir / "two-pages.pdf", 2)  # cups.dir is 0755: the citizen reads it
+    pdf.chmod(0o644)
+    t0 = time.monotonic()
+    out = subprocess.run(["runuser", "-u", "cac-citizen", "--", "lp", "-h", cups.host,
+                          "-d", "s1", str(pdf)], capture_output=True, text=True, timeout=30,
+                         check=False)
+    check(out.returncode == 0, f"lp as the citizen: {out.stderr}")
+    job = out.stdout.split("request id is s1-", 1)[1].split()[0]
+    w = d.until("the held print on the bar", lambda: d.find("bar_prints"), 30)
+    times["print_to_bar_notice_s"] = round(time.monotonic() - t0, 2)
+    text = d.ui(lambda: w.text)
+    check("2" in text and "2,00" in text and "comptoir" in text, f"the bar says {text!r}")
+    check(d.app.stacking.mode == "bar", "the kiosk left the bar for the print notice")
+    time.sleep(0.5)
+    screenshot(DISPLAY, OUT / "screens" / "bar-held-print-fr.png")
+    agent.call(agent.service.release_print, job, "amina")
+    d.until("the bar's usual note after the release",
+            lambda: d.find("bar_prints") is None and d.find("bar_time") is not None, 30)
+
+
 def main() -> int:
     """driver.py's main with this scenario and the [desktop] config."""
+    printing: dict[str, Any] = {}
+    if cups_available() and os.geteuid() == 0:
+        CUPS.append(PrivateCups(("s1",)))
+        printing = {"printing": {"cups": CUPS[0].host, "spool_dir": str(CUPS[0].spool)},
+                    "catalogue": [{"id": "print-bw", "name": {"fr": "Impression N&B"},
+                                   "price": 100, "unit": "page"}]}
     driver.kiosk_config = lambda: parse_config({
         "idle_seconds": 0, "poll_seconds": 0.3, "retry_seconds": 1, "receipt_seconds": 600,
         "state_dir": str(OUT / "state"),
         "desktop": {"policy_dir": str(POLICY_DIR)}})
     # the agent probes a closed port of this machine: "no uplink"; the kiosk asks the agent
     driver.agent_config = {"uplink": {"probe": ["127.0.0.1:9"], "interval_seconds": 1,
-                                      "timeout_seconds": 1}}
+                                      "timeout_seconds": 1}, **printing}
 
     def scenario(d: Driver, agent: AgentThread) -> None:
         try:
@@ -298,7 +332,11 @@ def main() -> int:
         finally:
             (OUT / "times.json").write_text(json.dumps(times))
     driver.SCENARIOS["desktop"] = scenario
-    return driver.main()
+    try:
+        return driver.main()
+    finally:
+        for cups in CUPS:
+            cups.stop()
 
 
 if __name__ == "__main__":
