@@ -166,8 +166,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "r_voucher_sessions": {"fr": "Sessions sur ticket", "ar": "جلسات بتذكرة"},
     "r_vouchers_sold": {"fr": "Tickets vendus", "ar": "التذاكر المباعة"},
     "r_voids": {"fr": "Annulations", "ar": "الإلغاءات"},
-    "r_gross": {"fr": "Recettes brutes", "ar": "المداخيل الإجمالية"},
-    "r_net": {"fr": "Net à remettre", "ar": "الصافي"},
+    "r_gross": {"fr": "Recettes brutes, temps et tickets",
+                "ar": "المداخيل الإجمالية، الوقت والتذاكر"},
+    "r_net": {"fr": "Net, temps et tickets", "ar": "الصافي، الوقت والتذاكر"},
     "r_item": {"fr": "Rubrique", "ar": "البند"},
     "r_amount": {"fr": "Montant", "ar": "المبلغ"},
     "r_by_tariff": {"fr": "Par tarif", "ar": "حسب التعريفة"},
@@ -239,7 +240,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "err_bad_date": {"fr": "Date ou heure invalide.", "ar": "تاريخ أو وقت غير صالح."},
     "err_other": {"fr": "Refusé : {message}", "ar": "مرفوض: {message}"},
     # the till (issue 17)
-    "r_till_revenue": {"fr": "Recette avec la caisse", "ar": "المداخيل مع الصندوق"},
+    "r_till_revenue": {"fr": "Recette du jour, caisse comprise", "ar": "مداخيل اليوم، مع الصندوق"},
     "nav_catalogue": {"fr": "Catalogue", "ar": "الكتالوج"},
     "catalogue_title": {"fr": "Catalogue de la caisse", "ar": "كتالوج الصندوق"},
     "catalogue_note": {"fr": "Prix en centimes par unité. Une ligne vide est ignorée ; une "
