@@ -243,14 +243,15 @@ MESSAGES: dict[str, dict[str, str]] = {
     "r_till_revenue": {"fr": "Recette du jour, caisse comprise", "ar": "مداخيل اليوم، مع الصندوق"},
     "nav_catalogue": {"fr": "Catalogue", "ar": "الكتالوج"},
     "catalogue_title": {"fr": "Catalogue de la caisse", "ar": "كتالوج الصندوق"},
-    "catalogue_note": {"fr": "Prix en centimes par unité. Une ligne vide est ignorée ; une "
-                             "modification du fichier agent.toml l'emporte ensuite.",
-                       "ar": "الأثمنة بالسنتيم للوحدة. السطر الفارغ يُتجاهل؛ وتعديل ملف "
-                             "agent.toml لاحقا هو الذي يسري."},
+    "catalogue_note": {"fr": "Prix en dirhams par unité (1,50 ou 1.50). Une ligne vide est "
+                             "ignorée ; une modification du fichier agent.toml l'emporte "
+                             "ensuite.",
+                       "ar": "الأثمنة بالدرهم للوحدة (1,50 أو 1.50). السطر الفارغ يُتجاهل؛ "
+                             "وتعديل ملف agent.toml لاحقا هو الذي يسري."},
     "item_id": {"fr": "Code", "ar": "الرمز"},
     "name_fr": {"fr": "Nom (français)", "ar": "الاسم (بالفرنسية)"},
     "name_ar": {"fr": "Nom (arabe)", "ar": "الاسم (بالعربية)"},
-    "unit_price": {"fr": "Prix (centimes)", "ar": "الثمن (سنتيم)"},
+    "unit_price": {"fr": "Prix (MAD)", "ar": "الثمن (درهم)"},
     "unit": {"fr": "Unité", "ar": "الوحدة"},
     "ok_catalogue": {"fr": "Catalogue v{version} enregistré.",
                      "ar": "تم حفظ الكتالوج النسخة {version}."},

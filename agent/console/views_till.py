@@ -152,19 +152,34 @@ CATALOGUE_ROWS = 60
 EXTRA_ROWS = 3
 
 
+def price_from_form(text: str) -> int | str:
+    """A unit price typed in MAD ("1", "1.50", "1,5", "-2") as centimes; anything else is
+    passed on as text, so the catalogue's check names the key."""
+    sign = -1 if text.strip().startswith("-") else 1
+    try:
+        return sign * _centimes(text.strip().removeprefix("-"), "price")
+    except DomainError:
+        return text
+
+
+def price_to_form(price: object) -> str:
+    """Centimes as the MAD text the form shows ("1.50"); typed text as it was."""
+    if isinstance(price, int) and not isinstance(price, bool):
+        sign = "-" if price < 0 else ""
+        return f"{sign}{abs(price) // 100}.{abs(price) % 100:02d}"
+    return str(price)
+
+
 def catalogue_from_form(form: dict[str, str]) -> list[dict[str, Any]]:
-    """The ``[[catalogue]]`` list from the form (prices in centimes); empty rows dropped.
-    A price that is not a whole number is passed on as text, so the check names the key."""
+    """The ``[[catalogue]]`` list from the form (prices typed in MAD, kept in centimes);
+    empty rows dropped."""
     items: list[dict[str, Any]] = []
     for i in range(CATALOGUE_ROWS):
         row = {k: form.get(f"{k}_{i}", "") for k in ("id", "fr", "ar", "price", "unit")}
         if not any(row[k] for k in ("id", "fr", "ar", "price")):  # a unit is always chosen
             continue
         names = {lang: row[lang] for lang in ("fr", "ar") if row[lang]}
-        price: int | str = row["price"]
-        if row["price"].isascii() and row["price"].lstrip("-").isdigit():
-            price = int(row["price"])
-        items.append({"id": row["id"], "name": names, "price": price,
+        items.append({"id": row["id"], "name": names, "price": price_from_form(row["price"]),
                       "unit": row["unit"] or "item"})
     return items
 
@@ -172,7 +187,8 @@ def catalogue_from_form(form: dict[str, str]) -> list[dict[str, Any]]:
 def _catalogue_page(ctx: Ctx, items: list[dict[str, Any]], view: dict[str, Any],
                     status: int = 200) -> web.Response:
     blank = {"id": "", "name": {}, "price": "", "unit": "item"}
-    rows = (items + [blank] * EXTRA_ROWS)[:CATALOGUE_ROWS]
+    rows = ([{**it, "price": price_to_form(it["price"])} for it in items]
+            + [blank] * EXTRA_ROWS)[:CATALOGUE_ROWS]
     return page(ctx, "catalogue.html", status, active="catalogue",
                 title=ctx.loc.t("catalogue_title"), rows=rows, view=view, units=UNITS)
 

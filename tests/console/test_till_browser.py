@@ -17,6 +17,8 @@ from agent_support import PASSWORD, config_dict
 from console.console_support import ARTIFACTS, ServedAgent, ledger_records
 from playwright.sync_api import Page, expect
 
+from agent.console.views_till import price_to_form as price_text
+
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 TIMEOUT = 15_000
@@ -198,15 +200,17 @@ def test_a_manager_edits_the_catalogue_in_the_browser(till_agent: ServedAgent,
     page.fill(f"input[name=id_{n}]", "copy")
     page.fill(f"input[name=fr_{n}]", "Photocopie")
     page.fill(f"input[name=ar_{n}]", "نسخ")
-    page.fill(f"input[name=price_{n}]", "-50")
+    expect(page.locator("input[name=price_0]")).to_have_value(
+        price_text(CATALOGUE[0]["price"]))  # shown in MAD
+    page.fill(f"input[name=price_{n}]", "-0,50")
     page.select_option(f"select[name=unit_{n}]", "page")
     before = (data / "catalogue.json").exists()
     page.click("#catalogue-form button[type=submit]")
     expect(page.locator(".flash.error")).to_contain_text(f"catalogue[{n}].price")
-    expect(page.locator(f"input[name=price_{n}]")).to_have_value("-50")  # kept as typed
+    expect(page.locator(f"input[name=price_{n}]")).to_have_value("-0.50")  # kept
     assert (data / "catalogue.json").exists() == before is False
     shot(page, "ar-catalogue-refused")
-    page.fill(f"input[name=price_{n}]", "50")
+    page.fill(f"input[name=price_{n}]", "0,50")  # MAD, typed with a comma
     page.click("#catalogue-form button[type=submit]")
     expect(page.locator(".flash.ok")).to_be_visible()
     status, cat = served.api("GET", "/catalogue", _token(served, "amina"))
