@@ -1,6 +1,7 @@
 """Hub ingest rate beside the raw MQTT ceiling, and how many simulated CACs one hub holds.
 
-Run: ``python bench/ingest.py`` (about 3 minutes on 2 cores) or ``--quick`` (under a minute).
+Run: ``python bench/ingest.py`` (longer than ``--quick``: five fleet sizes) or ``--quick``
+(about 2 minutes on 2 cores, PostgreSQL runs included).
 
 Three measurements, one broker configuration (``broker_config()``, what a hub's broker sets:
 deep per-client queues, a wide in-flight window: ``--inflight`` changes it), all in the same
@@ -24,6 +25,9 @@ run:
     (so the observed figure includes up to one poll interval; the hub's own receive stamp,
     ``health.received_at``, is printed too). Limit: p99 under 2 s. The health interval is
     accelerated: N CACs at interval H load the hub like N * 30 / H real ones.
+    Each N runs three times: the hub on SQLite; one worker on PostgreSQL; two workers on one
+    PostgreSQL database (each its own broker identity, usage through ``$share/hub/``, the
+    lag taken from both workers' fleet views) - started by ``hub_workers``, as (b3)/(b4).
 """
 
 from __future__ import annotations
@@ -374,6 +378,37 @@ def measure_live(hubs: list[HubProcess], broker: MosquittoBroker,
     return len(mix) / (t_end - t0), rate_pub, t_end - t_pub
 
 
+@contextlib.contextmanager
+def hub_workers(workdir: Path, tag: str, broker_conf: tuple[str, ...], pg: PgServer | None,
+                workers: int = 1, offline_after: int = 90
+                ) -> Iterator[tuple[MosquittoBroker, list[HubProcess]]]:
+    """A fresh broker and running hub(s) on it, stopped on leaving.
+
+    ``pg`` None: one hub on SQLite in its data_dir. Else ``workers`` cac-hub processes on one
+    new database of ``pg``, each with its own broker identity (``worker_id``) and usage
+    through the ``$share/hub/`` shared subscription, as a hub given several workers runs.
+    """
+    broker = MosquittoBroker(workdir / f"broker-{tag}", extra_config=broker_conf)
+    broker.start()
+    hubs: list[HubProcess] = []
+    try:
+        if pg is None:
+            hubs.append(HubProcess(broker, workdir / f"hub-{tag}", offline_after=offline_after))
+        else:
+            url = pg.new_database()
+            hubs += [HubProcess(broker, workdir / f"hub-{tag}-w{i}", store_url=url,
+                                hub_id=f"{HUB_ID}-{tag}", worker_id=f"w{i}",
+                                offline_after=offline_after)
+                     for i in range(1, workers + 1)]
+        for h in hubs:
+            h.start()
+        yield broker, hubs
+    finally:
+        for h in hubs:
+            h.stop()
+        broker.stop()
+
+
 # ---------------------------------------------------------------- (c) fleet capacity
 
 
@@ -396,6 +431,7 @@ class FleetResult:
     api_ms: float  # median time of one GET /api/v1/cacs (fetched and decoded)
     rejected: int
     dropped: int
+    store: str = "SQLite x1"  # the store and the number of hub workers
 
     @property
     def ok(self) -> bool:
@@ -406,88 +442,94 @@ def _ts(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
-def measure_fleet(n: int, plan: Plan, workdir: Path) -> FleetResult:
-    """N simulated CACs against a fresh broker and hub: fleet-state lag and CPU."""
-    broker = MosquittoBroker(workdir / f"broker-{n}", extra_config=plan.broker)
-    broker.start()
-    hub = HubProcess(broker, workdir / f"hub-{n}")
+def measure_fleet(n: int, plan: Plan, workdir: Path, pg: PgServer | None = None,
+                  workers: int = 1) -> FleetResult:
+    """N simulated CACs against a fresh broker and hub (``hub_workers``): fleet-state lag
+    and CPU. With several workers each one's /api/v1/cacs is polled (every worker sees all
+    status and health), and each (worker, report) first seen is one lag sample."""
+    tag = f"fleet{n}-{'pg' if pg is not None else 'sqlite'}{workers}"
     sim: subprocess.Popen[bytes] | None = None
     prefix = f"cap{n}"
-    try:
-        hub.start()
-        interval = plan.health_interval
-        ramp_s = n / RAMP
-        sim_log = (workdir / f"sim-{n}.log").open("ab")
-        sim = subprocess.Popen(
-            [sys.executable, "-m", "hub.simulator", "--host", broker.host, "--port",
-             str(broker.port), "--count", str(n), "--prefix", prefix,
-             "--health-interval", str(interval),
-             "--usage-rate", str(3600 / interval / HEALTH_PER_USAGE),
-             "--ramp", str(RAMP), "--log-level", "WARNING",
-             "--duration", str(ramp_s + interval + plan.window_s + 30)],
-            cwd=ROOT, stdout=sim_log, stderr=subprocess.STDOUT)
-        sim_log.close()
-        time.sleep(ramp_s + interval + 1)  # all connected, every CAC reported once
-        procs = {"hub": hub.ps, "sim": psutil.Process(sim.pid),
-                 "broker": psutil.Process(broker.pid) if broker.pid else None}
-        for p in procs.values():
-            if p is not None:
-                p.cpu_percent(None)
-        m0 = hub.metrics()
-        t_start = time.time()
-        first_seen: dict[tuple[str, str], float] = {}
-        stamp: dict[tuple[str, str], float] = {}
-        online = 0
-        api_ms: list[float] = []
-        while time.time() < t_start + plan.window_s:
-            t_ask = time.time()
-            cacs = msgspec.json.decode(hub.get("/api/v1/cacs"))
-            t_seen = time.time()
-            api_ms.append(1000 * (t_seen - t_ask))
-            online = 0
-            for c in cacs:
-                if not c["cac_id"].startswith(prefix):
-                    continue
-                online += bool(c["online"])
-                h = c.get("health") or {}
-                at = h.get("at")
-                if at is None:
-                    continue
-                key = (c["cac_id"], at)
-                if key not in first_seen and _ts(at) >= t_start:
-                    first_seen[key] = t_seen
-                    if h.get("received_at"):
-                        stamp[key] = _ts(h["received_at"])
-            time.sleep(max(0.0, POLL_SECONDS - (time.time() - t_seen)))
-        elapsed = time.time() - t_start
-        cpu = {k: (p.cpu_percent(None) if p is not None else math.nan)
-               for k, p in procs.items()}
-        sim_rss = procs["sim"].memory_info().rss / 1e6 if procs["sim"] else math.nan
-        m1 = hub.metrics()
-        lags = [t - _ts(at) for (_cid, at), t in first_seen.items()]
-        stamps = [t - _ts(at) for (_cid, at), t in stamp.items()]
-        health0 = m0.get('cac_hub_messages_total{kind="health"}', 0)
-        health1 = m1.get('cac_hub_messages_total{kind="health"}', 0)
-        return FleetResult(
-            n=n, equivalent=round(n * 30 / interval), health_rate=(health1 - health0) / elapsed,
-            seen=len(lags), online=online,
-            lag_p50=percentile(lags, 50), lag_p99=percentile(lags, 99),
-            lag_max=max(lags, default=math.nan),
-            stamp_p50=percentile(stamps, 50), stamp_p99=percentile(stamps, 99),
-            hub_cpu=cpu["hub"], sim_cpu=cpu["sim"], broker_cpu=cpu["broker"],
-            sim_rss_mb=sim_rss, api_ms=percentile(api_ms, 50), rejected=counted(m1)[2],
-            dropped=int(m1.get("cac_hub_messages_dropped_total", 0)),
-        )
-    finally:
-        if sim is not None and sim.poll() is None:
-            sim.send_signal(signal.SIGTERM)
-            try:
-                sim.wait(20)
-            except subprocess.TimeoutExpired:
-                sim.kill()
-                sim.wait()
-        hub.stop()
-        broker.stop()
+    with hub_workers(workdir, tag, plan.broker, pg, workers) as (broker, hubs):
+        try:
+            interval = plan.health_interval
+            ramp_s = n / RAMP
+            sim_log = (workdir / f"sim-{tag}.log").open("ab")
+            sim = subprocess.Popen(
+                [sys.executable, "-m", "hub.simulator", "--host", broker.host, "--port",
+                 str(broker.port), "--count", str(n), "--prefix", prefix,
+                 "--health-interval", str(interval),
+                 "--usage-rate", str(3600 / interval / HEALTH_PER_USAGE),
+                 "--ramp", str(RAMP), "--log-level", "WARNING",
+                 "--duration", str(ramp_s + interval + plan.window_s + 30)],
+                cwd=ROOT, stdout=sim_log, stderr=subprocess.STDOUT)
+            sim_log.close()
+            time.sleep(ramp_s + interval + 1)  # all connected, every CAC reported once
+            hub_ps = [h.ps for h in hubs if h.ps is not None]
+            sim_ps = psutil.Process(sim.pid)
+            broker_ps = psutil.Process(broker.pid) if broker.pid else None
+            for p in [*hub_ps, sim_ps, broker_ps]:
+                if p is not None:
+                    p.cpu_percent(None)
+            m0 = [h.metrics() for h in hubs]
+            t_start = time.time()
+            first_seen: dict[tuple[int, str, str], float] = {}
+            stamp: dict[tuple[int, str, str], float] = {}
+            online = [0] * len(hubs)
+            api_ms: list[float] = []
+            while time.time() < t_start + plan.window_s:
+                t_round = time.time()
+                for w, hub in enumerate(hubs):
+                    t_ask = time.time()
+                    cacs = msgspec.json.decode(hub.get("/api/v1/cacs"))
+                    t_seen = time.time()
+                    api_ms.append(1000 * (t_seen - t_ask))
+                    online[w] = 0
+                    for c in cacs:
+                        if not c["cac_id"].startswith(prefix):
+                            continue
+                        online[w] += bool(c["online"])
+                        h = c.get("health") or {}
+                        at = h.get("at")
+                        if at is None:
+                            continue
+                        key = (w, c["cac_id"], at)
+                        if key not in first_seen and _ts(at) >= t_start:
+                            first_seen[key] = t_seen
+                            if h.get("received_at"):
+                                stamp[key] = _ts(h["received_at"])
+                time.sleep(max(0.0, POLL_SECONDS - (time.time() - t_round)))
+            elapsed = time.time() - t_start
+            hub_cpu = sum(p.cpu_percent(None) for p in hub_ps)
+            sim_cpu = sim_ps.cpu_percent(None)
+            broker_cpu = broker_ps.cpu_percent(None) if broker_ps is not None else math.nan
+            sim_rss = sim_ps.memory_info().rss / 1e6
+            m1 = [h.metrics() for h in hubs]
+        finally:
+            if sim is not None and sim.poll() is None:
+                sim.send_signal(signal.SIGTERM)
+                try:
+                    sim.wait(20)
+                except subprocess.TimeoutExpired:
+                    sim.kill()
+                    sim.wait()
+    lags = [t - _ts(at) for (_w, _cid, at), t in first_seen.items()]
+    stamps = [t - _ts(at) for (_w, _cid, at), t in stamp.items()]
+    health = 'cac_hub_messages_total{kind="health"}'
+    health_rate = sum(b.get(health, 0) - a.get(health, 0)
+                      for a, b in zip(m0, m1, strict=True)) / len(hubs) / elapsed
+    return FleetResult(
+        n=n, equivalent=round(n * 30 / interval), health_rate=health_rate,
+        seen=len(lags), online=min(online),
+        lag_p50=percentile(lags, 50), lag_p99=percentile(lags, 99),
+        lag_max=max(lags, default=math.nan),
+        stamp_p50=percentile(stamps, 50), stamp_p99=percentile(stamps, 99),
+        hub_cpu=hub_cpu, sim_cpu=sim_cpu, broker_cpu=broker_cpu,
+        sim_rss_mb=sim_rss, api_ms=percentile(api_ms, 50),
+        rejected=sum(counted(m)[2] for m in m1),
+        dropped=int(sum(m.get("cac_hub_messages_dropped_total", 0) for m in m1)),
+        store=f"{'PostgreSQL' if pg is not None else 'SQLite'} x{workers}",
+    )
 
 
 # ---------------------------------------------------------------- main
@@ -550,20 +592,8 @@ def run_throughput(plan: Plan, workdir: Path, postgres: bool = True) -> None:
             hub_pg.stop()
         if pg is not None:  # (b3) one and (b4) two workers, live (shared subscriptions)
             for n in (1, 2):  # each on a broker of its own, as fresh as (a)'s
-                url = pg.new_database()
-                lb = MosquittoBroker(workdir / f"broker-live{n}", extra_config=plan.broker)
-                lb.start()
-                workers = [HubProcess(lb, workdir / f"hub-live{n}-w{i}", store_url=url,
-                                      hub_id=HUB_ID + f"-live{n}", worker_id=f"w{i}")
-                           for i in range(1, n + 1)]
-                try:
-                    for w in workers:
-                        w.start()
+                with hub_workers(workdir, f"live{n}", plan.broker, pg, n) as (lb, workers):
                     live[n] = measure_live(workers, lb, mix, usage_records)
-                finally:
-                    for w in workers:
-                        w.stop()
-                    lb.stop()
     finally:
         hub.stop()
         if hub_pg is not None:
@@ -595,43 +625,62 @@ def run_throughput(plan: Plan, workdir: Path, postgres: bool = True) -> None:
           f"message rate of ~{drain.rate / per_cac_rate:,.0f} such CACs (connections aside)")
 
 
-def run_fleet(plan: Plan, workdir: Path) -> None:
+def run_fleet(plan: Plan, workdir: Path, postgres: bool = True) -> None:
     print(f"\n(c) fleet-state lag: health every {plan.health_interval:g} s, usage at 1/"
           f"{HEALTH_PER_USAGE} of that, {plan.window_s:g} s window, /api/v1/cacs polled "
           f"every {POLL_SECONDS:g} s; limit p99 < {LAG_LIMIT_S:g} s")
-    head = (f"  {'CACs':>5} {'as 30s':>7} {'health/s':>8} {'online':>7} {'samples':>7} "
-            f"{'lag p50':>7} {'p99':>6} {'max':>6} {'hub p50':>7} {'p99':>6} "
-            f"{'hub%':>5} {'sim%':>5} {'mqtt%':>5} {'simMB':>5} {'GET ms':>6}  under 2 s?")
-    rows = []
-    for n in plan.fleet:
-        r = measure_fleet(n, plan, workdir)
-        rows.append(r)
-        if len(rows) == 1:
-            print(head)
-        print(f"  {r.n:>5} {r.equivalent:>7} {r.health_rate:>8.0f} {r.online:>7} {r.seen:>7} "
-              f"{r.lag_p50:>7.2f} {r.lag_p99:>6.2f} {r.lag_max:>6.2f} {r.stamp_p50:>7.3f} "
-              f"{r.stamp_p99:>6.3f} {r.hub_cpu:>5.0f} {r.sim_cpu:>5.0f} {r.broker_cpu:>5.0f} "
-              f"{r.sim_rss_mb:>5.0f} {r.api_ms:>6.0f}  {'yes' if r.ok else 'NO'}"
-              + (f"  ({r.rejected} rejected, {r.dropped} dropped)"
-                 if r.rejected or r.dropped else ""), flush=True)
+    head = (f"  {'store x workers':<15} {'CACs':>5} {'as 30s':>7} {'health/s':>8} "
+            f"{'online':>7} {'samples':>7} {'lag p50':>7} {'p99':>6} {'max':>6} "
+            f"{'hub p50':>7} {'p99':>6} {'hub%':>5} {'sim%':>5} {'mqtt%':>5} {'simMB':>5} "
+            f"{'GET ms':>6}  under 2 s?")
+    rows: list[FleetResult] = []
+    pg = PgServer.create(fsync=True) if postgres else None  # fsync on, as in (b2)
+    # SQLite 1 worker; PostgreSQL 1 and 2 workers (shared usage), as (b3)/(b4) start them
+    setups: list[tuple[PgServer | None, int]] = [(None, 1)]
+    if pg is not None:
+        setups += [(pg, 1), (pg, 2)]
+    try:
+        for n in plan.fleet:
+            for store, workers in setups:
+                r = measure_fleet(n, plan, workdir, store, workers)
+                rows.append(r)
+                if len(rows) == 1:
+                    print(head)
+                print(f"  {r.store:<15} {r.n:>5} {r.equivalent:>7} {r.health_rate:>8.0f} "
+                      f"{r.online:>7} {r.seen:>7} {r.lag_p50:>7.2f} {r.lag_p99:>6.2f} "
+                      f"{r.lag_max:>6.2f} {r.stamp_p50:>7.3f} {r.stamp_p99:>6.3f} "
+                      f"{r.hub_cpu:>5.0f} {r.sim_cpu:>5.0f} {r.broker_cpu:>5.0f} "
+                      f"{r.sim_rss_mb:>5.0f} {r.api_ms:>6.0f}  {'yes' if r.ok else 'NO'}"
+                      + (f"  ({r.rejected} rejected, {r.dropped} dropped)"
+                         if r.rejected or r.dropped else ""), flush=True)
+    finally:
+        if pg is not None:
+            pg.destroy()
     print("  lag = first poll showing the report - its publish time (includes up to one poll "
           "interval); 'hub' = the hub's receive stamp - publish time")
     print("  'as 30s' = CACs at the real 30 s interval that send the same message rate (the "
           "connections are the CACs column); CPU % of one core; GET ms = one /api/v1/cacs")
-    held = [r for r in rows if r.ok]
-    if held:
-        best = max(held, key=lambda r: r.n)
-        print(f"  held with p99 lag under {LAG_LIMIT_S:g} s: {best.n} simulated CACs "
-              f"(the message rate of {best.equivalent} at the real interval)")
+    print("  x2: two cac-hub workers on one PostgreSQL database, usage through $share/hub/; "
+          "both workers' /api/v1/cacs are polled and each (worker, report) is a sample; "
+          "online = the lower of their counts; health/s per worker; hub% = both summed")
+    for label in dict.fromkeys(r.store for r in rows):
+        held = [r for r in rows if r.ok and r.store == label]
+        if held:
+            best = max(held, key=lambda r: r.n)
+            print(f"  {label}: held with p99 lag under {LAG_LIMIT_S:g} s: {best.n} simulated "
+                  f"CACs (the message rate of {best.equivalent} at the real interval)")
+        else:
+            print(f"  {label}: no fleet size held with p99 lag under {LAG_LIMIT_S:g} s")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--quick", action="store_true", help="a short run (about a minute)")
+    ap.add_argument("--quick", action="store_true", help="a short run (about 2 minutes)")
     ap.add_argument("--only", choices=["throughput", "fleet"], help="run one part only")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
     ap.add_argument("--no-postgres", action="store_true",
-                    help="leave out (b2), the hub on a throwaway PostgreSQL server")
+                    help="leave out the PostgreSQL runs ((b2)-(b4) and (c)'s PostgreSQL "
+                         "1- and 2-worker rows)")
     ap.add_argument("--inflight", type=int, default=BROKER_INFLIGHT,
                     help="the broker's max_inflight_messages (default %(default)s)")
     args = ap.parse_args()
@@ -644,7 +693,7 @@ def main() -> int:
         if args.only in (None, "throughput"):
             run_throughput(plan, workdir, postgres=not args.no_postgres)
         if args.only in (None, "fleet"):
-            run_fleet(plan, workdir)
+            run_fleet(plan, workdir, postgres=not args.no_postgres)
     print(f"\ndone in {time.monotonic() - t0:.0f} s")
     return 0
 

@@ -1,23 +1,36 @@
 """Issue 19 on a provisioned system: `cac-provision add-hub-worker --store-url` gives two
-workers their own broker identities and one PostgreSQL store; a CAC with its provisioned
-credentials sends a burst of usage; kill -9 the worker holding the upkeep lease mid-burst:
-the agent's re-sends (what is not acknowledged) end with every record stored once, the
-watermark at the top, and the lease on the survivor."""
+workers their own broker identities and one PostgreSQL store; a simulated CAC with its
+provisioned credentials sends a burst of usage while a real `cac-agent` (a second CAC, its
+provisioned agent.toml, run as its unit runs it) closes sessions over its HTTP API; kill -9
+the worker holding the upkeep lease mid-burst: the re-sends (what is not acknowledged) end
+with every record of both stored once, the watermarks at the top, the real agent's outbox
+empty, the alarm raised before the kill not raised again, and the lease on the survivor,
+which raises the alarms that come up after."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
+import signal
+import subprocess
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
+import msgspec
 import psycopg
 import pytest
 from helpers import free_port
+from helpers import http as json_http
 
+from agent.ledger import Ledger
+from hub.upkeep import ALARM_SECONDS
 from tests.hub.apitoken import add_token_cli, auth
-from tests.hub.factories import session, usage
+from tests.hub.factories import health_msg, session, usage
 from tests.provisioning.support import (
     BIN,
     Client,
@@ -28,11 +41,22 @@ from tests.provisioning.support import (
     read_toml,
     wait_for,
 )
+from wire.messages import encode
 from wire.topics import Kind, cac_topic
 
-CAC = "cac-pgworkers-001"
+CAC = "cac-pgworkers-001"  # simulated: a paho client with the CAC's credentials
 N = 300
 BATCH = 10
+REAL = "cac-pgworkers-002"  # a real cac-agent
+REAL_PER_BATCH = 2  # sessions the real agent closes (over HTTP) per simulated batch
+OPERATOR, OP_PASSWORD = "amina", "op-pass-12345"
+# Just before its kill -9 the victim hangs (SIGSTOP) while the real agent closes this many
+# sessions, FROZEN_GAP s apart so that each goes out as a usage message of its own: the broker
+# deals shared usage to the workers in turn (Mosquitto's round robin), so the victim dies
+# holding some of the agent's records, unstored and unacknowledged. A bare kill found none
+# of the agent's records in flight in 3 runs of 3.
+FROZEN_SESSIONS = 4
+FROZEN_GAP = 0.2
 
 
 def metric(port: int, token: str, name: str) -> float | None:
@@ -48,11 +72,102 @@ def metric(port: int, token: str, name: str) -> float | None:
     return None
 
 
+def cacs(port: int, token: str) -> dict[str, dict[str, Any]]:
+    """A worker's fleet view (GET /api/v1/cacs), by CAC id; empty if it does not answer."""
+    try:
+        status, body = json_http("GET", f"http://127.0.0.1:{port}/api/v1/cacs", tok=token)
+    except OSError:
+        return {}
+    return {c["cac_id"]: c for c in body} if status == 200 else {}
+
+
+def sick_health(**change: Any) -> bytes:
+    """A health report sent now, with ``change`` (e.g. disk_percent=99): an alarm's cause."""
+    return encode(msgspec.structs.replace(health_msg(), at=datetime.now(UTC).isoformat(),
+                                          **change))
+
+
+def alarm_rows(pg_url: str) -> list[tuple[str, str, float, float | None]]:
+    with psycopg.connect(pg_url) as conn:
+        return [tuple(r) for r in conn.execute(
+            "SELECT cac_id, kind, raised_at, cleared_at FROM alarms ORDER BY id")]
+
+
+class RealAgent:
+    """`cac-agent --config agent.toml` with its provisioned files, an operator added by
+    `cac-agent add-operator` (as the README says), driven over its HTTP API."""
+
+    def __init__(self, tmp: Path, root: Path) -> None:
+        self.port = free_port()
+        self.data = tmp / "agent-data"
+        provision("add-cac", "--dir", root, "--cac-id", REAL, "--stations", "2",
+                  "--agent-data-dir", self.data, "--agent-bind", "127.0.0.1",
+                  "--agent-port", str(self.port))
+        self.toml = root / "cacs" / REAL / "agent.toml"
+        self.tz = ZoneInfo(read_toml(self.toml)["timezone"])
+        added = subprocess.run(
+            [str(BIN / "cac-agent"), "add-operator", "--config", str(self.toml), "--name",
+             OPERATOR, "--role", "operator", "--password-stdin"], input=OP_PASSWORD + "\n",
+            capture_output=True, text=True, timeout=60, check=False)
+        assert added.returncode == 0, added.stderr
+        self.log = tmp / "agent.log"
+        self.proc: Proc | None = None
+        self.token = ""
+        self.closed: list[str] = []  # ids of the records the agent answered with
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v1"
+
+    def start(self) -> None:
+        self.proc = Proc(self.log, BIN / "cac-agent", "--config", self.toml)
+
+        def health() -> dict[str, Any] | None:
+            try:
+                status, body = json_http("GET", f"{self.api}/health")
+            except OSError:
+                return None
+            return body if status == 200 else None
+
+        wait_for(health, "the real agent's API", 30)
+        status, body = json_http("POST", f"{self.api}/login",
+                            {"name": OPERATOR, "password": OP_PASSWORD})
+        assert status == 200, body
+        self.token = body["token"]
+
+    def backlog(self) -> int:
+        status, body = json_http("GET", f"{self.api}/health")
+        assert status == 200, body
+        return int(body["backlog"])
+
+    def session(self, station: str) -> None:
+        """Start and end a session at once: one closed record in the agent's outbox."""
+        status, s = json_http("POST", f"{self.api}/sessions", {"station": station, "minutes": 30},
+                         self.token)
+        assert status == 201, s
+        status, rec = json_http("POST", f"{self.api}/sessions/{s['id']}/end", {}, self.token)
+        assert status == 200, rec
+        self.closed.append(rec["id"])
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+
+    def ledger(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+        """(every record, the outbox, acked_seq) as the stopped agent left them."""
+        ledger = Ledger(self.data, REAL, self.tz, lock=False)
+        try:
+            return list(ledger.records()), ledger.outbox(), ledger.acked_seq
+        finally:
+            ledger.close()
+
+
 @pytest.mark.slow
 def test_kill_the_lease_holder_mid_burst(tmp_path: Path, pg_url: str) -> None:
     root = tmp_path / "hub"
     init_hub(root)
     provision("add-cac", "--dir", root, "--cac-id", CAC, "--stations", "1")
+    real = RealAgent(tmp_path, root)
     bad = provision("add-hub-worker", "--dir", root, "--name", "w9", "--store-url",
                     "mysql://x@y/z", check=False)
     assert bad.returncode != 0 and "postgresql://" in bad.stderr
@@ -71,6 +186,8 @@ def test_kill_the_lease_holder_mid_burst(tmp_path: Path, pg_url: str) -> None:
     cac = Client(broker.port, agent["username"], agent["password"])
     acks: list[int] = []
     try:
+        real.start()  # `cac-agent --config agent.toml`, as its unit runs it
+
         def leaders() -> list[str]:
             return [w for w in procs if metric(ports[w], token, "cac_hub_upkeep_lease") == 1]
 
@@ -82,15 +199,28 @@ def test_kill_the_lease_holder_mid_burst(tmp_path: Path, pg_url: str) -> None:
             raise AssertionError("\n".join(p.text()[-1500:] for p in procs.values())) from None
         assert len(holder) == 1
         victim, survivor = holder[0], ("w2" if holder[0] == "w1" else "w1")
+        wait_for(lambda: all(cacs(ports[w], token).get(REAL, {}).get("online")
+                             for w in procs), "the real agent online at both workers", 30)
         assert cac.connect()
         cac.c.on_message = lambda c, u, m: acks.append(json.loads(m.payload)["seq"])
         cac.subscribe(cac_topic(CAC, Kind.ACK))
+        # an alarm the lease holder raises before it dies: the survivor must not raise it again
+        cac.publish(cac_topic(CAC, Kind.HEALTH), sick_health(disk_percent=99.0))
+        wait_for(lambda: [a for a in alarm_rows(pg_url) if a[:2] == (CAC, "disk")],
+                 "the disk alarm raised by the lease holder", 15)
         topic = cac_topic(CAC, Kind.USAGE)
         for lo in range(1, N + 1, BATCH):
             cac.publish(topic, usage(*[session(q, CAC) for q in range(lo, lo + BATCH)]))
+            for i in range(REAL_PER_BATCH):  # the real agent's records, published as they close
+                real.session(f"s{i + 1}")
             if lo == N // 2 + 1:
+                os.kill(procs[victim].p.pid, signal.SIGSTOP)  # hangs, holding what it gets
+                for _ in range(FROZEN_SESSIONS):
+                    real.session("s1")
+                    time.sleep(FROZEN_GAP)
                 procs[victim].p.kill()  # kill -9 mid-burst
                 killed_at = time.monotonic()
+                killed_wall = time.time()
         # the agent re-sends what is not acknowledged until the ack says N
         deadline = time.monotonic() + 60
         while max(acks, default=0) < N:
@@ -104,13 +234,50 @@ def test_kill_the_lease_holder_mid_burst(tmp_path: Path, pg_url: str) -> None:
         handover = time.monotonic() - killed_at
         print(f"lease handover after kill -9 (upper bound, incl. the burst): {handover:.1f} s")
         assert handover < 30
+        # the survivor runs the alarm rules: a new cause gets one alarm, from it
+        cac.publish(cac_topic(CAC, Kind.HEALTH),
+                    sick_health(disk_percent=99.0, temps={"cpu": 99.0}))
+        wait_for(lambda: [a for a in alarm_rows(pg_url) if a[:2] == (CAC, "temperature")],
+                 "the temperature alarm raised by the survivor", 15)
+        # the real agent re-sends on its own (no ack progress for ACK_TIMEOUT, 20 s)
+        try:
+            wait_for(lambda: real.backlog() == 0, "the real agent's outbox acknowledged", 60)
+        except AssertionError:
+            raise AssertionError(real.log.read_text()[-3000:]) from None
+        resent = real.log.read_text().count("publishing them again")
+        print(f"the real agent published its unacknowledged records again {resent} time(s)")
+        assert resent >= 1, "the kill found none of the real agent's records in flight"
+        time.sleep(2 * ALARM_SECONDS)  # the survivor's rules have run again since
         with psycopg.connect(pg_url) as conn:
             counts = conn.execute("SELECT COUNT(*), COUNT(DISTINCT seq) FROM records "
                                   "WHERE cac_id = %s", (CAC,)).fetchone()
             wm = conn.execute("SELECT acked_seq FROM watermarks WHERE cac_id = %s",
                               (CAC,)).fetchone()
+            real_counts = conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM records "
+                                       "WHERE cac_id = %s", (REAL,)).fetchone()
+            real_ids = {r[0] for r in conn.execute(
+                "SELECT id FROM records WHERE cac_id = %s", (REAL,))}
+            real_wm = conn.execute("SELECT acked_seq FROM watermarks WHERE cac_id = %s",
+                                   (REAL,)).fetchone()
         assert counts == (N, N) and wm == (N,)
+        real.stop()
+        made, outbox, acked_seq = real.ledger()
+        assert len(real.closed) == N // BATCH * REAL_PER_BATCH + FROZEN_SESSIONS
+        assert set(real.closed) <= {r["id"] for r in made}
+        assert real_counts == (len(made), len(made)), (real_counts, len(made))
+        assert real_ids == {r["id"] for r in made}
+        assert outbox == [] and acked_seq == max(r["seq"] for r in made)
+        assert real_wm == (acked_seq,)
+        alarms = alarm_rows(pg_url)
+        open_keys = [a[:2] for a in alarms if a[3] is None]
+        assert len(open_keys) == len(set(open_keys)), f"an alarm open twice: {alarms}"
+        disk = [a for a in alarms if a[:2] == (CAC, "disk")]
+        assert len(disk) == 1 and disk[0][3] is None, f"the disk alarm raised again: {alarms}"
+        assert disk[0][2] < killed_wall  # raised by the victim, kept by the survivor
+        temp = [a for a in alarms if a[:2] == (CAC, "temperature")]
+        assert len(temp) == 1 and temp[0][2] > killed_wall, alarms
     finally:
+        real.stop()
         cac.close()
         for p in procs.values():
             p.stop()
