@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hub.config import HUB_ID_RE
 from hub.fleet import CacView
 from hub.ingest import Ingest
-from hub.metrics import CONTENT_TYPE, collect, render
+from hub.metrics import CONTENT_TYPE, collect, only, render, wants_fleet
 from hub.store import StoreError, UsageStore, open_reader
 from hub.tokens import TokenCache, make_guard
 
@@ -187,8 +187,13 @@ async def get_sessions(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def get_metrics(request: web.Request) -> web.Response:
+    """Every metric, or only those named by ``?name[]=cac_hub_...`` (repeatable): a scraper
+    that wants the counters does not pay for the per-CAC series."""
     ingest = request.app[INGEST]
-    text = render(collect(ingest.counters.snapshot(), ingest.views(), request.app[GAUGES]()))
+    names = request.query.getall("name[]", [])
+    views = ingest.views() if wants_fleet(names) else []
+    text = render(only(collect(ingest.counters.snapshot(), views, request.app[GAUGES]()),
+                       names))
     return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 

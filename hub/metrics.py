@@ -124,6 +124,22 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
+# the metrics that read the fleet's per-CAC views (the costly part of a scrape)
+FLEET_METRICS = frozenset({"cacs", "cac_online", "cac_backlog", "cac_last_seen_seconds"})
+
+
+def wants_fleet(names: Sequence[str]) -> bool:
+    """Whether a scrape limited to ``names`` (``?name[]=``; empty: everything) needs the
+    fleet's views."""
+    return not names or any(f"{PREFIX}_{m}" in names for m in FLEET_METRICS)
+
+
+def only(metrics: Iterable[Metric], names: Sequence[str]) -> list[Metric]:
+    """The metrics whose full name is in ``names`` (the ``name[]`` scrape parameter of
+    Prometheus' own client libraries); every metric when ``names`` is empty."""
+    return [m for m in metrics if not names or f"{PREFIX}_{m.name}" in names]
+
+
 def render(metrics: Iterable[Metric]) -> str:
     """Prometheus text exposition format 0.0.4."""
     lines = []

@@ -17,7 +17,7 @@ from hub.daemon import Hub
 from tests.hub.apitoken import auth, make_token
 from tests.hub.factories import CAC, OTHER, health, hub_config, session, status, usage
 from tests.hub.fakecac import FakeCac, hub_status
-from wire.topics import Kind
+from wire.topics import FROM_CAC, Kind
 
 CONNECT_TIMEOUT = 10.0
 
@@ -156,6 +156,14 @@ async def test_cac_round_trip(mosquitto: MosquittoBroker, start_hub: HubFactory)
         assert m['cac_hub_cacs{state="online"}'] == 1
         assert m[f'cac_hub_cac_backlog{{cac_id="{CAC}"}}'] == 4
         assert m["cac_hub_mqtt_connected"] == 1
+        # a scrape limited with name[] (as Prometheus' client libraries take it): only those
+        _, text = await get_text(hub, "/metrics?name[]=cac_hub_records_stored_total"
+                                      "&name[]=cac_hub_cac_backlog")
+        assert parse_prometheus(text) == {"cac_hub_records_stored_total": 4,
+                                          f'cac_hub_cac_backlog{{cac_id="{CAC}"}}': 4}
+        _, text = await get_text(hub, "/metrics?name[]=cac_hub_messages_total")
+        assert set(parse_prometheus(text)) == {
+            f'cac_hub_messages_total{{kind="{k}"}}' for k in FROM_CAC}
 
         _, page = await get_text(hub, "/")  # the dashboard asks for a login first
         assert 'action="/login"' in page  # (tests/hub/test_dashboard*.py log in)

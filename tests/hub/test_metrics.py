@@ -69,3 +69,14 @@ def test_counters_from_two_threads() -> None:
         t.join()
     snap = c.snapshot()
     assert snap.messages["usage"] == 40_000 and snap.plain["acks_sent"] == 40_000
+
+
+def test_a_scrape_limited_by_name_skips_the_fleet() -> None:
+    from hub.metrics import only, wants_fleet
+    assert wants_fleet([]) and wants_fleet(["cac_hub_cac_online"])
+    assert wants_fleet(["cac_hub_cacs"])
+    assert not wants_fleet(["cac_hub_messages_total", "cac_hub_records_stored_total"])
+    ms = [Metric("messages_total", "counter", "h", [({}, 1)]),
+          Metric("cacs", "gauge", "h", [({}, 2)])]
+    assert [m.name for m in only(ms, ["cac_hub_cacs"])] == ["cacs"]
+    assert only(ms, []) == ms and only(ms, ["cac_hub_nothing"]) == []
