@@ -1,7 +1,7 @@
 """Hub ingest rate beside the raw MQTT ceiling, and how many simulated CACs one hub holds.
 
-Run: ``python bench/ingest.py`` (longer than ``--quick``: five fleet sizes) or ``--quick``
-(about 2 minutes on 2 cores, PostgreSQL runs included).
+Run: ``python bench/ingest.py`` (about 9 minutes on 2 cores) or ``--quick`` (about 2 minutes),
+PostgreSQL runs included in both.
 
 Three measurements, one broker configuration (``broker_config()``, what a hub's broker sets:
 deep per-client queues, a wide in-flight window: ``--inflight`` changes it), all in the same
