@@ -9,8 +9,8 @@ run:
 
 (a) *raw ceiling*: M pre-encoded messages (the simulator's own health and usage payloads,
     ~10 health to 1 usage, all QoS 1: see ``publish_all``) wait in the broker for a bare
-    paho subscriber's persistent session; the subscriber then connects, json-decodes and counts them:
-    messages per second received.
+    paho subscriber's persistent session; the subscriber then connects, json-decodes and
+    counts them: messages per second received.
 (b) *hub ingest*: the same M messages wait, in the same broker, for the real hub's
     persistent session (``cac-hub --config`` as a subprocess, stopped while they are
     published); the hub then starts and validates, stores (usage in SQLite, acks out) and
