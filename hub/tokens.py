@@ -17,6 +17,7 @@ The guard reads the token table through a cache refreshed at most every
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -38,6 +39,7 @@ ROLES = ("viewer", "technician")
 NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 REFRESH_SECONDS = 1.0
 MISS_REFRESH_SECONDS = 0.25  # an unknown token re-reads the table at most this often
+REFRESH_WAIT_SECONDS = 2.0  # a request waits this long at most for a re-read
 OPEN_PREFIXES = ("/api/v1/content/catalogue", "/api/v1/content/packages/")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -108,7 +110,8 @@ class TokenCache:
         self.db_path, self.shared = db_path, shared
         self._by_hash: dict[str, tuple[str, str]] = {}
         self._loaded_at = -float("inf")
-        self._lock = asyncio.Lock()
+        self._task: asyncio.Future[None] | None = None  # a read of the tokens under way
+        self._failing = False
 
     async def lookup(self, token: str) -> tuple[str, str] | None:
         await self._refresh(REFRESH_SECONDS)
@@ -119,17 +122,31 @@ class TokenCache:
         return found
 
     async def _refresh(self, older_than: float) -> None:
+        """Re-read the tokens if older than ``older_than`` s, waiting at most
+        REFRESH_WAIT_SECONDS: a store that hangs or is down (a PostgreSQL connect waits) does
+        not hold requests up; the read goes on in the background and lands when it ends."""
         if time.monotonic() - self._loaded_at < older_than:
             return
-        async with self._lock:
-            if time.monotonic() - self._loaded_at < older_than:
-                return
-            try:
-                self._by_hash = await asyncio.to_thread(_load, self.db_path, self.shared)
-            except (StoreError, sqlite3.Error) as exc:
-                log.error("cannot read the API tokens: %s", exc)  # noqa: TRY400
-                self._by_hash = {}
-            self._loaded_at = time.monotonic()
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._load())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._task), REFRESH_WAIT_SECONDS)
+
+    async def _load(self) -> None:
+        try:
+            self._by_hash = await asyncio.to_thread(_load, self.db_path, self.shared)
+            if self._failing:
+                log.warning("the API tokens can be read again")
+            self._failing = False
+        except (StoreError, sqlite3.Error) as exc:
+            # the tokens last read stay valid: /metrics and the API answer monitoring
+            # through a store outage (when it matters most); a token revoked meanwhile is
+            # refused once the store answers again
+            if not self._failing:  # once per outage, not at every refresh
+                log.error("cannot read the API tokens (%d known ones kept): %s",  # noqa: TRY400
+                          len(self._by_hash), exc)
+            self._failing = True
+        self._loaded_at = time.monotonic()
 
 
 def _needs_auth(path: str, metrics_public: bool) -> bool:

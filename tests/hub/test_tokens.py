@@ -137,3 +137,29 @@ async def test_sessions_come_in_pages(make_hub: HubMaker, mosquitto: MosquittoBr
             assert st == 400 and body["error"] == "bad_request", bad
     finally:
         await asyncio.to_thread(cac.close)
+
+
+async def test_known_tokens_stay_valid_while_the_store_cannot_be_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store outage must not lock monitoring out of /metrics: the tokens last read stay
+    valid until the store answers again (then a revoked one is refused)."""
+    db_path = tmp_path / "hub.sqlite3"
+    store = Store(db_path)
+    with store.transaction():
+        tok = tokens.add_token(store.db, "prom", "viewer", time.time())
+    cache = tokens.TokenCache(db_path)
+    assert await cache.lookup(tok) == ("prom", "viewer")
+
+    def down(*_a: object) -> dict[str, tuple[str, str]]:
+        raise tokens.StoreError("the store does not answer")
+
+    with monkeypatch.context() as m:
+        m.setattr(tokens, "_load", down)
+        cache._loaded_at = -float("inf")  # due for a refresh: it fails
+        assert await cache.lookup(tok) == ("prom", "viewer")
+        assert await cache.lookup("not-a-token") is None
+    with store.transaction():
+        assert tokens.revoke_token(store.db, "prom")
+    cache._loaded_at = -float("inf")  # the store answers again
+    assert await cache.lookup(tok) is None
+    store.close()

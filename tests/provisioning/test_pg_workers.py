@@ -162,93 +162,81 @@ class RealAgent:
             ledger.close()
 
 
-@pytest.mark.slow
-def test_kill_the_lease_holder_mid_burst(tmp_path: Path, pg_url: str) -> None:
-    root = tmp_path / "hub"
-    init_hub(root)
-    provision("add-cac", "--dir", root, "--cac-id", CAC, "--stations", "1")
-    real = RealAgent(tmp_path, root)
-    bad = provision("add-hub-worker", "--dir", root, "--name", "w9", "--store-url",
-                    "mysql://x@y/z", check=False)
-    assert bad.returncode != 0 and "postgresql://" in bad.stderr
-    assert not (root / "w9.toml").exists()
-    for w in ("w1", "w2"):
-        provision("add-hub-worker", "--dir", root, "--name", w, "--store-url", pg_url,
-                  "--http-port", str(free_port()))
-        assert read_toml(root / f"{w}.toml")["store"] == {"url": pg_url}
-    ports = {w: read_toml(root / f"{w}.toml")["http"]["port"] for w in ("w1", "w2")}
-    token = add_token_cli(root / "w1.toml", "probe", "viewer")  # one data_dir: both see it
-    broker = ProvisionedBroker(root)
-    broker.start()
-    procs = {w: Proc(tmp_path / f"{w}.log", BIN / "cac-hub", "--config", root / f"{w}.toml")
-             for w in ("w1", "w2")}
-    agent = read_toml(root / "cacs" / CAC / "agent.toml")["mqtt"]
-    cac = Client(broker.port, agent["username"], agent["password"])
-    acks: list[int] = []
-    try:
-        real.start()  # `cac-agent --config agent.toml`, as its unit runs it
+class TwoWorkers:
+    """The provisioned system of this file: a hub dir (`init-hub`), the simulated CAC and the
+    real agent (`add-cac`), workers w1 and w2 (`add-hub-worker --store-url`) on the
+    provisioned broker, a viewer token; every process ended by its PID in ``close``."""
 
-        def leaders() -> list[str]:
-            return [w for w in procs if metric(ports[w], token, "cac_hub_upkeep_lease") == 1]
+    def __init__(self, tmp_path: Path, pg_url: str) -> None:
+        self.tmp, self.pg_url = tmp_path, pg_url
+        self.root = root = tmp_path / "hub"
+        init_hub(root)
+        provision("add-cac", "--dir", root, "--cac-id", CAC, "--stations", "1")
+        self.real = RealAgent(tmp_path, root)
+        for w in ("w1", "w2"):
+            provision("add-hub-worker", "--dir", root, "--name", w, "--store-url", pg_url,
+                      "--http-port", str(free_port()))
+            assert read_toml(root / f"{w}.toml")["store"] == {"url": pg_url}
+        self.ports = {w: read_toml(root / f"{w}.toml")["http"]["port"] for w in ("w1", "w2")}
+        self.token = add_token_cli(root / "w1.toml", "probe", "viewer")  # one store: both
+        self.broker = ProvisionedBroker(root)
+        self.broker.start()
+        self.procs = {w: Proc(tmp_path / f"{w}.log", BIN / "cac-hub", "--config",
+                              root / f"{w}.toml") for w in ("w1", "w2")}
+        mqtt = read_toml(root / "cacs" / CAC / "agent.toml")["mqtt"]
+        self.cac = Client(self.broker.port, mqtt["username"], mqtt["password"])
+        self.acks: list[int] = []
+        self.topic = cac_topic(CAC, Kind.USAGE)
 
+    def up(self) -> None:
+        """The real agent started (`cac-agent --config agent.toml`, as its unit runs it),
+        both workers connected and seeing it online, the simulated CAC subscribed to acks."""
+        self.real.start()
         try:
-            wait_for(lambda: all(metric(ports[w], token, "cac_hub_mqtt_connected") == 1
-                                 for w in procs), "both workers connected", 30)
-            holder = wait_for(leaders, "a lease holder", 30)
+            wait_for(lambda: all(self.metric(w, "cac_hub_mqtt_connected") == 1
+                                 for w in self.procs), "both workers connected", 30)
+            wait_for(self.leaders, "a lease holder", 30)
         except AssertionError:
-            raise AssertionError("\n".join(p.text()[-1500:] for p in procs.values())) from None
-        assert len(holder) == 1
-        victim, survivor = holder[0], ("w2" if holder[0] == "w1" else "w1")
-        wait_for(lambda: all(cacs(ports[w], token).get(REAL, {}).get("online")
-                             for w in procs), "the real agent online at both workers", 30)
-        assert cac.connect()
-        cac.c.on_message = lambda c, u, m: acks.append(json.loads(m.payload)["seq"])
-        cac.subscribe(cac_topic(CAC, Kind.ACK))
-        # an alarm the lease holder raises before it dies: the survivor must not raise it again
-        cac.publish(cac_topic(CAC, Kind.HEALTH), sick_health(disk_percent=99.0))
-        wait_for(lambda: [a for a in alarm_rows(pg_url) if a[:2] == (CAC, "disk")],
-                 "the disk alarm raised by the lease holder", 15)
-        topic = cac_topic(CAC, Kind.USAGE)
-        for lo in range(1, N + 1, BATCH):
-            cac.publish(topic, usage(*[session(q, CAC) for q in range(lo, lo + BATCH)]))
-            for i in range(REAL_PER_BATCH):  # the real agent's records, published as they close
-                real.session(f"s{i + 1}")
-            if lo == N // 2 + 1:
-                os.kill(procs[victim].p.pid, signal.SIGSTOP)  # hangs, holding what it gets
-                for _ in range(FROZEN_SESSIONS):
-                    real.session("s1")
-                    time.sleep(FROZEN_GAP)
-                procs[victim].p.kill()  # kill -9 mid-burst
-                killed_at = time.monotonic()
-                killed_wall = time.time()
-        # the agent re-sends what is not acknowledged until the ack says N
-        deadline = time.monotonic() + 60
-        while max(acks, default=0) < N:
-            assert time.monotonic() < deadline, f"acks stopped at {max(acks, default=0)}"
-            start = max(acks, default=0) + 1
-            for lo in range(start, N + 1, BATCH):
-                cac.publish(topic, usage(*[session(q, CAC)
-                                           for q in range(lo, min(lo + BATCH, N + 1))]))
+            raise AssertionError("\n".join(p.text()[-1500:]
+                                           for p in self.procs.values())) from None
+        wait_for(lambda: all(cacs(self.ports[w], self.token).get(REAL, {}).get("online")
+                             for w in self.procs), "the real agent online at both workers", 30)
+        assert self.cac.connect()
+        self.cac.c.on_message = lambda c, u, m: self.acks.append(json.loads(m.payload)["seq"])
+        self.cac.subscribe(cac_topic(CAC, Kind.ACK))
+
+    def metric(self, w: str, name: str) -> float | None:
+        return metric(self.ports[w], self.token, name)
+
+    def leaders(self) -> list[str]:
+        return [w for w in self.procs if self.metric(w, "cac_hub_upkeep_lease") == 1]
+
+    def batch(self, lo: int) -> None:
+        self.cac.publish(self.topic, usage(*[session(q, CAC)
+                                             for q in range(lo, min(lo + BATCH, N + 1))]))
+
+    def resend_until_acked(self, timeout: float = 60) -> None:
+        """The simulated CAC re-sends what is not acknowledged until the ack says N."""
+        deadline = time.monotonic() + timeout
+        while max(self.acks, default=0) < N:
+            assert time.monotonic() < deadline, f"acks stopped at {max(self.acks, default=0)}"
+            for lo in range(max(self.acks, default=0) + 1, N + 1, BATCH):
+                self.batch(lo)
             time.sleep(1.0)  # the agent's re-send interval, shortened
-        wait_for(lambda: leaders() == [survivor], "the survivor taking the lease", 30)
-        handover = time.monotonic() - killed_at
-        print(f"lease handover after kill -9 (upper bound, incl. the burst): {handover:.1f} s")
-        assert handover < 30
-        # the survivor runs the alarm rules: a new cause gets one alarm, from it
-        cac.publish(cac_topic(CAC, Kind.HEALTH),
-                    sick_health(disk_percent=99.0, temps={"cpu": 99.0}))
-        wait_for(lambda: [a for a in alarm_rows(pg_url) if a[:2] == (CAC, "temperature")],
-                 "the temperature alarm raised by the survivor", 15)
-        # the real agent re-sends on its own (no ack progress for ACK_TIMEOUT, 20 s)
+
+    def real_agent_acknowledged(self) -> int:
+        """Wait for the real agent's outbox to empty; how often it re-sent on its own."""
         try:
-            wait_for(lambda: real.backlog() == 0, "the real agent's outbox acknowledged", 60)
+            wait_for(lambda: self.real.backlog() == 0, "the real agent's outbox acknowledged",
+                     60)
         except AssertionError:
-            raise AssertionError(real.log.read_text()[-3000:]) from None
-        resent = real.log.read_text().count("publishing them again")
-        print(f"the real agent published its unacknowledged records again {resent} time(s)")
-        assert resent >= 1, "the kill found none of the real agent's records in flight"
-        time.sleep(2 * ALARM_SECONDS)  # the survivor's rules have run again since
-        with psycopg.connect(pg_url) as conn:
+            raise AssertionError(self.real.log.read_text()[-3000:]) from None
+        return self.real.log.read_text().count("publishing them again")
+
+    def assert_every_record_once(self, real_sessions: int) -> None:
+        """Both CACs' records in PostgreSQL once each, the watermarks at the top, the real
+        agent's ledger (read after a clean stop) equal to what the hub holds."""
+        with psycopg.connect(self.pg_url) as conn:
             counts = conn.execute("SELECT COUNT(*), COUNT(DISTINCT seq) FROM records "
                                   "WHERE cac_id = %s", (CAC,)).fetchone()
             wm = conn.execute("SELECT acked_seq FROM watermarks WHERE cac_id = %s",
@@ -260,25 +248,140 @@ def test_kill_the_lease_holder_mid_burst(tmp_path: Path, pg_url: str) -> None:
             real_wm = conn.execute("SELECT acked_seq FROM watermarks WHERE cac_id = %s",
                                    (REAL,)).fetchone()
         assert counts == (N, N) and wm == (N,)
+        real = self.real
         real.stop()
         made, outbox, acked_seq = real.ledger()
-        assert len(real.closed) == N // BATCH * REAL_PER_BATCH + FROZEN_SESSIONS
+        assert len(real.closed) == real_sessions
         assert set(real.closed) <= {r["id"] for r in made}
         assert real_counts == (len(made), len(made)), (real_counts, len(made))
         assert real_ids == {r["id"] for r in made}
         assert outbox == [] and acked_seq == max(r["seq"] for r in made)
         assert real_wm == (acked_seq,)
-        alarms = alarm_rows(pg_url)
+
+    def assert_no_alarm_open_twice(self) -> list[tuple[str, str, float, float | None]]:
+        alarms = alarm_rows(self.pg_url)
         open_keys = [a[:2] for a in alarms if a[3] is None]
         assert len(open_keys) == len(set(open_keys)), f"an alarm open twice: {alarms}"
+        return alarms
+
+    def close(self) -> None:
+        self.real.stop()
+        self.cac.close()
+        for p in self.procs.values():
+            p.stop()
+        self.broker.stop()
+
+
+@pytest.mark.slow
+def test_kill_the_lease_holder_mid_burst(tmp_path: Path, pg_url: str) -> None:
+    bad_root = tmp_path / "bad"
+    init_hub(bad_root)
+    bad = provision("add-hub-worker", "--dir", bad_root, "--name", "w9", "--store-url",
+                    "mysql://x@y/z", check=False)
+    assert bad.returncode != 0 and "postgresql://" in bad.stderr
+    assert not (bad_root / "w9.toml").exists()
+    tw = TwoWorkers(tmp_path, pg_url)
+    real, procs = tw.real, tw.procs
+    try:
+        tw.up()
+        [victim] = tw.leaders()
+        survivor = "w2" if victim == "w1" else "w1"
+        # an alarm the lease holder raises before it dies: the survivor must not raise it again
+        tw.cac.publish(cac_topic(CAC, Kind.HEALTH), sick_health(disk_percent=99.0))
+        wait_for(lambda: [a for a in alarm_rows(pg_url) if a[:2] == (CAC, "disk")],
+                 "the disk alarm raised by the lease holder", 15)
+        for lo in range(1, N + 1, BATCH):
+            tw.batch(lo)
+            for i in range(REAL_PER_BATCH):  # the real agent's records, published as they close
+                real.session(f"s{i + 1}")
+            if lo == N // 2 + 1:
+                os.kill(procs[victim].p.pid, signal.SIGSTOP)  # hangs, holding what it gets
+                for _ in range(FROZEN_SESSIONS):
+                    real.session("s1")
+                    time.sleep(FROZEN_GAP)
+                procs[victim].p.kill()  # kill -9 mid-burst
+                killed_at = time.monotonic()
+                killed_wall = time.time()
+        tw.resend_until_acked()
+        wait_for(lambda: tw.leaders() == [survivor], "the survivor taking the lease", 30)
+        handover = time.monotonic() - killed_at
+        print(f"lease handover after kill -9 (upper bound, incl. the burst): {handover:.1f} s")
+        assert handover < 30
+        # the survivor runs the alarm rules: a new cause gets one alarm, from it
+        tw.cac.publish(cac_topic(CAC, Kind.HEALTH),
+                        sick_health(disk_percent=99.0, temps={"cpu": 99.0}))
+        wait_for(lambda: [a for a in alarm_rows(pg_url) if a[:2] == (CAC, "temperature")],
+                 "the temperature alarm raised by the survivor", 15)
+        # the real agent re-sends on its own (no ack progress for ACK_TIMEOUT, 20 s)
+        resent = tw.real_agent_acknowledged()
+        print(f"the real agent published its unacknowledged records again {resent} time(s)")
+        assert resent >= 1, "the kill found none of the real agent's records in flight"
+        time.sleep(2 * ALARM_SECONDS)  # the survivor's rules have run again since
+        tw.assert_every_record_once(N // BATCH * REAL_PER_BATCH + FROZEN_SESSIONS)
+        alarms = tw.assert_no_alarm_open_twice()
         disk = [a for a in alarms if a[:2] == (CAC, "disk")]
         assert len(disk) == 1 and disk[0][3] is None, f"the disk alarm raised again: {alarms}"
         assert disk[0][2] < killed_wall  # raised by the victim, kept by the survivor
         temp = [a for a in alarms if a[:2] == (CAC, "temperature")]
         assert len(temp) == 1 and temp[0][2] > killed_wall, alarms
     finally:
-        real.stop()
-        cac.close()
-        for p in procs.values():
-            p.stop()
-        broker.stop()
+        tw.close()
+
+
+@pytest.mark.slow
+def test_postgresql_restarted_under_two_workers(tmp_path: Path) -> None:
+    """The issue's second fault: PostgreSQL stops in the middle of a burst (both workers and
+    the real agent running) and comes back ~5 s later: no ack while it is down (the agents
+    keep their records), the workers resume by themselves, and every record of both CACs
+    ends stored once, no alarm raised twice, one lease holder."""
+    from pgserver import PgServer
+
+    server = PgServer.create()
+    tw = TwoWorkers(tmp_path, server.new_database())
+    real = tw.real
+    try:
+        tw.up()
+        tw.cac.publish(cac_topic(CAC, Kind.HEALTH), sick_health(disk_percent=99.0))
+        wait_for(lambda: [a for a in alarm_rows(tw.pg_url) if a[:2] == (CAC, "disk")],
+                 "the disk alarm raised before the outage", 15)
+        down_sessions = 0
+        for lo in range(1, N + 1, BATCH):
+            tw.batch(lo)
+            for i in range(REAL_PER_BATCH):
+                real.session(f"s{i + 1}")
+            if lo == N // 2 + 1:
+                time.sleep(0.5)  # what was sent so far is stored and acknowledged
+                acked_before = max(tw.acks, default=0)
+                server.stop()
+                stopped_at = time.monotonic()
+                for _ in range(FROZEN_SESSIONS):  # the counter keeps working meanwhile
+                    real.session("s1")
+                    down_sessions += 1
+                for lo2 in range(lo + BATCH, lo + 4 * BATCH, BATCH):
+                    tw.batch(lo2)  # unstored while down: never acknowledged
+                try:
+                    wait_for(lambda: all((tw.metric(w, "cac_hub_store_errors_total") or 0) > 0
+                                         for w in tw.procs), "both workers failing to store",
+                             20)
+                except AssertionError:
+                    raise AssertionError({w: (tw.metric(w, "cac_hub_store_errors_total"),
+                                              p.text()[-2500:])
+                                          for w, p in tw.procs.items()}) from None
+                time.sleep(1.0)
+                acked_while_down = max(tw.acks, default=0)
+                time.sleep(max(0.0, 5.0 - (time.monotonic() - stopped_at)))
+                server.start()
+                print(f"\nPostgreSQL down {time.monotonic() - stopped_at:.1f} s")
+        tw.resend_until_acked(90)
+        resent = tw.real_agent_acknowledged()
+        print(f"the real agent published its unacknowledged records again {resent} time(s)")
+        assert acked_while_down <= acked_before + BATCH, (acked_before, acked_while_down)
+        tw.assert_every_record_once(N // BATCH * REAL_PER_BATCH + down_sessions)
+        alarms = tw.assert_no_alarm_open_twice()
+        assert len([a for a in alarms if a[:2] == (CAC, "disk")]) == 1, alarms
+        wait_for(lambda: len(tw.leaders()) == 1, "one lease holder after the outage", 30)
+        for w in tw.procs:
+            assert tw.procs[w].p.poll() is None, tw.procs[w].text()[-2000:]  # never died
+    finally:
+        tw.close()
+        server.destroy()
