@@ -51,12 +51,14 @@ REAL = "cac-pgworkers-002"  # a real cac-agent
 REAL_PER_BATCH = 2  # sessions the real agent closes (over HTTP) per simulated batch
 OPERATOR, OP_PASSWORD = "amina", "op-pass-12345"
 # Just before its kill -9 the victim hangs (SIGSTOP) while the real agent closes this many
-# sessions, FROZEN_GAP s apart so that each goes out as a usage message of its own: the broker
-# deals shared usage to the workers in turn (Mosquitto's round robin), so the victim dies
-# holding some of the agent's records, unstored and unacknowledged. A bare kill found none
-# of the agent's records in flight in 3 runs of 3.
-FROZEN_SESSIONS = 4
-FROZEN_GAP = 0.2
+# sessions, FROZEN_GAP s apart, more than the agent's outbox poll (agent/reporter.py
+# POLL_INTERVAL, 1 s), so that each goes out as a usage message of its own: the broker deals
+# shared usage to the workers in turn (Mosquitto's round robin), so the victim dies holding
+# some of the agent's records, unstored and unacknowledged. A bare kill found none of the
+# agent's records in flight in 3 runs of 3; 4 sessions 0.2 s apart missed once in 7 (the
+# fresh-clone CI): they could all go out in one message, to the survivor.
+FROZEN_SESSIONS = 3
+FROZEN_GAP = 1.3
 
 
 def metric(port: int, token: str, name: str) -> float | None:
