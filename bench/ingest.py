@@ -187,6 +187,7 @@ class RawSubscriber:
         self.first = self.last = 0.0
         self.done = threading.Event()
         self.expect = 0
+        self.cpu_seconds = math.nan  # this process's CPU time over the drain
 
     def _client(self) -> mqtt.Client:
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=RAW_CLIENT_ID,
@@ -222,11 +223,13 @@ class RawSubscriber:
         """Connect, receive ``expect`` queued messages; returns messages per second."""
         self.expect = expect
         c = self._client()
+        cpu0 = time.process_time()  # every thread of this process: paho's does the work
         c.connect(self.broker.host, self.broker.port)
         c.loop_start()
         try:
             if not self.done.wait(DRAIN_TIMEOUT):
                 raise RuntimeError(f"raw subscriber got {self.count} of {expect} messages")
+            self.cpu_seconds = time.process_time() - cpu0
         finally:
             c.disconnect()
             c.loop_stop()
@@ -338,6 +341,7 @@ class HubDrain:
     records: int
     rejected: int
     cpu_percent: float
+    cpu_seconds: float = math.nan  # the hub's CPU time (user + system) over the timed drain
 
 
 def measure_hub(hub: HubProcess, expect_messages: int, expect_records: int) -> HubDrain:
@@ -346,12 +350,13 @@ def measure_hub(hub: HubProcess, expect_messages: int, expect_records: int) -> H
     hub.start()
     assert hub.ps is not None
     hub.ps.cpu_percent(None)
-    samples: list[tuple[float, int]] = []
+    samples: list[tuple[float, int, float]] = []
     deadline = time.monotonic() + DRAIN_TIMEOUT
     msgs = records = rejected = 0
     while time.monotonic() < deadline:
         msgs, records, rejected = counted(hub.metrics(COUNTED))
-        samples.append((time.perf_counter(), msgs))
+        times = hub.ps.cpu_times()
+        samples.append((time.perf_counter(), msgs, times.user + times.system))
         if msgs >= expect_messages and records >= expect_records:
             break
         time.sleep(0.05)
@@ -359,11 +364,12 @@ def measure_hub(hub: HubProcess, expect_messages: int, expect_records: int) -> H
         raise RuntimeError(f"the hub counted {msgs}/{expect_messages} messages, stored "
                            f"{records}/{expect_records} records")
     cpu = hub.ps.cpu_percent(None)
-    t_end = samples[-1][0]
+    t_end, _n, cpu_end = samples[-1]
     # the clock starts at the first sample that saw messages counted (start-up excluded)
-    start = next((t, n) for t, n in samples if n > 0)
+    start = next((t, n, c) for t, n, c in samples if n > 0)
     seconds = max(1e-9, t_end - start[0])
-    return HubDrain((msgs - start[1]) / seconds, seconds, msgs, records, rejected, cpu)
+    return HubDrain((msgs - start[1]) / seconds, seconds, msgs, records, rejected, cpu,
+                    cpu_end - start[2])
 
 
 def measure_live(hubs: list[HubProcess], broker: MosquittoBroker,
@@ -612,10 +618,14 @@ def run_throughput(plan: Plan, workdir: Path, postgres: bool = True) -> None:
             pg.destroy()
         broker.stop()
     print()
-    print(f"  {'consumer':<44} {'msg/s':>9} {'% of raw':>9}")
-    print(f"  {'(a) bare paho subscriber, json decode':<44} {rate_raw:>9,.0f} {100:>8.0f}%")
+    raw_us = 1e6 * raw.cpu_seconds / len(mix)
+    hub_us = 1e6 * drain.cpu_seconds / max(1.0, drain.rate * drain.seconds)
+    print(f"  {'consumer':<44} {'msg/s':>9} {'% of raw':>9} {'CPU us/msg':>11}")
+    print(f"  {'(a) bare paho subscriber, json decode':<44} {rate_raw:>9,.0f} {100:>8.0f}% "
+          f"{raw_us:>11.1f}")
     print(f"  {'(b) hub: validate, store usage, fleet, acks':<44} {drain.rate:>9,.0f} "
-          f"{100 * drain.rate / rate_raw:>8.0f}%")
+          f"{100 * drain.rate / rate_raw:>8.0f}% {hub_us:>11.1f}   (bare CPU per message = "
+          f"{100 * raw_us / hub_us:.0f}% of the hub's)")
     if drain_pg is not None:
         print(f"  {'(b2) the same hub, [store] url PostgreSQL':<44} {drain_pg.rate:>9,.0f} "
               f"{100 * drain_pg.rate / rate_raw:>8.0f}%   ({drain_pg.records} records stored)")
