@@ -344,11 +344,27 @@ class HubDrain:
     cpu_seconds: float = math.nan  # the hub's CPU time (user + system) over the timed drain
 
 
+PROFILE: Path | None = None  # --profile
+
+
+def profiler(pid: int) -> subprocess.Popen[bytes] | None:
+    """With ``--profile FILE``: py-spy (``pip install py-spy``) sampling the hub by thread,
+    collapsed stacks to FILE (flamegraph.pl or speedscope read it)."""
+    if PROFILE is None:
+        return None
+    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
+                            str(pid), "--threads", "--rate", "250", "--format", "raw",
+                            "--output", str(PROFILE)], stdout=subprocess.DEVNULL)
+    time.sleep(0.3)  # attached before the drain gets going
+    return spy
+
+
 def measure_hub(hub: HubProcess, expect_messages: int, expect_records: int) -> HubDrain:
     """Start the hub on a backlog of ``expect_messages`` waiting in its persistent session;
     poll /metrics until all are counted and ``expect_records`` stored."""
     hub.start()
     assert hub.ps is not None
+    spy = profiler(hub.ps.pid)
     hub.ps.cpu_percent(None)
     samples: list[tuple[float, int, float]] = []
     deadline = time.monotonic() + DRAIN_TIMEOUT
@@ -364,6 +380,9 @@ def measure_hub(hub: HubProcess, expect_messages: int, expect_records: int) -> H
         raise RuntimeError(f"the hub counted {msgs}/{expect_messages} messages, stored "
                            f"{records}/{expect_records} records")
     cpu = hub.ps.cpu_percent(None)
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its profile on Ctrl-C
+        spy.wait(30)
     t_end, _n, cpu_end = samples[-1]
     # the clock starts at the first sample that saw messages counted (start-up excluded)
     start = next((t, n, c) for t, n, c in samples if n > 0)
@@ -698,12 +717,16 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="a short run (about 2 minutes)")
     ap.add_argument("--only", choices=["throughput", "fleet"], help="run one part only")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
+    ap.add_argument("--profile", type=Path, metavar="FILE",
+                    help="py-spy profile of the hub's drain (b), collapsed stacks by thread")
     ap.add_argument("--no-postgres", action="store_true",
                     help="leave out the PostgreSQL runs ((b2)-(b4) and (c)'s PostgreSQL "
                          "1- and 2-worker rows)")
     ap.add_argument("--inflight", type=int, default=BROKER_INFLIGHT,
                     help="the broker's max_inflight_messages (default %(default)s)")
     args = ap.parse_args()
+    global PROFILE  # noqa: PLW0603 - a run-wide setting
+    PROFILE = args.profile
     plan = dataclasses.replace(QUICK if args.quick else FULL,
                                broker=broker_config(args.inflight))
     print(f"bench/ingest.py on {platform.node()}: {os.cpu_count()} CPUs, Python "

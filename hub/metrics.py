@@ -25,7 +25,8 @@ COUNTERS = {
     "acks_sent": "ack messages published to CACs",
     "store_commits": "store transactions committed",
     "store_errors": "batches the store failed to write (not acknowledged, retried by CACs)",
-    "messages_dropped": "QoS 0 messages dropped because ingest was too far behind",
+    "messages_dropped": "QoS 0 messages dropped because ingest was too far behind (none "
+                        "since ingest reads only what it stores: a backlog waits in the broker)",
     "mqtt_connects": "successful connections to the broker",
     "mqtt_disconnects": "losses of the broker connection",
 }

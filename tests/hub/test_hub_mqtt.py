@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import queue
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import paho.mqtt.client as paho
 import pytest
 from helpers import MosquittoBroker
 
 from hub import daemon
+from hub import mqtt as hub_mqtt
 from hub.daemon import Hub
 from tests.hub.apitoken import auth, make_token
 from tests.hub.factories import CAC, OTHER, health, hub_config, session, status, usage
 from tests.hub.fakecac import FakeCac, hub_status
-from wire.topics import FROM_CAC, Kind
+from wire.topics import FROM_CAC, Kind, cac_topic
 
 CONNECT_TIMEOUT = 10.0
 
@@ -327,3 +330,35 @@ async def test_broker_down_at_start_and_restarted(
         assert m["cac_hub_mqtt_connects_total"] == 2 and m["cac_hub_mqtt_disconnects_total"] == 1
     finally:
         await hub.stop()
+
+
+async def test_a_publish_from_another_thread_goes_out_at_once(
+        mosquitto: MosquittoBroker, start_hub: HubFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ingest thread runs paho's loop: a command published by the HTTP side (another
+    thread) must wake it, not wait for its idle timeout (made 60 s here)."""
+    monkeypatch.setattr(hub_mqtt, "IDLE_SECONDS", 60.0)
+    hub = await start_hub(mosquitto, flush_seconds=3600)
+    got: queue.Queue[bytes] = queue.Queue()
+    sub = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="test-cmd-listener")
+    sub.on_message = lambda c, u, m: got.put(bytes(m.payload))
+    sub.connect(mosquitto.host, mosquitto.port)
+    sub.loop_start()
+    agent = await asyncio.to_thread(cac, mosquitto)
+    try:
+        subscribed = sub.subscribe(cac_topic(CAC, Kind.CMD), qos=1)
+        assert subscribed[0] == paho.MQTT_ERR_SUCCESS
+        # the hub is idle in select() now; then a usage message, acked as usual
+        agent.publish(Kind.USAGE, usage(session(1)))
+        assert await asyncio.to_thread(agent.wait_ack, 1) == [1]
+        await asyncio.sleep(1.0)  # the subscription is in place; the hub idles again
+        for n in range(3):
+            await asyncio.to_thread(hub.link.publish, cac_topic(CAC, Kind.CMD),
+                                    f"command {n}".encode())
+            # well within the 60 s the worker would otherwise sleep
+            assert await asyncio.to_thread(got.get, True, 5.0) == f"command {n}".encode()
+        assert hub.link.connected
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+        await asyncio.to_thread(agent.close)
