@@ -347,14 +347,15 @@ class HubDrain:
 PROFILE: Path | None = None  # --profile
 
 
-def profiler(pid: int) -> subprocess.Popen[bytes] | None:
+def profiler(pid: int, name: str) -> subprocess.Popen[bytes] | None:
     """With ``--profile FILE``: py-spy (``pip install py-spy``) sampling the hub by thread,
-    collapsed stacks to FILE (flamegraph.pl or speedscope read it)."""
+    collapsed stacks to FILE.<name> (hub-ab: SQLite, hub-pg: PostgreSQL; flamegraph.pl or
+    speedscope read them)."""
     if PROFILE is None:
         return None
     spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
                             str(pid), "--threads", "--rate", "250", "--format", "raw",
-                            "--output", str(PROFILE)], stdout=subprocess.DEVNULL)
+                            "--output", f"{PROFILE}.{name}"], stdout=subprocess.DEVNULL)
     time.sleep(0.3)  # attached before the drain gets going
     return spy
 
@@ -364,7 +365,7 @@ def measure_hub(hub: HubProcess, expect_messages: int, expect_records: int) -> H
     poll /metrics until all are counted and ``expect_records`` stored."""
     hub.start()
     assert hub.ps is not None
-    spy = profiler(hub.ps.pid)
+    spy = profiler(hub.ps.pid, hub.workdir.name)
     hub.ps.cpu_percent(None)
     samples: list[tuple[float, int, float]] = []
     deadline = time.monotonic() + DRAIN_TIMEOUT
