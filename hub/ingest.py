@@ -113,15 +113,13 @@ class Ingest:
         conflicts: dict[str, int] = {}
         stored = duplicates = 0
         try:
-            with self.store.transaction():
-                # in cac_id order: workers sharing a store lock watermark rows in one order
-                for cac_id, records in sorted(usage, key=lambda u: u[0]):
-                    result = self.store.store_usage(cac_id, records, now)
-                    watermarks[cac_id] = result.watermark
-                    stored += result.stored
-                    duplicates += result.duplicates
-                    if result.conflicts:
-                        conflicts[cac_id] = conflicts.get(cac_id, 0) + result.conflicts
+            # one transaction, the CACs in cac_id order (see store_usage_many)
+            for cac_id, result in self.store.store_usage_many(usage, now):
+                watermarks[cac_id] = result.watermark
+                stored += result.stored
+                duplicates += result.duplicates
+                if result.conflicts:
+                    conflicts[cac_id] = conflicts.get(cac_id, 0) + result.conflicts
         except StoreError as exc:
             self.counters.add("store_errors")
             log.error("usage from %d CAC(s) not stored, not acknowledged: %s",  # noqa: TRY400

@@ -15,8 +15,10 @@ Exact under concurrent writers (several workers, several connections):
   one that takes the lock second sees the first one's committed rows and its own, so the
   last to commit always advances over everything stored. READ COMMITTED is enough: each
   statement sees what committed before it.
-- ``Ingest`` stores a batch's CACs in cac_id order, so two workers lock watermark rows in
-  the same order and do not deadlock.
+- ``store_usage_many`` takes a whole ingest batch (every CAC in it) in five statements,
+  not four per CAC (PostgreSQL ingest was bound by those round trips), and locks the
+  watermark rows in cac_id order, so two workers lock them in the same order and do not
+  deadlock.
 
 The tables the rest of the hub keeps through a connection of its own (``db``: users, API
 tokens, alarms, commands, health history, audit; hub/schema.py) are in PostgreSQL too
@@ -173,13 +175,54 @@ ON CONFLICT (cac_id) DO UPDATE SET
 
 _INSERT_RECORDS = """
 INSERT INTO records (id, cac_id, seq, type, at, json, received_at)
-SELECT r.id, %s, r.seq, r.type, r.at, r.json, %s
-FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[])
-     WITH ORDINALITY AS r(id, seq, type, at, json, n)
+SELECT r.id, r.cac_id, r.seq, r.type, r.at, r.json, %s
+FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[])
+     WITH ORDINALITY AS r(cac_id, id, seq, type, at, json, n)
 ORDER BY r.n
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
+
+_INSERT_CACS = """
+INSERT INTO cacs (cac_id, first_seen)
+SELECT u.cac_id, %s FROM unnest(%s::text[]) WITH ORDINALITY AS u(cac_id, n) ORDER BY u.n
+ON CONFLICT (cac_id) DO NOTHING
+"""
+
+# in the order given (cac_id order, as Python sorts it: the same in every worker)
+_LOCK_WATERMARKS = """
+INSERT INTO watermarks (cac_id, acked_seq)
+SELECT u.cac_id, 0 FROM unnest(%s::text[]) WITH ORDINALITY AS u(cac_id, n) ORDER BY u.n
+ON CONFLICT (cac_id) DO UPDATE SET acked_seq = watermarks.acked_seq
+RETURNING cac_id, acked_seq
+"""
+
+_SEQS_ABOVE = """
+SELECT r.cac_id, r.seq FROM unnest(%s::text[], %s::bigint[]) AS w(cac_id, wm)
+JOIN records r ON r.cac_id = w.cac_id AND r.seq > w.wm
+ORDER BY r.cac_id, r.seq
+"""
+
+_ADVANCE_WATERMARKS = """
+UPDATE watermarks SET acked_seq = v.seq
+FROM unnest(%s::text[], %s::bigint[]) AS v(cac_id, seq)
+WHERE watermarks.cac_id = v.cac_id
+"""
+
+
+def _advance(wm: int, seqs_above: Sequence[int]) -> tuple[int, int]:
+    """(new watermark, seqs passed over that two ids share), as ``Store._advance``: the
+    stored seqs above ``wm`` in order, walked while contiguous."""
+    repeated = 0
+    start = wm
+    for seq in seqs_above:
+        if seq == wm and seq > start:
+            repeated += 1
+        elif seq == wm + 1:
+            wm = seq
+        else:
+            break
+    return wm, repeated
 
 
 def redact(url: str) -> str:
@@ -303,62 +346,64 @@ class PgStore:
     def store_usage(self, cac_id: str, records: Sequence[Record],
                     received_at: float) -> UsageResult:
         """Store one batch from ``cac_id``; the watermark as it is once this commits."""
+        [(_, result)] = self.store_usage_many([(cac_id, records)], received_at)
+        return result
+
+    def store_usage_many(self, usage: Sequence[tuple[str, Sequence[Record]]],
+                         received_at: float) -> list[tuple[str, UsageResult]]:
+        """The batches of several CACs (a CAC may come more than once: its batches are
+        joined, in order) in one transaction and five statements whatever their number:
+        the records, the watermark rows locked in cac_id order, the ids already known, the
+        seqs above the watermarks, the watermarks advanced. One result per CAC."""
+        merged: dict[str, list[Record]] = {}
+        for cac_id, records in usage:
+            merged.setdefault(cac_id, []).extend(records)
+        cacs = sorted(merged)
+        if not cacs:
+            return []
+        rows = [(c, r) for c in cacs for r in merged[c]]
         with self.transaction() as conn:
-            if cac_id not in self._known_cacs:
-                conn.execute("INSERT INTO cacs (cac_id, first_seen) VALUES (%s, %s) "
-                             "ON CONFLICT (cac_id) DO NOTHING", (cac_id, received_at))
+            new = [c for c in cacs if c not in self._known_cacs]
+            if new:
+                conn.execute(_INSERT_CACS, (received_at, new))
                 if self._tx.cacs is not None:
-                    self._tx.cacs.add(cac_id)
-            ids = [r.id for r in records]
-            inserted = {row[0] for row in conn.execute(_INSERT_RECORDS, (
-                cac_id, received_at, ids, [r.seq for r in records],
-                [_record_type(r) for r in records], [r.at for r in records],
-                [_json_encoder.encode(r).decode() for r in records]))}
-            # the row lock is taken after the inserts (see the module docstring): the upsert
-            # locks the row, new or not, and returns its latest committed value
-            wm = int(conn.execute(
-                "INSERT INTO watermarks (cac_id, acked_seq) VALUES (%s, 0) "
-                "ON CONFLICT (cac_id) DO UPDATE SET acked_seq = watermarks.acked_seq "
-                "RETURNING acked_seq", (cac_id,)).fetchone()[0])  # type: ignore[index]
-            stored = duplicates = conflicts = 0
-            others = [r for r in records if r.id not in inserted]
+                    self._tx.cacs.update(new)
+            inserted: set[str] = set()
+            if rows:
+                inserted = {row[0] for row in conn.execute(_INSERT_RECORDS, (
+                    received_at, [c for c, _ in rows], [r.id for _, r in rows],
+                    [r.seq for _, r in rows], [_record_type(r) for _, r in rows],
+                    [r.at for _, r in rows],
+                    [_json_encoder.encode(r).decode() for _, r in rows]))}
+            # the row locks are taken after the inserts (see the module docstring): the
+            # upsert locks each row, new or not, and returns its latest committed value
+            wms = {str(c): int(w) for c, w in conn.execute(_LOCK_WATERMARKS, (cacs,))}
+            others = [r.id for _, r in rows if r.id not in inserted]
             known: dict[str, tuple[str, int]] = {}
             if others:
-                known = {i: (c, int(s)) for i, c, s in conn.execute(
-                    "SELECT id, cac_id, seq FROM records WHERE id = ANY(%s)",
-                    ([r.id for r in others],))}
-            for rec in records:
+                known = {i: (c, int(q)) for i, c, q in conn.execute(
+                    "SELECT id, cac_id, seq FROM records WHERE id = ANY(%s)", (others,))}
+            counts = {c: [0, 0, 0] for c in cacs}  # stored, duplicates, conflicts
+            for cac_id, rec in rows:
+                n = counts[cac_id]
                 if rec.id in inserted and rec.id not in known:
                     known[rec.id] = (cac_id, rec.seq)  # a repeat in this batch: a duplicate
-                    stored += 1
-                    if rec.seq <= wm:  # a new id for a seq already stored
-                        conflicts += 1
+                    n[0] += 1
+                    if rec.seq <= wms[cac_id]:  # a new id for a seq already stored
+                        n[2] += 1
                 elif known.get(rec.id) == (cac_id, rec.seq):
-                    duplicates += 1
+                    n[1] += 1
                 else:
-                    conflicts += 1
-            new_wm, repeated = self._advance(conn, cac_id, wm)
-            if new_wm != wm:
-                conn.execute("UPDATE watermarks SET acked_seq = %s WHERE cac_id = %s",
-                             (new_wm, cac_id))
-        return UsageResult(new_wm, stored, duplicates, conflicts + repeated)
-
-    @staticmethod
-    def _advance(conn: psycopg.Connection[Any], cac_id: str, wm: int) -> tuple[int, int]:
-        """(new watermark, seqs passed over that two ids share), as ``Store._advance``."""
-        repeated = 0
-        start = wm
-        with conn.cursor() as cur:
-            cur.execute("SELECT seq FROM records WHERE cac_id = %s AND seq > %s ORDER BY seq",
-                        (cac_id, wm))
-            for (seq,) in cur:
-                if seq == wm and seq > start:
-                    repeated += 1
-                elif seq == wm + 1:
-                    wm = seq
-                else:
-                    break
-        return wm, repeated
+                    n[2] += 1
+            above: dict[str, list[int]] = {c: [] for c in cacs}
+            for c, q in conn.execute(_SEQS_ABOVE, (cacs, [wms[c] for c in cacs])):
+                above[str(c)].append(int(q))
+            advanced = {c: _advance(wms[c], above[c]) for c in cacs}
+            moved = [c for c in cacs if advanced[c][0] != wms[c]]
+            if moved:
+                conn.execute(_ADVANCE_WATERMARKS, (moved, [advanced[c][0] for c in moved]))
+        return [(c, UsageResult(advanced[c][0], counts[c][0], counts[c][1],
+                                counts[c][2] + advanced[c][1])) for c in cacs]
 
     def watermark(self, cac_id: str) -> int:
         rows = self._query("SELECT acked_seq FROM watermarks WHERE cac_id = %s", (cac_id,))

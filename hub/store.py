@@ -123,6 +123,8 @@ class UsageStore(Protocol):
     def transaction(self) -> contextlib.AbstractContextManager[Any]: ...
     def store_usage(self, cac_id: str, records: Sequence[Record],
                     received_at: float) -> UsageResult: ...
+    def store_usage_many(self, usage: Sequence[tuple[str, Sequence[Record]]],
+                         received_at: float) -> list[tuple[str, UsageResult]]: ...
     def watermark(self, cac_id: str) -> int: ...
     def watermarks(self) -> dict[str, int]: ...
     def records(self, cac_id: str, after_seq: int = 0) -> list[dict[str, Any]]: ...
@@ -289,6 +291,14 @@ class Store:
             self._depth = 0
 
     # ------------------------------------------------------------------ usage
+
+    def store_usage_many(self, usage: Sequence[tuple[str, Sequence[Record]]],
+                         received_at: float) -> list[tuple[str, UsageResult]]:
+        """Several CACs' batches in one transaction, in cac_id order (as workers sharing a
+        store lock watermark rows); a CAC's last result holds its watermark."""
+        with self.transaction():
+            return [(cac_id, self.store_usage(cac_id, records, received_at))
+                    for cac_id, records in sorted(usage, key=lambda u: u[0])]
 
     def store_usage(self, cac_id: str, records: Sequence[Record],
                     received_at: float) -> UsageResult:

@@ -223,7 +223,8 @@ def test_the_store_is_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(data / "hub.sqlite3").st_mode) == 0o600
 
 
-def test_concurrent_writers_store_each_record_once(opener: Opener) -> None:
+@pytest.mark.parametrize("many", [False, True], ids=["per-cac", "store_usage_many"])
+def test_concurrent_writers_store_each_record_once(opener: Opener, many: bool) -> None:
     """Two workers ingest overlapping batches of two CACs at the same time, on their own
     connections: every record is stored once and each watermark ends at the top seq."""
     n = 400
@@ -240,10 +241,13 @@ def test_concurrent_writers_store_each_record_once(opener: Opener) -> None:
             seqs = range(1, n + 1, 5) if i == 0 else range(n - 9, 0, -5)
             for lo in seqs:
                 batch = list(range(lo, min(lo + 10, n + 1)))
-                with s.transaction():  # as Ingest.handle_batch: both CACs in one transaction
-                    for cac in (CAC, OTHER):
-                        results[i].append(s.store_usage(
-                            cac, [session(q, cac) for q in batch], 1.0))
+                usage = [(cac, [session(q, cac) for q in batch]) for cac in (OTHER, CAC)]
+                if many:  # as Ingest.handle_batch
+                    results[i].extend(r for _, r in s.store_usage_many(usage, 1.0))
+                    continue
+                with s.transaction():  # both CACs in one transaction, in cac_id order
+                    for cac, recs in sorted(usage):
+                        results[i].append(s.store_usage(cac, recs, 1.0))
         except BaseException as exc:
             errors.append(exc)
 
@@ -402,3 +406,50 @@ def test_postgres_restart_while_running(tmp_path: Path) -> None:
             s.close()
     finally:
         server.destroy()
+
+
+# a message: (cac index, [(seq, id variant)]); variant 0 is the record's own id, 1 another
+# new id for that seq, 2 an id shared by every CAC (stored once, a conflict elsewhere)
+_MESSAGES = st.lists(st.tuples(st.integers(0, 2),
+                               st.lists(st.tuples(st.integers(1, 12), st.integers(0, 2)),
+                                        max_size=6)),
+                     max_size=8)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_MESSAGES, min_size=1, max_size=5))
+def test_a_whole_batch_at_once_equals_its_cacs_one_by_one(
+        store: UsageStore, batches: list[list[tuple[int, list[tuple[int, int]]]]]) -> None:
+    """store_usage_many (PostgreSQL: five statements for the whole batch) leaves the store
+    and answers as store_usage called for each message in cac_id order: the same
+    watermarks, the same rows, the same stored / duplicate / conflict counts per CAC."""
+    runs = {}
+    for how in ("many", "one"):
+        ns = f"{how}-{uuid.uuid4().hex[:10]}"  # one store for all examples: names of its own
+        cacs = [f"{ns}-cac{i}" for i in range(3)]
+
+        def rec(cac: str, seq: int, variant: int, ns: str = ns) -> Any:
+            id_ = (None, f"{cac}-alt-{seq}", f"{ns}-shared-{seq}")[variant]
+            return session(seq, cac, id_=id_)
+
+        totals: dict[int, list[int]] = {i: [0, 0, 0] for i in range(3)}
+        last: dict[int, int] = {}
+        for batch in batches:
+            usage = [(cacs[i], [rec(cacs[i], q, v) for q, v in recs]) for i, recs in batch]
+            if how == "many":
+                results = store.store_usage_many(usage, 1.0)
+            else:
+                with store.transaction():
+                    results = [(c, store.store_usage(c, r, 1.0))
+                               for c, r in sorted(usage, key=lambda u: u[0])]
+            for c, r in results:
+                i = cacs.index(c)
+                last[i] = r.watermark
+                totals[i][0] += r.stored
+                totals[i][1] += r.duplicates
+                totals[i][2] += r.conflicts
+        stored = {i: [(x["seq"], x["id"].replace(ns, "")) for x in store.records(cacs[i])]
+                  for i in range(3)}
+        runs[how] = (last, totals, stored, {i: store.watermark(cacs[i]) for i in range(3)})
+    assert runs["many"] == runs["one"]
