@@ -169,7 +169,7 @@ class TwoWorkers:
     real agent (`add-cac`), workers w1 and w2 (`add-hub-worker --store-url`) on the
     provisioned broker, a viewer token; every process ended by its PID in ``close``."""
 
-    def __init__(self, tmp_path: Path, pg_url: str) -> None:
+    def __init__(self, tmp_path: Path, pg_url: str, *, keepalive: int | None = None) -> None:
         self.tmp, self.pg_url = tmp_path, pg_url
         self.root = root = tmp_path / "hub"
         init_hub(root)
@@ -179,6 +179,11 @@ class TwoWorkers:
             provision("add-hub-worker", "--dir", root, "--name", w, "--store-url", pg_url,
                       "--http-port", str(free_port()))
             assert read_toml(root / f"{w}.toml")["store"] == {"url": pg_url}
+            if keepalive is not None:  # the worker's [mqtt] keepalive (default 30 s)
+                toml = root / f"{w}.toml"
+                toml.write_text(toml.read_text().replace("[mqtt]\n",
+                                                         f"[mqtt]\nkeepalive = {keepalive}\n"))
+                assert read_toml(toml)["mqtt"]["keepalive"] == keepalive
         self.ports = {w: read_toml(root / f"{w}.toml")["http"]["port"] for w in ("w1", "w2")}
         self.token = add_token_cli(root / "w1.toml", "probe", "viewer")  # one store: both
         self.broker = ProvisionedBroker(root)
@@ -385,5 +390,70 @@ def test_postgresql_restarted_under_two_workers(tmp_path: Path) -> None:
         for w in tw.procs:
             assert tw.procs[w].p.poll() is None, tw.procs[w].text()[-2000:]  # never died
     finally:
+        tw.close()
+        server.destroy()
+
+
+@pytest.mark.slow
+def test_postgresql_frozen_under_two_workers(tmp_path: Path) -> None:
+    """PostgreSQL hangs (every server process SIGSTOPped: connections open, nothing
+    answers) for longer than 1.5 x the workers' MQTT keepalive: each worker's one thread,
+    stuck in a statement, stops answering the broker, which drops it; once PostgreSQL goes
+    on, the workers reconnect by themselves and every record of both CACs ends stored once,
+    no alarm twice, one lease holder, no worker died."""
+    import psutil
+    from pgserver import PgServer
+
+    keepalive = 5  # the least a hub takes; the broker drops a silent client after 1.5 x it
+    server = PgServer.create()
+    tw = TwoWorkers(tmp_path, server.new_database(), keepalive=keepalive)
+    real = tw.real
+    frozen: list[psutil.Process] = []
+    try:
+        tw.up()
+        tw.cac.publish(cac_topic(CAC, Kind.HEALTH), sick_health(disk_percent=99.0))
+        wait_for(lambda: [a for a in alarm_rows(tw.pg_url) if a[:2] == (CAC, "disk")],
+                 "the disk alarm raised before the freeze", 15)
+        connects = {w: tw.metric(w, "cac_hub_mqtt_connects_total") for w in tw.procs}
+        down_sessions = 0
+        for lo in range(1, N + 1, BATCH):
+            tw.batch(lo)
+            for i in range(REAL_PER_BATCH):
+                real.session(f"s{i + 1}")
+            if lo == N // 2 + 1:
+                time.sleep(0.5)
+                assert server.proc is not None
+                postmaster = psutil.Process(server.proc.pid)
+                frozen = [postmaster, *postmaster.children(recursive=True)]
+                for proc in frozen:
+                    proc.suspend()
+                frozen_at = time.monotonic()
+                for _ in range(FROZEN_SESSIONS):  # the counter keeps working meanwhile
+                    real.session("s1")
+                    down_sessions += 1
+                for lo2 in range(lo + BATCH, lo + 4 * BATCH, BATCH):
+                    tw.batch(lo2)  # to workers stuck in PostgreSQL
+                time.sleep(max(0.0, 3 * keepalive - (time.monotonic() - frozen_at)))
+                for proc in frozen:
+                    proc.resume()
+                frozen = []
+                print(f"\nPostgreSQL frozen {time.monotonic() - frozen_at:.1f} s")
+        tw.resend_until_acked(90)
+        resent = tw.real_agent_acknowledged()
+        print(f"the real agent published its unacknowledged records again {resent} time(s)")
+        tw.assert_every_record_once(N // BATCH * REAL_PER_BATCH + down_sessions)
+        alarms = tw.assert_no_alarm_open_twice()
+        assert len([a for a in alarms if a[:2] == (CAC, "disk")]) == 1, alarms
+        wait_for(lambda: len(tw.leaders()) == 1, "one lease holder after the freeze", 30)
+        for w in tw.procs:
+            assert tw.procs[w].p.poll() is None, tw.procs[w].text()[-2000:]  # never died
+            # the broker dropped it while it hung, and it came back by itself
+            after = tw.metric(w, "cac_hub_mqtt_connects_total")
+            assert after is not None and connects[w] is not None and after > connects[w], (
+                w, connects[w], after, tw.procs[w].text()[-2000:])
+            assert tw.metric(w, "cac_hub_mqtt_connected") == 1
+    finally:
+        for proc in frozen:
+            proc.resume()
         tw.close()
         server.destroy()
