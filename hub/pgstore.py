@@ -52,6 +52,7 @@ from hub.store import (
     _decode_or_none,
     _json_encoder,
     _record_type,
+    advance,
     session_view,
 )
 from wire.messages import Health, Record, Status, encode
@@ -208,21 +209,6 @@ UPDATE watermarks SET acked_seq = v.seq
 FROM unnest(%s::text[], %s::bigint[]) AS v(cac_id, seq)
 WHERE watermarks.cac_id = v.cac_id
 """
-
-
-def _advance(wm: int, seqs_above: Sequence[int]) -> tuple[int, int]:
-    """(new watermark, seqs passed over that two ids share), as ``Store._advance``: the
-    stored seqs above ``wm`` in order, walked while contiguous."""
-    repeated = 0
-    start = wm
-    for seq in seqs_above:
-        if seq == wm and seq > start:
-            repeated += 1
-        elif seq == wm + 1:
-            wm = seq
-        else:
-            break
-    return wm, repeated
 
 
 def redact(url: str) -> str:
@@ -398,7 +384,7 @@ class PgStore:
             above: dict[str, list[int]] = {c: [] for c in cacs}
             for c, q in conn.execute(_SEQS_ABOVE, (cacs, [wms[c] for c in cacs])):
                 above[str(c)].append(int(q))
-            advanced = {c: _advance(wms[c], above[c]) for c in cacs}
+            advanced = {c: advance(wms[c], above[c]) for c in cacs}
             moved = [c for c in cacs if advanced[c][0] != wms[c]]
             if moved:
                 conn.execute(_ADVANCE_WATERMARKS, (moved, [advanced[c][0] for c in moved]))

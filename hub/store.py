@@ -106,6 +106,21 @@ class UsageResult:
     conflicts: int = 0  # an id known with another CAC or seq, or a new id reusing a seq
 
 
+def advance(wm: int, seqs_above: Iterable[int]) -> tuple[int, int]:
+    """(new watermark, seqs passed over that two ids share): the stored seqs above ``wm``,
+    in order, walked while contiguous (either engine)."""
+    repeated = 0
+    start = wm
+    for seq in seqs_above:
+        if seq == wm and seq > start:
+            repeated += 1
+        elif seq == wm + 1:
+            wm = seq
+        else:
+            break
+    return wm, repeated
+
+
 class AdminStore(Protocol):
     """Where hub/schema.py's tables live: ``Store`` itself (SQLite) or
     ``hub.pgaux.PgAux`` (PostgreSQL); ``db`` is sqlite3-shaped in both."""
@@ -348,19 +363,10 @@ class Store:
         """
         cur = self._db.execute(
             "SELECT seq FROM records WHERE cac_id = ? AND seq > ? ORDER BY seq", (cac_id, wm))
-        repeated = 0
-        start = wm
         try:
-            for (seq,) in cur:
-                if seq == wm and seq > start:
-                    repeated += 1
-                elif seq == wm + 1:
-                    wm = seq
-                else:
-                    break
+            return advance(wm, (seq for (seq,) in cur))  # read only as far as the walk goes
         finally:
             cur.close()
-        return wm, repeated
 
     def _watermark(self, cac_id: str) -> int:
         row = self._db.execute("SELECT acked_seq FROM watermarks WHERE cac_id = ?",

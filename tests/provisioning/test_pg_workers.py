@@ -16,6 +16,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -335,6 +336,42 @@ def test_kill_the_lease_holder_mid_burst(tmp_path: Path, pg_url: str) -> None:
         tw.close()
 
 
+def burst_across_a_fault(tw: TwoWorkers, begin: Callable[[], None],
+                         end: Callable[[], None]) -> None:
+    """Both workers and the real agent up, the disk alarm raised; half the burst; ``begin()``
+    the fault; while it lasts the real agent closes FROZEN_SESSIONS sessions and three more
+    batches go out; ``end()`` (it waits and checks what it needs) ends it; the rest of the
+    burst. Then, re-sent until acknowledged: every record of both CACs stored once, the real
+    agent's outbox empty, no alarm open twice (the disk alarm raised once), one lease
+    holder, no worker died."""
+    real = tw.real
+    tw.up()
+    tw.cac.publish(cac_topic(CAC, Kind.HEALTH), sick_health(disk_percent=99.0))
+    wait_for(lambda: [a for a in alarm_rows(tw.pg_url) if a[:2] == (CAC, "disk")],
+             "the disk alarm raised before the fault", 15)
+    for lo in range(1, N + 1, BATCH):
+        tw.batch(lo)
+        for i in range(REAL_PER_BATCH):
+            real.session(f"s{i + 1}")
+        if lo == N // 2 + 1:
+            time.sleep(0.5)  # what was sent so far is stored and acknowledged
+            begin()
+            for _ in range(FROZEN_SESSIONS):  # the counter keeps working meanwhile
+                real.session("s1")
+            for lo2 in range(lo + BATCH, lo + 4 * BATCH, BATCH):
+                tw.batch(lo2)  # unstored while the fault lasts: not acknowledged
+            end()
+    tw.resend_until_acked(90)
+    resent = tw.real_agent_acknowledged()
+    print(f"the real agent published its unacknowledged records again {resent} time(s)")
+    tw.assert_every_record_once(N // BATCH * REAL_PER_BATCH + FROZEN_SESSIONS)
+    alarms = tw.assert_no_alarm_open_twice()
+    assert len([a for a in alarms if a[:2] == (CAC, "disk")]) == 1, alarms
+    wait_for(lambda: len(tw.leaders()) == 1, "one lease holder after the fault", 30)
+    for w in tw.procs:
+        assert tw.procs[w].p.poll() is None, tw.procs[w].text()[-2000:]  # never died
+
+
 @pytest.mark.slow
 def test_postgresql_restarted_under_two_workers(tmp_path: Path) -> None:
     """The issue's second fault: PostgreSQL stops in the middle of a burst (both workers and
@@ -345,50 +382,32 @@ def test_postgresql_restarted_under_two_workers(tmp_path: Path) -> None:
 
     server = PgServer.create()
     tw = TwoWorkers(tmp_path, server.new_database())
-    real = tw.real
+    acked: dict[str, int] = {}
+    stopped_at = 0.0
+
+    def begin() -> None:
+        nonlocal stopped_at
+        acked["before"] = max(tw.acks, default=0)
+        server.stop()
+        stopped_at = time.monotonic()
+
+    def end() -> None:
+        try:
+            wait_for(lambda: all((tw.metric(w, "cac_hub_store_errors_total") or 0) > 0
+                                 for w in tw.procs), "both workers failing to store", 20)
+        except AssertionError:
+            raise AssertionError({w: (tw.metric(w, "cac_hub_store_errors_total"),
+                                      p.text()[-2500:])
+                                  for w, p in tw.procs.items()}) from None
+        time.sleep(1.0)
+        acked["while down"] = max(tw.acks, default=0)
+        time.sleep(max(0.0, 5.0 - (time.monotonic() - stopped_at)))
+        server.start()
+        print(f"\nPostgreSQL down {time.monotonic() - stopped_at:.1f} s")
+
     try:
-        tw.up()
-        tw.cac.publish(cac_topic(CAC, Kind.HEALTH), sick_health(disk_percent=99.0))
-        wait_for(lambda: [a for a in alarm_rows(tw.pg_url) if a[:2] == (CAC, "disk")],
-                 "the disk alarm raised before the outage", 15)
-        down_sessions = 0
-        for lo in range(1, N + 1, BATCH):
-            tw.batch(lo)
-            for i in range(REAL_PER_BATCH):
-                real.session(f"s{i + 1}")
-            if lo == N // 2 + 1:
-                time.sleep(0.5)  # what was sent so far is stored and acknowledged
-                acked_before = max(tw.acks, default=0)
-                server.stop()
-                stopped_at = time.monotonic()
-                for _ in range(FROZEN_SESSIONS):  # the counter keeps working meanwhile
-                    real.session("s1")
-                    down_sessions += 1
-                for lo2 in range(lo + BATCH, lo + 4 * BATCH, BATCH):
-                    tw.batch(lo2)  # unstored while down: never acknowledged
-                try:
-                    wait_for(lambda: all((tw.metric(w, "cac_hub_store_errors_total") or 0) > 0
-                                         for w in tw.procs), "both workers failing to store",
-                             20)
-                except AssertionError:
-                    raise AssertionError({w: (tw.metric(w, "cac_hub_store_errors_total"),
-                                              p.text()[-2500:])
-                                          for w, p in tw.procs.items()}) from None
-                time.sleep(1.0)
-                acked_while_down = max(tw.acks, default=0)
-                time.sleep(max(0.0, 5.0 - (time.monotonic() - stopped_at)))
-                server.start()
-                print(f"\nPostgreSQL down {time.monotonic() - stopped_at:.1f} s")
-        tw.resend_until_acked(90)
-        resent = tw.real_agent_acknowledged()
-        print(f"the real agent published its unacknowledged records again {resent} time(s)")
-        assert acked_while_down <= acked_before + BATCH, (acked_before, acked_while_down)
-        tw.assert_every_record_once(N // BATCH * REAL_PER_BATCH + down_sessions)
-        alarms = tw.assert_no_alarm_open_twice()
-        assert len([a for a in alarms if a[:2] == (CAC, "disk")]) == 1, alarms
-        wait_for(lambda: len(tw.leaders()) == 1, "one lease holder after the outage", 30)
-        for w in tw.procs:
-            assert tw.procs[w].p.poll() is None, tw.procs[w].text()[-2000:]  # never died
+        burst_across_a_fault(tw, begin, end)
+        assert acked["while down"] <= acked["before"] + BATCH, acked
     finally:
         tw.close()
         server.destroy()
@@ -407,47 +426,30 @@ def test_postgresql_frozen_under_two_workers(tmp_path: Path) -> None:
     keepalive = 5  # the least a hub takes; the broker drops a silent client after 1.5 x it
     server = PgServer.create()
     tw = TwoWorkers(tmp_path, server.new_database(), keepalive=keepalive)
-    real = tw.real
     frozen: list[psutil.Process] = []
+    connects: dict[str, float | None] = {}
+    frozen_at = 0.0
+
+    def begin() -> None:
+        nonlocal frozen_at
+        connects.update({w: tw.metric(w, "cac_hub_mqtt_connects_total") for w in tw.procs})
+        assert server.proc is not None
+        postmaster = psutil.Process(server.proc.pid)
+        frozen.extend([postmaster, *postmaster.children(recursive=True)])
+        for proc in frozen:
+            proc.suspend()
+        frozen_at = time.monotonic()
+
+    def end() -> None:
+        time.sleep(max(0.0, 3 * keepalive - (time.monotonic() - frozen_at)))
+        for proc in frozen:
+            proc.resume()
+        frozen.clear()
+        print(f"\nPostgreSQL frozen {time.monotonic() - frozen_at:.1f} s")
+
     try:
-        tw.up()
-        tw.cac.publish(cac_topic(CAC, Kind.HEALTH), sick_health(disk_percent=99.0))
-        wait_for(lambda: [a for a in alarm_rows(tw.pg_url) if a[:2] == (CAC, "disk")],
-                 "the disk alarm raised before the freeze", 15)
-        connects = {w: tw.metric(w, "cac_hub_mqtt_connects_total") for w in tw.procs}
-        down_sessions = 0
-        for lo in range(1, N + 1, BATCH):
-            tw.batch(lo)
-            for i in range(REAL_PER_BATCH):
-                real.session(f"s{i + 1}")
-            if lo == N // 2 + 1:
-                time.sleep(0.5)
-                assert server.proc is not None
-                postmaster = psutil.Process(server.proc.pid)
-                frozen = [postmaster, *postmaster.children(recursive=True)]
-                for proc in frozen:
-                    proc.suspend()
-                frozen_at = time.monotonic()
-                for _ in range(FROZEN_SESSIONS):  # the counter keeps working meanwhile
-                    real.session("s1")
-                    down_sessions += 1
-                for lo2 in range(lo + BATCH, lo + 4 * BATCH, BATCH):
-                    tw.batch(lo2)  # to workers stuck in PostgreSQL
-                time.sleep(max(0.0, 3 * keepalive - (time.monotonic() - frozen_at)))
-                for proc in frozen:
-                    proc.resume()
-                frozen = []
-                print(f"\nPostgreSQL frozen {time.monotonic() - frozen_at:.1f} s")
-        tw.resend_until_acked(90)
-        resent = tw.real_agent_acknowledged()
-        print(f"the real agent published its unacknowledged records again {resent} time(s)")
-        tw.assert_every_record_once(N // BATCH * REAL_PER_BATCH + down_sessions)
-        alarms = tw.assert_no_alarm_open_twice()
-        assert len([a for a in alarms if a[:2] == (CAC, "disk")]) == 1, alarms
-        wait_for(lambda: len(tw.leaders()) == 1, "one lease holder after the freeze", 30)
-        for w in tw.procs:
-            assert tw.procs[w].p.poll() is None, tw.procs[w].text()[-2000:]  # never died
-            # the broker dropped it while it hung, and it came back by itself
+        burst_across_a_fault(tw, begin, end)
+        for w in tw.procs:  # the broker dropped it while it hung; it came back by itself
             after = tw.metric(w, "cac_hub_mqtt_connects_total")
             assert after is not None and connects[w] is not None and after > connects[w], (
                 w, connects[w], after, tw.procs[w].text()[-2000:])
